@@ -1,0 +1,209 @@
+// Package config reads and validates cpi.json.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Defaults for keys an operator may leave out.
+const (
+	DefaultHypervisor    = "auto"
+	DefaultStoreDir      = "/var/lib/bosh-libvirt-cpi"
+	DefaultStoragePool   = "bosh"
+	DefaultNetwork       = "default"
+	DefaultRebootTimeout = 60
+	DefaultMachine       = "q35"
+	DefaultHotplugSlots  = 24
+)
+
+// Config is the whole of cpi.json.
+type Config struct {
+	// Hypervisor is "kvm", "qemu" (TCG) or "auto" (kvm when /dev/kvm exists).
+	Hypervisor string `json:"hypervisor"`
+	// URI is the libvirt connection URI; derived from Hypervisor when empty.
+	URI string `json:"uri"`
+	// StoreDir holds files the CPI owns: locks, console logs, agent settings.
+	StoreDir string `json:"store_dir"`
+	// StoragePool is the libvirt pool for stemcells and disks.
+	StoragePool string `json:"storage_pool"`
+	// Network is the libvirt network for BOSH networks that name none.
+	Network string `json:"network"`
+	// RebootTimeout is how many seconds reboot_vm waits for a graceful
+	// shutdown before it resets the domain.
+	RebootTimeout int `json:"reboot_timeout"`
+	// Machine is the QEMU machine type (q35 or pc).
+	Machine string `json:"machine"`
+	// HotplugSlots is how many spare PCIe root ports a q35 domain gets so
+	// persistent disks can be hot-plugged.
+	HotplugSlots int `json:"hotplug_slots"`
+	// Agent is copied into every VM's agent settings.
+	Agent Agent `json:"agent"`
+}
+
+// Agent holds the settings every bosh-agent gets.
+type Agent struct {
+	Mbus      string     `json:"mbus"`
+	NTP       []string   `json:"ntp"`
+	Blobstore *Blobstore `json:"blobstore,omitempty"`
+}
+
+// Blobstore is the agent's blobstore (provider plus provider options).
+type Blobstore struct {
+	Provider string         `json:"provider"`
+	Options  map[string]any `json:"options"`
+}
+
+// Load reads, defaults and validates the file at path.
+func Load(path string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config file '%s': %w", path, err)
+	}
+	cfg, err := Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("config file '%s': %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes cpi.json, fills defaults and validates. Unknown keys are an
+// error so that a typo never silently falls back to a default.
+func Parse(raw []byte) (Config, error) {
+	var cfg Config
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, describeDecodeError(err)
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func describeDecodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Errorf("key '%s': expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		return fmt.Errorf("unknown key %s", strings.TrimPrefix(msg, "json: unknown field "))
+	}
+	return fmt.Errorf("not valid JSON: %w", err)
+}
+
+func (c *Config) applyDefaults() {
+	if c.Hypervisor == "" {
+		c.Hypervisor = DefaultHypervisor
+	}
+	if c.StoreDir == "" {
+		c.StoreDir = DefaultStoreDir
+	}
+	if c.StoragePool == "" {
+		c.StoragePool = DefaultStoragePool
+	}
+	if c.Network == "" {
+		c.Network = DefaultNetwork
+	}
+	if c.RebootTimeout == 0 {
+		c.RebootTimeout = DefaultRebootTimeout
+	}
+	if c.Machine == "" {
+		c.Machine = DefaultMachine
+	}
+	if c.HotplugSlots == 0 {
+		c.HotplugSlots = DefaultHotplugSlots
+	}
+	if c.URI == "" {
+		c.URI = "qemu:///system"
+	}
+}
+
+// Validate names the key and what is wrong with it.
+func (c Config) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	switch c.Hypervisor {
+	case "kvm", "qemu", "auto":
+	default:
+		add("key 'hypervisor': must be one of kvm, qemu, auto; got '%s'", c.Hypervisor)
+	}
+	if u, err := url.Parse(c.URI); err != nil || u.Scheme == "" {
+		add("key 'uri': '%s' is not a libvirt URI such as qemu:///system", c.URI)
+	}
+	if !filepath.IsAbs(c.StoreDir) {
+		add("key 'store_dir': must be an absolute path; got '%s'", c.StoreDir)
+	}
+	if !validLibvirtName(c.StoragePool) {
+		add("key 'storage_pool': '%s' is not a valid libvirt pool name", c.StoragePool)
+	}
+	if !validLibvirtName(c.Network) {
+		add("key 'network': '%s' is not a valid libvirt network name", c.Network)
+	}
+	if c.RebootTimeout < 0 {
+		add("key 'reboot_timeout': must be a positive number of seconds; got %d", c.RebootTimeout)
+	}
+	switch c.Machine {
+	case "q35", "pc":
+	default:
+		add("key 'machine': must be q35 or pc; got '%s'", c.Machine)
+	}
+	if c.HotplugSlots < 0 || c.HotplugSlots > 200 {
+		add("key 'hotplug_slots': must be between 1 and 200; got %d", c.HotplugSlots)
+	}
+	if c.Agent.Mbus == "" {
+		add("key 'agent.mbus': must be set (e.g. https://mbus:PASSWORD@0.0.0.0:6868)")
+	} else if u, err := url.Parse(c.Agent.Mbus); err != nil || u.Scheme == "" {
+		add("key 'agent.mbus': not a URL")
+	}
+	if c.Agent.Blobstore != nil && c.Agent.Blobstore.Provider == "" {
+		add("key 'agent.blobstore.provider': must be set when agent.blobstore is given")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func validLibvirtName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, "/\\\x00 ")
+}
+
+// DomainType is the libvirt domain type for the configured hypervisor:
+// "kvm" when asked for or when /dev/kvm exists under "auto", else "qemu".
+func (c Config) DomainType() string {
+	switch c.Hypervisor {
+	case "kvm":
+		return "kvm"
+	case "qemu":
+		return "qemu"
+	}
+	if _, err := os.Stat("/dev/kvm"); err == nil {
+		return "kvm"
+	}
+	return "qemu"
+}
+
+// LockDir is where cross-process lock files live.
+func (c Config) LockDir() string { return filepath.Join(c.StoreDir, "locks") }
+
+// ConsoleDir is where each VM's serial console is written.
+func (c Config) ConsoleDir() string { return filepath.Join(c.StoreDir, "console") }
+
+// VMDir is where per-VM files (agent settings) live.
+func (c Config) VMDir() string { return filepath.Join(c.StoreDir, "vms") }
+
+// DiskDir is where per-disk files (metadata) live.
+func (c Config) DiskDir() string { return filepath.Join(c.StoreDir, "disks") }
+
+// PoolDir is the directory of the storage pool when the CPI creates it.
+func (c Config) PoolDir() string { return filepath.Join(c.StoreDir, "pool") }

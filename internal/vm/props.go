@@ -1,0 +1,67 @@
+// Package vm holds what a BOSH VM is, independent of the runtime that runs it:
+// its cloud properties, its CID and the spec a backend builds it from.
+package vm
+
+import (
+	"fmt"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cloudprops"
+)
+
+// Defaults when cloud_properties leave a size out.
+const (
+	DefaultCPUs             = 1
+	DefaultMemoryMiB        = 1024
+	DefaultEphemeralDiskMiB = 10240
+)
+
+// Props are the VM cloud_properties we accept.
+type Props struct {
+	CPUs             int `json:"cpus"`
+	MemoryMiB        int `json:"memory"`
+	EphemeralDiskMiB int `json:"ephemeral_disk"`
+}
+
+// rawProps also accepts cpu/ram/disk, the names bosh-deployment's cloud
+// configs (and calculate_vm_cloud_properties' input) use.
+type rawProps struct {
+	CPUs             *int `json:"cpus"`
+	MemoryMiB        *int `json:"memory"`
+	EphemeralDiskMiB *int `json:"ephemeral_disk"`
+	CPU              *int `json:"cpu"`
+	RAM              *int `json:"ram"`
+	Disk             *int `json:"disk"`
+}
+
+// ParseProps decodes and validates VM cloud_properties.
+func ParseProps(src cloudprops.Source) (Props, error) {
+	var raw rawProps
+	if err := cloudprops.Decode(src, &raw, "VM cloud_properties"); err != nil {
+		return Props{}, err
+	}
+	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB}
+	pairs := []struct {
+		name, alias string
+		value, aka  *int
+		target      *int
+	}{
+		{"cpus", "cpu", raw.CPUs, raw.CPU, &props.CPUs},
+		{"memory", "ram", raw.MemoryMiB, raw.RAM, &props.MemoryMiB},
+		{"ephemeral_disk", "disk", raw.EphemeralDiskMiB, raw.Disk, &props.EphemeralDiskMiB},
+	}
+	for _, p := range pairs {
+		if p.value != nil && p.aka != nil && *p.value != *p.aka {
+			return Props{}, fmt.Errorf("VM cloud_properties: '%s' (%d) and '%s' (%d) disagree", p.name, *p.value, p.alias, *p.aka)
+		}
+		switch {
+		case p.value != nil:
+			*p.target = *p.value
+		case p.aka != nil:
+			*p.target = *p.aka
+		}
+		if *p.target <= 0 {
+			return Props{}, fmt.Errorf("VM cloud_properties: '%s' must be a positive number, got %d", p.name, *p.target)
+		}
+	}
+	return props, nil
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Prepares a Debian/Ubuntu host for the CPI and its tests, without systemd:
+#   scripts/host.sh install   apt-get install what is missing (retries once,
+#                             dpkg sometimes stops with "failed to read archive")
+#   scripts/host.sh start     start virtlogd, libvirtd (and dockerd) unless they
+#                             already answer; records what it started
+#   scripts/host.sh stop      stop only what 'start' started
+# State lives in $BOSH_LIBVIRT_CPI_RUN (default /run/bosh-libvirt-cpi-host).
+set -euo pipefail
+
+RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
+PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
+  ca-certificates curl git make)
+
+log() { echo "host.sh: $*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_packages() {
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+install() {
+  local missing
+  missing=$(missing_packages | tr '\n' ' ')
+  if [ -z "${missing// }" ]; then
+    log "all packages present"
+    return 0
+  fi
+  log "installing: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q >/dev/null
+  # shellcheck disable=SC2086
+  as_root apt-get install -y -q --no-install-recommends $missing >/dev/null ||
+    as_root apt-get install -y -q --no-install-recommends $missing >/dev/null
+}
+
+libvirt_answers() { timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; }
+docker_answers() { timeout 10 docker version >/dev/null 2>&1; }
+
+start_daemon() { # name pidfile command...
+  local name=$1 pidfile=$2
+  shift 2
+  log "starting $name"
+  as_root "$@"
+  for _ in $(seq 1 50); do
+    [ -s "$pidfile" ] && break
+    sleep 0.1
+  done
+  [ -s "$pidfile" ] || { log "$name did not write $pidfile"; return 1; }
+  echo "$pidfile" >>"$RUN_DIR/started"
+}
+
+start() {
+  as_root mkdir -p "$RUN_DIR" /var/run/libvirt /var/lib/libvirt/qemu
+  : >"$RUN_DIR/started.tmp"; cat "$RUN_DIR/started" >>"$RUN_DIR/started.tmp" 2>/dev/null || true
+  mv "$RUN_DIR/started.tmp" "$RUN_DIR/started"
+  if ! libvirt_answers; then
+    if ! pgrep -x virtlogd >/dev/null; then
+      start_daemon virtlogd "$RUN_DIR/virtlogd.pid" virtlogd -d -p "$RUN_DIR/virtlogd.pid"
+    fi
+    start_daemon libvirtd "$RUN_DIR/libvirtd.pid" libvirtd -d -p "$RUN_DIR/libvirtd.pid"
+    for _ in $(seq 1 100); do libvirt_answers && break; sleep 0.2; done
+    libvirt_answers || { log "libvirtd does not answer at qemu:///system"; exit 1; }
+  fi
+  if ! docker_answers; then
+    log "starting dockerd"
+    as_root sh -c "dockerd -p '$RUN_DIR/dockerd.pid' >'$RUN_DIR/dockerd.log' 2>&1 &"
+    for _ in $(seq 1 150); do docker_answers && break; sleep 0.2; done
+    docker_answers || { log "dockerd does not answer; see $RUN_DIR/dockerd.log"; exit 1; }
+    echo "$RUN_DIR/dockerd.pid" >>"$RUN_DIR/started"
+  fi
+  log "libvirtd and dockerd answer"
+}
+
+stop() {
+  [ -f "$RUN_DIR/started" ] || return 0
+  local pidfile pid
+  # Stop in reverse order: libvirtd before virtlogd.
+  tac "$RUN_DIR/started" | while read -r pidfile; do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    [ -n "$pid" ] || continue
+    log "stopping pid $pid ($pidfile)"
+    as_root kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  rm -f "$RUN_DIR/started"
+}
+
+case "${1:-}" in
+install) install ;;
+start) start ;;
+stop) stop ;;
+*) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+esac
