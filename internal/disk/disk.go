@@ -92,3 +92,19 @@ type Spec struct {
 
 // Metadata is what set_disk_metadata / snapshot_disk pass, flattened.
 type Metadata map[string]string
+
+// firstPersistentTarget follows the root (vda) and ephemeral (vdb) disks.
+const firstPersistentTarget = 2
+
+// TargetAt is the i-th persistent disk target: vdc, vdd, ..., vdz, vdaa, ...
+func TargetAt(i int) (string, error) {
+	n := i + firstPersistentTarget
+	if i < 0 || n >= 26+26*26 {
+		return "", fmt.Errorf("no device target for persistent disk number %d", i)
+	}
+	if n < 26 {
+		return "vd" + string(rune('a'+n)), nil
+	}
+	n -= 26
+	return "vd" + string(rune('a'+n/26)) + string(rune('a'+n%26)), nil
+}

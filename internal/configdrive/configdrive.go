@@ -1,0 +1,109 @@
+// Package configdrive writes the config drive an OpenStack stemcell's agent
+// reads: an ISO9660 image labelled config-2 with the EC2 and OpenStack
+// layouts of user data and meta data.
+package configdrive
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/kdomanski/iso9660"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+)
+
+// Label is the filesystem label the agent (and cloud-init) look for.
+const Label = "config-2"
+
+// Paths inside the drive. The agent reads the ec2 pair; OpenStack's own
+// layout is written too so other tools find the same data.
+const (
+	EC2UserData       = "ec2/latest/user-data"
+	EC2MetaData       = "ec2/latest/meta-data.json"
+	OpenStackUserData = "openstack/latest/user_data"
+	OpenStackMetaData = "openstack/latest/meta_data.json"
+)
+
+// Build returns the ISO image for the settings and meta data.
+func Build(settings agentsettings.Settings, meta agentsettings.MetaData) ([]byte, error) {
+	userData, err := json.Marshal(settings)
+	if err != nil {
+		return nil, fmt.Errorf("encoding agent settings: %w", err)
+	}
+	metaData, err := json.Marshal(meta)
+	if err != nil {
+		return nil, fmt.Errorf("encoding meta data: %w", err)
+	}
+	return buildISO(map[string][]byte{
+		EC2UserData:       userData,
+		EC2MetaData:       metaData,
+		OpenStackUserData: userData,
+		OpenStackMetaData: metaData,
+	})
+}
+
+func buildISO(files map[string][]byte) ([]byte, error) {
+	// The writer stages files in a private temporary directory (0700) and
+	// Cleanup removes it: the settings hold the mbus password.
+	w, err := iso9660.NewWriter()
+	if err != nil {
+		return nil, fmt.Errorf("creating ISO writer: %w", err)
+	}
+	defer w.Cleanup()
+	for name, data := range files {
+		if err := w.AddFile(bytes.NewReader(data), name); err != nil {
+			return nil, fmt.Errorf("adding %s to the config drive: %w", name, err)
+		}
+	}
+	var out bytes.Buffer
+	if err := w.WriteTo(&out, Label); err != nil {
+		return nil, fmt.Errorf("writing config drive image: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// ReadUserData returns ec2/latest/user-data from an ISO made by Build, for
+// rewriting the settings of stemcells without API v2.
+func ReadUserData(iso []byte) ([]byte, error) {
+	img, err := iso9660.OpenImage(bytes.NewReader(iso))
+	if err != nil {
+		return nil, fmt.Errorf("opening config drive image: %w", err)
+	}
+	root, err := img.RootDir()
+	if err != nil {
+		return nil, fmt.Errorf("reading config drive root: %w", err)
+	}
+	f, err := find(root, "ec2", "latest", "user-data")
+	if err != nil {
+		return nil, err
+	}
+	buf := new(bytes.Buffer)
+	if _, err := buf.ReadFrom(f.Reader()); err != nil {
+		return nil, fmt.Errorf("reading user-data: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func find(dir *iso9660.File, names ...string) (*iso9660.File, error) {
+	current := dir
+	for _, name := range names {
+		children, err := current.GetChildren()
+		if err != nil {
+			return nil, fmt.Errorf("listing config drive: %w", err)
+		}
+		var next *iso9660.File
+		for _, c := range children {
+			if c.Name() == name {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("config drive has no %s: %w", name, os.ErrNotExist)
+		}
+		current = next
+	}
+	return current, nil
+}

@@ -1,0 +1,192 @@
+// Package cpi is the CPI method layer: it validates what the director sends,
+// takes cross-process locks, plans names, MACs, device targets and agent
+// settings, and calls a runtime backend through the interfaces in
+// backend.go. It holds no runtime detail.
+package cpi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
+)
+
+// callTimeout bounds one CPI call; stemcell imports of several GiB over a
+// remote connection are the slowest thing we do.
+const callTimeout = 60 * time.Minute
+
+// StemcellFormats are the stemcell formats this CPI runs.
+var StemcellFormats = []string{"openstack-qcow2", "openstack-raw"}
+
+// Opener connects to the runtime; called at most once per process, and only
+// by methods that need it (info never does).
+type Opener func(ctx context.Context) (Backend, error)
+
+// Factory makes the CPI for one call; it satisfies apiv1.CPIFactory.
+type Factory struct {
+	cfg  config.Config
+	log  *slog.Logger
+	open Opener
+
+	mu      sync.Mutex
+	backend Backend
+}
+
+// NewFactory returns a factory over cfg that opens backends with open.
+func NewFactory(cfg config.Config, log *slog.Logger, open Opener) *Factory {
+	return &Factory{cfg: cfg, log: log, open: open}
+}
+
+// New satisfies apiv1.CPIFactory.
+func (f *Factory) New(callCtx apiv1.CallContext) (apiv1.CPI, error) {
+	version, err := apiv1.NewStemcellAPIVersion(callCtx).Value()
+	if err != nil {
+		version = 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	return &CPI{
+		cfg:                f.cfg,
+		log:                f.log,
+		ctx:                ctx,
+		cancel:             cancel,
+		locks:              lock.NewDir(f.cfg.LockDir()),
+		factory:            f,
+		stemcellAPIVersion: version,
+	}, nil
+}
+
+// Close releases the backend connection, if one was opened.
+func (f *Factory) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.backend == nil {
+		return nil
+	}
+	err := f.backend.Close()
+	f.backend = nil
+	return err
+}
+
+func (f *Factory) backendFor(ctx context.Context) (Backend, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.backend != nil {
+		return f.backend, nil
+	}
+	b, err := f.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.backend = b
+	return b, nil
+}
+
+// CPI implements apiv1.CPI for one call.
+type CPI struct {
+	cfg     config.Config
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	locks   lock.Dir
+	factory *Factory
+	// stemcellAPIVersion comes from the call context; below 2 the agent
+	// has no way to learn disk hints but its settings, so we rewrite them.
+	stemcellAPIVersion int
+}
+
+var _ apiv1.CPI = (*CPI)(nil)
+
+// Info satisfies apiv1.CPI; it needs no connection, so it stays fast.
+func (c *CPI) Info() (apiv1.Info, error) {
+	return apiv1.Info{StemcellFormats: StemcellFormats}, nil
+}
+
+// backend opens the runtime. An unreachable libvirtd is a CloudError whose
+// message says where we tried, never NotImplemented.
+func (c *CPI) backend() (Backend, error) {
+	b, err := c.factory.backendFor(c.ctx)
+	if err != nil {
+		return nil, cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.runtimeName())
+	}
+	return b, nil
+}
+
+func (c *CPI) runtimeName() string { return "libvirt (" + c.cfg.URI + ")" }
+
+// withLocks runs fn holding the named cross-process locks, in order.
+func (c *CPI) withLocks(names []string, fn func() error) error {
+	var unlocks []func()
+	defer func() {
+		for i := len(unlocks) - 1; i >= 0; i-- {
+			unlocks[i]()
+		}
+	}()
+	for _, name := range names {
+		unlock, err := c.locks.Lock(c.ctx, name)
+		if err != nil {
+			return cpierr.New(cpierr.TypeCloudError, err, "locking '%s'", name)
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	return fn()
+}
+
+// flatten turns director metadata (string, number or bool values) into
+// strings for labels and titles.
+func flatten(kvs json.Marshaler) (map[string]string, error) {
+	raw, err := kvs.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case nil:
+			out[k] = ""
+		default:
+			b, _ := json.Marshal(v)
+			out[k] = string(b)
+		}
+	}
+	return out, nil
+}
+
+// asMap decodes a cloudKVs-like value into a generic map.
+func asMap(kvs json.Marshaler) (map[string]any, error) {
+	raw, err := kvs.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{}
+	if string(raw) == "null" {
+		return m, nil
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// removeFile deletes a CPI-owned file; missing is fine.
+func removeFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing '%s': %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package cpi
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// CreateDisk makes a persistent disk of size MiB. The VM CID is a placement
+// hint for multi-host clouds; one libvirt host needs none.
+func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (apiv1.DiskCID, error) {
+	dprops, err := disk.ParseProps(props)
+	if err != nil {
+		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "creating disk")
+	}
+	if size <= 0 {
+		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, nil, "creating disk: size must be positive, got %d MiB", size)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return apiv1.DiskCID{}, err
+	}
+	spec := disk.Spec{CID: disk.NewCID(), SizeMiB: size, Format: dprops.Format}
+	err = c.withLocks([]string{spec.CID}, func() error {
+		return cpierr.Wrap(b.CreateDisk(c.ctx, spec), "creating disk '%s' of %d MiB", spec.CID, size)
+	})
+	if err != nil {
+		return apiv1.DiskCID{}, err
+	}
+	c.log.Info("created disk", "disk_cid", spec.CID, "size_mib", size, "format", spec.Format)
+	return apiv1.NewDiskCID(spec.CID), nil
+}
+
+// DeleteDisk removes a detached disk; an attached one is refused untouched.
+func (c *CPI) DeleteDisk(cid apiv1.DiskCID) error {
+	return c.onDisk(cid, "deleting", func(b Backend, id string) error {
+		err := b.DeleteDisk(c.ctx, id)
+		if errors.Is(err, cpierr.ErrInUse) {
+			return cpierr.New(cpierr.TypeCloudError, err, "disk '%s' is attached; detach it before deleting", id)
+		}
+		return err
+	})
+}
+
+// HasDisk answers false for anything that is not a disk of ours.
+func (c *CPI) HasDisk(cid apiv1.DiskCID) (bool, error) {
+	id := cid.AsString()
+	if !disk.ValidCID(id) {
+		return false, nil
+	}
+	b, err := c.backend()
+	if err != nil {
+		return false, err
+	}
+	found, err := b.HasDisk(c.ctx, id)
+	if err != nil {
+		return false, cpierr.Wrap(err, "looking up disk '%s'", id)
+	}
+	return found, nil
+}
+
+// AttachDisk is attach_disk for API v1 (no hint returned).
+func (c *CPI) AttachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
+	_, err := c.AttachDiskV2(vmCID, diskCID)
+	return err
+}
+
+// AttachDiskV2 attaches the disk (hot-plugged when the VM runs, persisted in
+// its definition) and returns the hint the agent resolves: the virtio
+// serial as id, the device path as fallback.
+func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.DiskHint, error) {
+	vmID, diskID := vmCID.AsString(), diskCID.AsString()
+	if !vm.ValidCID(vmID) {
+		return apiv1.DiskHint{}, cpierr.VMNotFound(vmID)
+	}
+	if !disk.ValidCID(diskID) {
+		return apiv1.DiskHint{}, cpierr.DiskNotFound(diskID)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return apiv1.DiskHint{}, err
+	}
+	var hint disk.Hint
+	start := time.Now()
+	err = c.withLocks([]string{vmID, diskID}, func() error {
+		target, err := b.AttachDisk(c.ctx, vmID, diskID)
+		if err != nil {
+			return c.diskOnVMError(b, vmID, err, "attaching disk '%s' to VM '%s'", diskID, vmID)
+		}
+		hint = disk.HintFor(disk.Serial(diskID), target)
+		return c.rewriteSettings(b, vmID, func(s *agentsettings.Settings) { s.Disks.Persistent[diskID] = hint })
+	})
+	if err != nil {
+		return apiv1.DiskHint{}, cpierr.Wrap(err, "attaching disk '%s' to VM '%s'", diskID, vmID)
+	}
+	c.log.Info("attached disk", "vm_cid", vmID, "disk_cid", diskID, "path", hint.Path, "seconds", time.Since(start).Seconds())
+	return apiv1.NewDiskHintFromMap(map[string]any{"id": hint.ID, "path": hint.Path}), nil
+}
+
+// DetachDisk hot-unplugs the disk and removes it from the definition.
+func (c *CPI) DetachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
+	vmID, diskID := vmCID.AsString(), diskCID.AsString()
+	if !vm.ValidCID(vmID) {
+		return cpierr.VMNotFound(vmID)
+	}
+	if !disk.ValidCID(diskID) {
+		return cpierr.DiskNotFound(diskID)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{vmID, diskID}, func() error {
+		if err := b.DetachDisk(c.ctx, vmID, diskID); err != nil {
+			return c.diskOnVMError(b, vmID, err, "detaching disk '%s' from VM '%s'", diskID, vmID)
+		}
+		err := c.rewriteSettings(b, vmID, func(s *agentsettings.Settings) { delete(s.Disks.Persistent, diskID) })
+		return cpierr.Wrap(err, "updating settings of VM '%s'", vmID)
+	})
+}
+
+// diskOnVMError maps backend sentinels of a disk operation on a VM; for
+// not-found it asks the backend which of the two is missing.
+func (c *CPI) diskOnVMError(b Backend, vmID string, err error, format string, args ...any) error {
+	switch {
+	case errors.Is(err, cpierr.ErrNotAttached):
+		return cpierr.New(cpierr.TypeDiskNotAttached, err, format, args...)
+	case errors.Is(err, cpierr.ErrNotFound):
+		if found, herr := b.HasVM(c.ctx, vmID); herr == nil && !found {
+			return cpierr.New(cpierr.TypeVMNotFound, err, format, args...)
+		}
+		return cpierr.New(cpierr.TypeDiskNotFound, err, format, args...)
+	}
+	return cpierr.Wrap(err, format, args...)
+}
+
+// GetDisks lists exactly the persistent disks attached to the VM.
+func (c *CPI) GetDisks(cid apiv1.VMCID) ([]apiv1.DiskCID, error) {
+	id := cid.AsString()
+	if !vm.ValidCID(id) {
+		return nil, cpierr.VMNotFound(id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := b.AttachedDisks(c.ctx, id)
+	if errors.Is(err, cpierr.ErrNotFound) {
+		return nil, cpierr.New(cpierr.TypeVMNotFound, err, "listing disks of VM '%s'", id)
+	}
+	if err != nil {
+		return nil, cpierr.Wrap(err, "listing disks of VM '%s'", id)
+	}
+	out := make([]apiv1.DiskCID, 0, len(ids))
+	for _, d := range ids {
+		out = append(out, apiv1.NewDiskCID(d))
+	}
+	return out, nil
+}
+
+// ResizeDisk grows a detached disk in place. When that cannot be done the
+// answer is NotSupported, and the director creates a new disk and copies.
+func (c *CPI) ResizeDisk(cid apiv1.DiskCID, size int) error {
+	return c.onDisk(cid, "resizing", func(b Backend, id string) error {
+		if size <= 0 {
+			return cpierr.New(cpierr.TypeCloudError, nil, "new size must be positive, got %d MiB", size)
+		}
+		return b.ResizeDisk(c.ctx, id, size)
+	})
+}
+
+// UpdateDisk is update_disk: the size can change in place; a change of
+// cloud_properties (the format) cannot, so the director is told to copy.
+func (c *CPI) UpdateDisk(cid apiv1.DiskCID, size int, props apiv1.DiskCloudProps) (apiv1.DiskCID, error) {
+	if _, err := disk.ParseProps(props); err != nil {
+		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "updating disk '%s'", cid.AsString())
+	}
+	var format struct {
+		Format disk.Format `json:"format"`
+	}
+	_ = props.As(&format)
+	if format.Format == disk.FormatRaw {
+		return apiv1.DiskCID{}, cpierr.NotSupported("updating disk '%s': changing the format needs a new disk", cid.AsString())
+	}
+	if err := c.ResizeDisk(cid, size); err != nil {
+		return apiv1.DiskCID{}, err
+	}
+	return cid, nil
+}
+
+// SetDiskMetadata keeps the director's metadata with the disk.
+func (c *CPI) SetDiskMetadata(cid apiv1.DiskCID, meta apiv1.DiskMeta) error {
+	flat, err := flatten(meta)
+	if err != nil {
+		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for disk '%s'", cid.AsString())
+	}
+	return c.onDisk(cid, "setting metadata of", func(b Backend, id string) error {
+		return b.SetDiskMetadata(c.ctx, id, disk.Metadata(flat))
+	})
+}
+
+// onDisk runs fn on an existing disk under its lock, mapping not-found.
+func (c *CPI) onDisk(cid apiv1.DiskCID, doing string, fn func(Backend, string) error) error {
+	id := cid.AsString()
+	if !disk.ValidCID(id) {
+		return cpierr.DiskNotFound(id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{id}, func() error {
+		err := fn(b, id)
+		if errors.Is(err, cpierr.ErrNotFound) {
+			return cpierr.New(cpierr.TypeDiskNotFound, err, "%s disk '%s'", doing, id)
+		}
+		return cpierr.Wrap(err, "%s disk '%s'", doing, id)
+	})
+}
+
+// SnapshotDisk makes a restorable point-in-time copy of the disk.
+func (c *CPI) SnapshotDisk(cid apiv1.DiskCID, meta apiv1.DiskMeta) (apiv1.SnapshotCID, error) {
+	flat, err := flatten(meta)
+	if err != nil {
+		return apiv1.SnapshotCID{}, cpierr.New(cpierr.TypeCloudError, err, "decoding snapshot metadata for disk '%s'", cid.AsString())
+	}
+	snapID := disk.NewSnapshotCID()
+	err = c.onDisk(cid, "snapshotting", func(b Backend, id string) error {
+		return b.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat))
+	})
+	if err != nil {
+		return apiv1.SnapshotCID{}, err
+	}
+	c.log.Info("snapshotted disk", "disk_cid", cid.AsString(), "snapshot_cid", snapID)
+	return apiv1.NewSnapshotCID(snapID), nil
+}
+
+// DeleteSnapshot removes a snapshot; a foreign or unknown CID touches nothing.
+func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
+	id := cid.AsString()
+	if !disk.ValidSnapshotCID(id) {
+		return cpierr.New(cpierr.TypeCloudError, nil, "snapshot '%s' not found: not a snapshot CID of this CPI", id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{id}, func() error {
+		return cpierr.Wrap(b.DeleteSnapshot(c.ctx, id), "deleting snapshot '%s'", id)
+	})
+}

@@ -1,0 +1,315 @@
+package cpi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// CreateVM is create_vm for API v1: the VM CID alone.
+func (c *CPI) CreateVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props apiv1.VMCloudProps,
+	networks apiv1.Networks, diskCIDs []apiv1.DiskCID, env apiv1.VMEnv) (apiv1.VMCID, error) {
+	cid, _, err := c.CreateVMV2(agentID, stemcellCID, props, networks, diskCIDs, env)
+	return cid, err
+}
+
+// CreateVMV2 creates and starts a VM whose config drive carries the full
+// agent settings. A failure leaves nothing behind and answers
+// VMCreationFailed; ok_to_retry is set when the cause may pass.
+func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props apiv1.VMCloudProps,
+	networks apiv1.Networks, diskCIDs []apiv1.DiskCID, env apiv1.VMEnv) (apiv1.VMCID, apiv1.Networks, error) {
+	start := time.Now()
+	spec, settings, err := c.planVM(agentID, stemcellCID, props, networks, diskCIDs, env)
+	if err != nil {
+		return apiv1.VMCID{}, nil, cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM for agent '%s'", agentID.AsString())
+	}
+	log := c.log.With("vm_cid", spec.CID, "agent_id", spec.AgentID)
+	b, err := c.backend()
+	if err != nil {
+		return apiv1.VMCID{}, nil, cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM '%s'", spec.CID).Retryable()
+	}
+	var diskLocks []string
+	for _, d := range spec.Disks {
+		diskLocks = append(diskLocks, d.DiskCID)
+	}
+	err = c.withLocks(append([]string{spec.CID}, diskLocks...), func() error {
+		if err := c.saveSettingsIfNeeded(spec.CID, settings); err != nil {
+			return err
+		}
+		if err := b.CreateVM(c.ctx, spec); err != nil {
+			_ = removeFile(c.settingsPath(spec.CID))
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		failure := cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM '%s' from stemcell '%s'", spec.CID, spec.StemcellCID)
+		if retryable(err) {
+			failure.Retryable()
+		}
+		return apiv1.VMCID{}, nil, failure
+	}
+	log.Info("created VM", "seconds", time.Since(start).Seconds(), "nics", len(spec.NICs), "persistent_disks", len(spec.Disks))
+	return apiv1.NewVMCID(spec.CID), networks, nil
+}
+
+// retryable tells whether a failed creation may succeed when tried again:
+// not when an input is wrong or missing, nor when the pool is full.
+func retryable(err error) bool {
+	return !errors.Is(err, cpierr.ErrNotFound) && !errors.Is(err, cpierr.ErrNoSpace) &&
+		!errors.Is(err, cpierr.ErrInUse) && !errors.Is(err, cpierr.ErrNotSupported)
+}
+
+// planVM decides everything about the VM before anything is created, so
+// that a bad input fails without side effects.
+func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props apiv1.VMCloudProps,
+	networks apiv1.Networks, diskCIDs []apiv1.DiskCID, env apiv1.VMEnv) (vm.Spec, agentsettings.Settings, error) {
+	vmProps, err := vm.ParseProps(props)
+	if err != nil {
+		return vm.Spec{}, agentsettings.Settings{}, err
+	}
+	if !stemcell.ValidCID(stemcellCID.AsString()) {
+		return vm.Spec{}, agentsettings.Settings{}, fmt.Errorf("stemcell '%s' is not a stemcell CID of this CPI", stemcellCID.AsString())
+	}
+	envMap, err := asMap(env)
+	if err != nil {
+		return vm.Spec{}, agentsettings.Settings{}, fmt.Errorf("decoding env: %w", err)
+	}
+	spec := vm.Spec{CID: vm.NewCID(), AgentID: agentID.AsString(), StemcellCID: stemcellCID.AsString(), Props: vmProps}
+	settings := agentsettings.New(spec.AgentID, spec.CID, c.cfg.Agent, envMap)
+	settings.Disks.System = "/dev/" + vm.RootTarget
+	ephemeral := disk.HintFor(disk.Serial(spec.CID+"-ephemeral"), vm.EphemeralTarget)
+	settings.Disks.Ephemeral = &ephemeral
+
+	if spec.NICs, err = c.planNICs(networks, &settings); err != nil {
+		return vm.Spec{}, agentsettings.Settings{}, err
+	}
+	if spec.Disks, err = planDisks(diskCIDs, &settings); err != nil {
+		return vm.Spec{}, agentsettings.Settings{}, err
+	}
+	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, nil)); err != nil {
+		return vm.Spec{}, agentsettings.Settings{}, err
+	}
+	return spec, settings, nil
+}
+
+// planNICs gives each BOSH network a NIC with a fresh MAC, in name order so
+// that the first NIC is stable across calls.
+func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings) ([]vm.NIC, error) {
+	if len(networks) == 0 {
+		return nil, errors.New("no networks given: a BOSH VM needs at least one")
+	}
+	names := make([]string, 0, len(networks))
+	for name := range networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var nics []vm.NIC
+	for _, name := range names {
+		net := networks[name]
+		nprops, err := network.ParseProps(net.CloudProps(), name)
+		if err != nil {
+			return nil, err
+		}
+		if nprops.Name == "" {
+			nprops.Name = c.cfg.Network
+		}
+		mac, err := network.NewMAC()
+		if err != nil {
+			return nil, err
+		}
+		marshaler, ok := net.(json.Marshaler)
+		if !ok {
+			return nil, fmt.Errorf("network '%s' cannot be encoded", name)
+		}
+		agentNet, err := agentsettings.NetworkFrom(marshaler, net.IsDynamic(), mac)
+		if err != nil {
+			return nil, fmt.Errorf("network '%s': %w", name, err)
+		}
+		if !net.IsDynamic() && net.IP() == "" {
+			return nil, fmt.Errorf("network '%s' is of type %s but has no IP", name, net.Type())
+		}
+		settings.Networks[name] = agentNet
+		nics = append(nics, vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic()})
+	}
+	return nics, nil
+}
+
+// planDisks places persistent disks named at creation after the ephemeral
+// disk and records their hints in the settings.
+func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
+	var planned []vm.AttachedDisk
+	for i, d := range diskCIDs {
+		id := d.AsString()
+		if !disk.ValidCID(id) {
+			return nil, fmt.Errorf("disk '%s' is not a disk CID of this CPI", id)
+		}
+		target, err := disk.TargetAt(i)
+		if err != nil {
+			return nil, err
+		}
+		planned = append(planned, vm.AttachedDisk{DiskCID: id, Target: target})
+		settings.Disks.Persistent[id] = disk.HintFor(disk.Serial(id), target)
+	}
+	return planned, nil
+}
+
+// DeleteVM removes the VM and what belongs to it alone; a VM that is gone
+// (or was never ours) answers VMNotFound, which the director takes as done.
+func (c *CPI) DeleteVM(cid apiv1.VMCID) error {
+	id := cid.AsString()
+	if !vm.ValidCID(id) {
+		return cpierr.VMNotFound(id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{id}, func() error {
+		err := b.DeleteVM(c.ctx, id)
+		if errors.Is(err, cpierr.ErrNotFound) {
+			_ = removeFile(c.settingsPath(id))
+			return cpierr.VMNotFound(id)
+		}
+		if err != nil {
+			return cpierr.Wrap(err, "deleting VM '%s'", id)
+		}
+		return removeFile(c.settingsPath(id))
+	})
+}
+
+// HasVM answers false for anything that is not a VM of ours.
+func (c *CPI) HasVM(cid apiv1.VMCID) (bool, error) {
+	id := cid.AsString()
+	if !vm.ValidCID(id) {
+		return false, nil
+	}
+	b, err := c.backend()
+	if err != nil {
+		return false, err
+	}
+	found, err := b.HasVM(c.ctx, id)
+	if err != nil {
+		return false, cpierr.Wrap(err, "looking up VM '%s'", id)
+	}
+	return found, nil
+}
+
+// RebootVM shuts the VM down gracefully (forced after the configured
+// timeout) and starts it again.
+func (c *CPI) RebootVM(cid apiv1.VMCID) error {
+	return c.onVM(cid, "rebooting", func(b Backend, id string) error { return b.RebootVM(c.ctx, id) })
+}
+
+// SetVMMetadata keeps the director's metadata with the VM.
+func (c *CPI) SetVMMetadata(cid apiv1.VMCID, meta apiv1.VMMeta) error {
+	flat, err := flatten(meta)
+	if err != nil {
+		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for VM '%s'", cid.AsString())
+	}
+	return c.onVM(cid, "setting metadata of", func(b Backend, id string) error {
+		return b.SetVMMetadata(c.ctx, id, vm.Metadata(flat))
+	})
+}
+
+// onVM runs fn on an existing VM under its lock, mapping not-found.
+func (c *CPI) onVM(cid apiv1.VMCID, doing string, fn func(Backend, string) error) error {
+	id := cid.AsString()
+	if !vm.ValidCID(id) {
+		return cpierr.VMNotFound(id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{id}, func() error {
+		err := fn(b, id)
+		if errors.Is(err, cpierr.ErrNotFound) {
+			return cpierr.New(cpierr.TypeVMNotFound, err, "%s VM '%s'", doing, id)
+		}
+		return cpierr.Wrap(err, "%s VM '%s'", doing, id)
+	})
+}
+
+// CalculateVMCloudProperties maps the director's resource request to our
+// cloud_properties.
+func (c *CPI) CalculateVMCloudProperties(res apiv1.VMResources) (apiv1.VMCloudProps, error) {
+	if res.CPU <= 0 || res.RAM <= 0 || res.EphemeralDiskSize < 0 {
+		return nil, cpierr.New(cpierr.TypeCloudError, nil,
+			"vm_resources need cpu > 0 and ram > 0 (got cpu %d, ram %d, ephemeral_disk_size %d)", res.CPU, res.RAM, res.EphemeralDiskSize)
+	}
+	ephemeral := res.EphemeralDiskSize
+	if ephemeral == 0 {
+		ephemeral = vm.DefaultEphemeralDiskMiB
+	}
+	return apiv1.NewVMCloudPropsFromMap(map[string]any{
+		"cpus":           res.CPU,
+		"memory":         res.RAM,
+		"ephemeral_disk": ephemeral,
+	}), nil
+}
+
+// settingsPath is where the settings of a VM whose stemcell predates API v2
+// are kept, to be rewritten on attach and detach.
+func (c *CPI) settingsPath(vmCID string) string {
+	return filepath.Join(c.cfg.VMDir(), vmCID+".json")
+}
+
+func (c *CPI) needsSettingsRewrite() bool { return c.stemcellAPIVersion < 2 }
+
+func (c *CPI) saveSettingsIfNeeded(vmCID string, settings agentsettings.Settings) error {
+	if !c.needsSettingsRewrite() {
+		return nil
+	}
+	raw, err := json.Marshal(settings)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.cfg.VMDir(), 0o700); err != nil {
+		return fmt.Errorf("creating '%s': %w", c.cfg.VMDir(), err)
+	}
+	// The settings hold the mbus password: readable by us alone.
+	return os.WriteFile(c.settingsPath(vmCID), raw, 0o600)
+}
+
+// rewriteSettings applies change to a stemcell-API-v1 VM's settings and
+// replaces its config drive.
+func (c *CPI) rewriteSettings(b Backend, vmCID string, change func(*agentsettings.Settings)) error {
+	if !c.needsSettingsRewrite() {
+		return nil
+	}
+	raw, err := os.ReadFile(c.settingsPath(vmCID))
+	if err != nil {
+		return fmt.Errorf("reading saved settings of VM '%s': %w", vmCID, err)
+	}
+	var settings agentsettings.Settings
+	if err := json.Unmarshal(raw, &settings); err != nil {
+		return fmt.Errorf("decoding saved settings of VM '%s': %w", vmCID, err)
+	}
+	if settings.Disks.Persistent == nil {
+		settings.Disks.Persistent = map[string]disk.Hint{}
+	}
+	change(&settings)
+	iso, err := configdrive.Build(settings, agentsettings.NewMetaData(vmCID, nil))
+	if err != nil {
+		return err
+	}
+	if err := b.ReplaceConfigDrive(c.ctx, vmCID, iso); err != nil {
+		return err
+	}
+	return c.saveSettingsIfNeeded(vmCID, settings)
+}

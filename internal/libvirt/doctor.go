@@ -1,0 +1,175 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
+)
+
+// Probe is the libvirt side of `cpi doctor`.
+func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
+	conn, err := connect(ctx, cfg.URI)
+	if err != nil {
+		return []doctor.Finding{{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)}}
+	}
+	defer conn.Disconnect()
+	findings := []doctor.Finding{checkVersion(conn, cfg.URI), checkDomainType(conn, cfg)}
+	pool, poolFinding := checkPool(conn, cfg)
+	findings = append(findings, poolFinding, checkNetwork(conn, cfg.Network))
+	if isLocal(cfg.URI) {
+		findings = append(findings, checkQEMUAccess(conn, pool, cfg)...)
+	}
+	return findings
+}
+
+func connectFix(uri string) string {
+	fixes := []string{
+		"start the daemons: sudo virtlogd -d && sudo libvirtd -d  (or: sudo systemctl start libvirtd)",
+	}
+	if isLocal(uri) {
+		fixes = append(fixes,
+			"check the socket: ls -l /var/run/libvirt/libvirt-sock (the CPI's user must be root or in group 'libvirt': sudo usermod -aG libvirt $USER)",
+			"qemu:///session is a per-user daemon; BOSH VMs on a bridge or NAT network need qemu:///system")
+	} else {
+		fixes = append(fixes, "check that libvirtd listens on the network (libvirtd --listen, or the libvirtd-tcp.socket unit) and that the port is open")
+	}
+	return strings.Join(fixes, "\n")
+}
+
+func isLocal(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && u.Host == "" && !strings.Contains(u.Scheme, "+tcp") && !strings.Contains(u.Scheme, "+tls") && !strings.Contains(u.Scheme, "+ssh")
+}
+
+func checkVersion(conn *golibvirt.Libvirt, uri string) doctor.Finding {
+	v, err := conn.ConnectGetLibVersion()
+	if err != nil {
+		return doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: fmt.Sprintf("connected to %s but it does not answer: %v", uri, err), Fix: "restart libvirtd"}
+	}
+	return doctor.Finding{Check: "libvirtd", Status: doctor.OK, Detail: fmt.Sprintf("reachable at %s (libvirt %d.%d.%d)", uri, v/1000000, v/1000%1000, v%1000)}
+}
+
+func checkDomainType(conn *golibvirt.Libvirt, cfg config.Config) doctor.Finding {
+	const check = "hypervisor"
+	raw, err := conn.ConnectGetCapabilities()
+	if err != nil {
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("reading capabilities: %v", err), Fix: "sudo apt-get install qemu-system-x86"}
+	}
+	var caps libvirtxml.Caps
+	if err := caps.Unmarshal(raw); err != nil {
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("parsing capabilities: %v", err)}
+	}
+	want := cfg.DomainType()
+	for _, guest := range caps.Guests {
+		if guest.OSType != "hvm" || guest.Arch.Name != "x86_64" {
+			continue
+		}
+		for _, d := range guest.Arch.Domains {
+			if d.Type == want {
+				return doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("x86_64 guests of type '%s' (%s)", want, guest.Arch.Emulator)}
+			}
+		}
+	}
+	fix := "sudo apt-get install qemu-system-x86, then restart libvirtd"
+	if want == "kvm" {
+		fix = "load KVM (sudo modprobe kvm_intel or kvm_amd) and restart libvirtd, or set \"hypervisor\": \"qemu\""
+	}
+	return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("libvirt offers no x86_64 hvm guests of type '%s'", want), Fix: fix}
+}
+
+func checkPool(conn *golibvirt.Libvirt, cfg config.Config) (*libvirtxml.StoragePool, doctor.Finding) {
+	const check = "storage_pool"
+	pool, err := conn.StoragePoolLookupByName(cfg.StoragePool)
+	if err != nil {
+		if !isCode(err, golibvirt.ErrNoStoragePool) {
+			return nil, doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("looking up '%s': %v", cfg.StoragePool, err)}
+		}
+		return nil, doctor.Finding{Check: check, Status: doctor.OK,
+			Detail: fmt.Sprintf("'%s' does not exist yet; the CPI creates it as a directory pool at %s on first use", cfg.StoragePool, cfg.PoolDir())}
+	}
+	raw, err := conn.StoragePoolGetXMLDesc(pool, 0)
+	var doc libvirtxml.StoragePool
+	if err == nil {
+		err = doc.Unmarshal(raw)
+	}
+	if err != nil {
+		return nil, doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("reading '%s': %v", cfg.StoragePool, err)}
+	}
+	active, _ := conn.StoragePoolIsActive(pool)
+	if active != 1 {
+		return &doc, doctor.Finding{Check: check, Status: doctor.Warn, Detail: fmt.Sprintf("'%s' exists but is inactive; the CPI starts it on first use", cfg.StoragePool),
+			Fix: fmt.Sprintf("virsh -c %s pool-start %s && virsh -c %s pool-autostart %s", cfg.URI, cfg.StoragePool, cfg.URI, cfg.StoragePool)}
+	}
+	return &doc, doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("'%s' (%s) is active", cfg.StoragePool, doc.Type)}
+}
+
+func checkNetwork(conn *golibvirt.Libvirt, name string) doctor.Finding {
+	const check = "network"
+	net, err := conn.NetworkLookupByName(name)
+	if err != nil {
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("libvirt network '%s' does not exist", name),
+			Fix: fmt.Sprintf("define it (virsh net-define FILE.xml; Debian ships /usr/share/libvirt/networks/default.xml), then virsh net-start %s && virsh net-autostart %s,\nor set \"network\" in cpi.json to one of: virsh net-list --all", name, name)}
+	}
+	active, _ := conn.NetworkIsActive(net)
+	if active != 1 {
+		return doctor.Finding{Check: check, Status: doctor.Warn, Detail: fmt.Sprintf("'%s' exists but is inactive; the CPI starts it when a VM needs it", name),
+			Fix: fmt.Sprintf("virsh net-start %s && virsh net-autostart %s", name, name)}
+	}
+	return doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("'%s' is active", name)}
+}
+
+// checkQEMUAccess looks for the permission and AppArmor traps that keep
+// QEMU (running as its own user) from opening the pool's files.
+func checkQEMUAccess(conn *golibvirt.Libvirt, pool *libvirtxml.StoragePool, cfg config.Config) []doctor.Finding {
+	const check = "qemu_file_access"
+	dir := cfg.PoolDir()
+	if pool != nil && pool.Target != nil && pool.Target.Path != "" {
+		dir = pool.Target.Path
+	}
+	var findings []doctor.Finding
+	probeDir := existingAncestor(dir)
+	if blocked := doctor.BlockedDirs(probeDir); len(blocked) > 0 {
+		findings = append(findings, doctor.Finding{Check: check, Status: doctor.Fail,
+			Detail: fmt.Sprintf("QEMU runs as its own user and cannot enter %s on the way to the pool %s", strings.Join(blocked, ", "), dir),
+			Fix:    "sudo chmod o+x " + strings.Join(blocked, " ") + "\n(or set \"store_dir\" under /var/lib, which QEMU can reach)"})
+	} else {
+		findings = append(findings, doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("every directory on the way to %s is enterable by QEMU's user", dir)})
+	}
+	if apparmorEnabled() && !strings.HasPrefix(dir, "/var/lib/libvirt/") {
+		findings = append(findings, doctor.Finding{Check: "apparmor", Status: doctor.Warn,
+			Detail: fmt.Sprintf("AppArmor is on and the pool %s is outside /var/lib/libvirt: libvirt's virt-aa-helper labels each disk, but backing files and console logs elsewhere can be refused", dir),
+			Fix:    fmt.Sprintf("echo '  \"%s/**\" rwk,' | sudo tee -a /etc/apparmor.d/local/abstractions/libvirt-qemu && sudo systemctl reload apparmor\n(watch for 'apparmor=\"DENIED\"' in dmesg when a VM fails to start)", strings.TrimSuffix(cfg.StoreDir, "/"))})
+	}
+	return findings
+}
+
+func existingAncestor(path string) string {
+	for path != "/" {
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+		path = parentDir(path)
+	}
+	return path
+}
+
+func parentDir(path string) string {
+	i := strings.LastIndex(strings.TrimSuffix(path, "/"), "/")
+	if i <= 0 {
+		return "/"
+	}
+	return path[:i]
+}
+
+func apparmorEnabled() bool {
+	raw, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
+	return err == nil && strings.TrimSpace(string(raw)) == "Y"
+}

@@ -1,0 +1,115 @@
+package lock
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestLockExcludesOtherHolders(t *testing.T) {
+	dir := NewDir(t.TempDir())
+	var inside, maxInside atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			unlock, err := dir.Lock(context.Background(), "vm-1")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n := inside.Add(1)
+			for {
+				m := maxInside.Load()
+				if n <= m || maxInside.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+			inside.Add(-1)
+			unlock()
+		}()
+	}
+	wg.Wait()
+	if got := maxInside.Load(); got != 1 {
+		t.Fatalf("at most one holder expected inside the lock, saw %d", got)
+	}
+}
+
+func TestLockHonoursContext(t *testing.T) {
+	dir := NewDir(t.TempDir())
+	unlock, err := dir.Lock(context.Background(), "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if _, err := dir.Lock(ctx, "held"); err == nil {
+		t.Fatal("second Lock on a held name succeeded; want a context error")
+	}
+}
+
+func TestLockRejectsUnsafeNames(t *testing.T) {
+	dir := NewDir(t.TempDir())
+	for _, name := range []string{"", "../etc", "a/b", ".hidden"} {
+		if _, err := dir.Lock(context.Background(), name); err == nil {
+			t.Errorf("Lock(%q) succeeded; want an error", name)
+		}
+	}
+}
+
+// TestLockExcludesOtherProcesses runs helpers in child processes: flock must
+// serialize them, which is the property CPI calls depend on.
+func TestLockExcludesOtherProcesses(t *testing.T) {
+	if os.Getenv("LOCK_CHILD_DIR") != "" {
+		childHoldLock()
+		return
+	}
+	dir := t.TempDir()
+	counter := filepath.Join(dir, "counter")
+	if err := os.WriteFile(counter, []byte("0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []*exec.Cmd
+	for i := 0; i < 6; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=TestLockExcludesOtherProcesses")
+		cmd.Env = append(os.Environ(), "LOCK_CHILD_DIR="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child failed: %v", err)
+		}
+	}
+	raw, _ := os.ReadFile(counter)
+	if string(raw) != "6" {
+		t.Fatalf("counter = %s after 6 locked read-modify-writes; want 6 (lost updates mean no exclusion)", raw)
+	}
+}
+
+// childHoldLock does an unprotected-looking read-modify-write on a counter
+// file; only the lock keeps updates from being lost.
+func childHoldLock() {
+	dir := os.Getenv("LOCK_CHILD_DIR")
+	unlock, err := NewDir(filepath.Join(dir, "locks")).Lock(context.Background(), "counter")
+	if err != nil {
+		os.Exit(3)
+	}
+	defer unlock()
+	file := filepath.Join(dir, "counter")
+	raw, _ := os.ReadFile(file)
+	n, _ := strconv.Atoi(string(raw))
+	time.Sleep(20 * time.Millisecond)
+	_ = os.WriteFile(file, []byte(strconv.Itoa(n+1)), 0o600)
+}

@@ -1,0 +1,138 @@
+package stemcell
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// rootImageName is the disk image inside an OpenStack stemcell's image tgz.
+const rootImageName = "root.img"
+
+// qcow2 header fields (all big endian), from QEMU's docs/interop/qcow2.txt.
+const (
+	qcow2Magic             = "QFI\xfb"
+	qcow2BackingOffsetAt   = 8
+	qcow2VirtualSizeAt     = 24
+	qcow2MinimumHeaderSize = 72
+)
+
+// Open finds root.img in the image tarball at imagePath and returns it as a
+// stream with its format and sizes. It reads only the tar headers it must
+// skip and the qcow2 header: nothing is unpacked to disk.
+func Open(imagePath string) (*Image, error) {
+	f, err := os.Open(imagePath)
+	if err != nil {
+		return nil, fmt.Errorf("opening stemcell image '%s': %w", imagePath, err)
+	}
+	img, err := openFrom(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("reading stemcell image '%s': %w", imagePath, err)
+	}
+	img.closer = f
+	return img, nil
+}
+
+func openFrom(r io.Reader) (*Image, error) {
+	buffered := bufio.NewReaderSize(r, 1<<20)
+	archive, err := decompressed(buffered)
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(archive)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("no %s in the image tarball (is this an OpenStack/KVM stemcell?)", rootImageName)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the image tarball: %w", err)
+		}
+		if path.Clean(hdr.Name) == rootImageName && hdr.Typeflag == tar.TypeReg {
+			return describe(tr, hdr.Size)
+		}
+	}
+}
+
+// decompressed accepts a gzipped or a plain tar.
+func decompressed(r *bufio.Reader) (io.Reader, error) {
+	magic, err := r.Peek(2)
+	if err != nil {
+		return nil, fmt.Errorf("image is empty or unreadable: %w", err)
+	}
+	if magic[0] != 0x1f || magic[1] != 0x8b {
+		return r, nil
+	}
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("opening gzip stream: %w", err)
+	}
+	return gz, nil
+}
+
+// describe peeks at the start of root.img to tell qcow2 from raw.
+func describe(r io.Reader, size int64) (*Image, error) {
+	buffered := bufio.NewReaderSize(r, 1<<20)
+	head, err := buffered.Peek(qcow2MinimumHeaderSize)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading %s header: %w", rootImageName, err)
+	}
+	img := &Image{Size: size, Reader: io.LimitReader(buffered, size)}
+	if !bytes.HasPrefix(head, []byte(qcow2Magic)) {
+		img.Format = FormatRaw
+		img.VirtualSize = uint64(size)
+		return img, nil
+	}
+	if len(head) < qcow2MinimumHeaderSize {
+		return nil, fmt.Errorf("%s: qcow2 header is truncated", rootImageName)
+	}
+	// A backing file in a stemcell would make QEMU open a path of the
+	// image's choosing on the host: refuse it.
+	if binary.BigEndian.Uint64(head[qcow2BackingOffsetAt:]) != 0 {
+		return nil, fmt.Errorf("%s: qcow2 image names a backing file; stemcells must be standalone", rootImageName)
+	}
+	img.Format = FormatQcow2
+	img.VirtualSize = binary.BigEndian.Uint64(head[qcow2VirtualSizeAt:])
+	if img.VirtualSize == 0 {
+		return nil, fmt.Errorf("%s: qcow2 image has a virtual size of 0", rootImageName)
+	}
+	return img, nil
+}
+
+// Props are the stemcell.MF cloud_properties this runtime reads. Other keys
+// (name, version, os_type, ...) are descriptive and accepted as they are.
+type Props struct {
+	Infrastructure string `json:"infrastructure"`
+	Hypervisor     string `json:"hypervisor"`
+	DiskFormat     string `json:"disk_format"`
+	Architecture   string `json:"architecture"`
+}
+
+// Check tells whether a stemcell with these properties can run on QEMU.
+func (p Props) Check() error {
+	switch p.DiskFormat {
+	case "", "qcow2", "raw":
+	default:
+		return fmt.Errorf("stemcell disk_format '%s' is not supported: use an OpenStack/KVM stemcell (openstack-qcow2 or openstack-raw)", p.DiskFormat)
+	}
+	switch p.Infrastructure {
+	case "", "openstack", "libvirt", "qemu", "kvm":
+	default:
+		return fmt.Errorf("stemcell infrastructure '%s' is not supported: use an OpenStack/KVM stemcell", p.Infrastructure)
+	}
+	switch p.Architecture {
+	case "", "x86_64", "amd64":
+	default:
+		return fmt.Errorf("stemcell architecture '%s' is not supported on this host: only x86_64", p.Architecture)
+	}
+	return nil
+}
