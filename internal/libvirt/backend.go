@@ -1,0 +1,198 @@
+// Package libvirt is the runtime backend that runs BOSH VMs as libvirt
+// domains (QEMU/KVM today). It is the only package that speaks to libvirt:
+// RPC through go-libvirt, XML through libvirtxml.
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
+)
+
+// MetadataNS marks libvirt objects this CPI created. A domain without our
+// element in its <metadata> is never touched, whatever its name.
+const (
+	MetadataNS     = "https://github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/vm/1"
+	MetadataPrefix = "boshcpi"
+)
+
+// dialTimeout bounds how long an unreachable libvirtd can stall a call.
+const dialTimeout = 10 * time.Second
+
+// Backend is one connection to libvirtd for the duration of one CPI call.
+type Backend struct {
+	conn   *golibvirt.Libvirt
+	cfg    config.Config
+	log    *slog.Logger
+	locks  lock.Dir
+	pool   *golibvirt.StoragePool
+	domain string // libvirt domain type: "kvm" or "qemu"
+}
+
+// Open connects to the libvirtd named by cfg.URI.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, error) {
+	conn, err := connect(ctx, cfg.URI)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		conn:   conn,
+		cfg:    cfg,
+		log:    log,
+		locks:  lock.NewDir(cfg.LockDir()),
+		domain: cfg.DomainType(),
+	}, nil
+}
+
+// connect dials uri (qemu:///system, qemu+unix:///system?socket=...,
+// qemu+tcp://host/system, qemu+tls://..., qemu+ssh://...).
+func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, error) {
+	parsed, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("parsing libvirt URI '%s': %w", uri, err)
+	}
+	type result struct {
+		conn *golibvirt.Libvirt
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, err := golibvirt.ConnectToURI(parsed)
+		done <- result{conn, err}
+	}()
+	timer := time.NewTimer(dialTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("connecting to libvirt at '%s' (is libvirtd running and its socket readable?): %w: %w", uri, r.err, cpierr.ErrUnreachable)
+		}
+		return r.conn, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("connecting to libvirt at '%s': no answer within %s: %w", uri, dialTimeout, cpierr.ErrUnreachable)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("connecting to libvirt at '%s': %w", uri, ctx.Err())
+	}
+}
+
+// Close ends the connection.
+func (b *Backend) Close() error {
+	if b.conn == nil {
+		return nil
+	}
+	return b.conn.Disconnect()
+}
+
+// Conn exposes the connection to sibling code in this package's tests.
+func (b *Backend) Conn() *golibvirt.Libvirt { return b.conn }
+
+// storagePool returns the configured pool, creating it as a directory pool
+// under store_dir when it does not exist and starting it when inactive.
+// Parallel calls race here on a fresh host, so creation is under a lock.
+func (b *Backend) storagePool(ctx context.Context) (golibvirt.StoragePool, error) {
+	if b.pool != nil {
+		return *b.pool, nil
+	}
+	name := b.cfg.StoragePool
+	pool, err := b.conn.StoragePoolLookupByName(name)
+	if err == nil {
+		if err := b.ensurePoolActive(pool); err != nil {
+			return golibvirt.StoragePool{}, err
+		}
+		b.pool = &pool
+		return pool, nil
+	}
+	if !isCode(err, golibvirt.ErrNoStoragePool) {
+		return golibvirt.StoragePool{}, fmt.Errorf("looking up storage pool '%s': %w", name, err)
+	}
+	unlock, err := b.locks.Lock(ctx, "pool")
+	if err != nil {
+		return golibvirt.StoragePool{}, err
+	}
+	defer unlock()
+	if pool, err = b.conn.StoragePoolLookupByName(name); err != nil {
+		if pool, err = b.definePool(name); err != nil {
+			return golibvirt.StoragePool{}, err
+		}
+	}
+	if err := b.ensurePoolActive(pool); err != nil {
+		return golibvirt.StoragePool{}, err
+	}
+	b.pool = &pool
+	return pool, nil
+}
+
+func (b *Backend) definePool(name string) (golibvirt.StoragePool, error) {
+	dir := b.cfg.PoolDir()
+	// QEMU runs as its own user: the pool directory must be traversable.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return golibvirt.StoragePool{}, fmt.Errorf("creating directory '%s' for storage pool '%s': %w", dir, name, err)
+	}
+	doc := libvirtxml.StoragePool{
+		Type:   "dir",
+		Name:   name,
+		Target: &libvirtxml.StoragePoolTarget{Path: dir},
+	}
+	xml, err := doc.Marshal()
+	if err != nil {
+		return golibvirt.StoragePool{}, fmt.Errorf("building XML for storage pool '%s': %w", name, err)
+	}
+	pool, err := b.conn.StoragePoolDefineXML(xml, 0)
+	if err != nil {
+		return golibvirt.StoragePool{}, fmt.Errorf("defining storage pool '%s' at '%s': %w", name, dir, err)
+	}
+	if err := b.conn.StoragePoolSetAutostart(pool, 1); err != nil {
+		b.log.Warn("could not mark storage pool autostart", "pool", name, "error", err)
+	}
+	b.log.Info("created storage pool", "pool", name, "path", dir)
+	return pool, nil
+}
+
+func (b *Backend) ensurePoolActive(pool golibvirt.StoragePool) error {
+	active, err := b.conn.StoragePoolIsActive(pool)
+	if err != nil {
+		return fmt.Errorf("checking storage pool '%s': %w", pool.Name, err)
+	}
+	if active == 1 {
+		return nil
+	}
+	if err := b.conn.StoragePoolCreate(pool, 0); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("starting storage pool '%s': %w", pool.Name, err)
+	}
+	return nil
+}
+
+// isCode tells whether err carries libvirt error number code.
+func isCode(err error, code golibvirt.ErrorNumber) bool {
+	var lerr golibvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == uint32(code)
+}
+
+// classify adds the cpierr sentinel that matches a libvirt error so the CPI
+// layer can answer the director's error type; the libvirt message is kept.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case isCode(err, golibvirt.ErrNoDomain), isCode(err, golibvirt.ErrNoStorageVol):
+		return fmt.Errorf("%w: %w", err, cpierr.ErrNotFound)
+	case strings.Contains(err.Error(), "No space left on device"),
+		strings.Contains(err.Error(), "Not enough space"),
+		strings.Contains(err.Error(), "not enough space"):
+		return fmt.Errorf("%w: %w", err, cpierr.ErrNoSpace)
+	}
+	return err
+}
