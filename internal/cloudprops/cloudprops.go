@@ -21,7 +21,14 @@ type Source interface {
 // ("VM cloud_properties").
 func Decode(src Source, out any, what string) error {
 	var raw json.RawMessage
-	if src != nil {
+	if m, ok := src.(json.Marshaler); ok {
+		// An absent cloud_properties arrives as empty JSON: that is "none".
+		b, err := m.MarshalJSON()
+		if err != nil {
+			return fmt.Errorf("%s: not a JSON object: %w", what, err)
+		}
+		raw = b
+	} else if src != nil {
 		if err := src.As(&raw); err != nil {
 			return fmt.Errorf("%s: not a JSON object: %w", what, err)
 		}

@@ -1,0 +1,56 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`{"agent":{"mbus":"https://mbus:p@0.0.0.0:6868"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Hypervisor: "auto", URI: "qemu:///system", StoreDir: DefaultStoreDir, StoragePool: "bosh", Network: "default",
+		RebootTimeout: DefaultRebootTimeout, Machine: "q35", HotplugSlots: DefaultHotplugSlots}
+	want.Agent = cfg.Agent
+	if cfg.Hypervisor != want.Hypervisor || cfg.URI != want.URI || cfg.StoreDir != want.StoreDir || cfg.StoragePool != want.StoragePool ||
+		cfg.Network != want.Network || cfg.RebootTimeout != want.RebootTimeout || cfg.Machine != want.Machine || cfg.HotplugSlots != want.HotplugSlots {
+		t.Fatalf("defaults: got %+v", cfg)
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	cases := []struct{ json, key string }{
+		{`{"hypervisor":"vmware","agent":{"mbus":"https://h"}}`, "hypervisor"},
+		{`{"store_dir":"relative","agent":{"mbus":"https://h"}}`, "store_dir"},
+		{`{"storage_pool":"a/b","agent":{"mbus":"https://h"}}`, "storage_pool"},
+		{`{"network":"x y","agent":{"mbus":"https://h"}}`, "network"},
+		{`{"agent":{}}`, "agent.mbus"},
+		{`{"agent":{"mbus":"https://h","blobstore":{"options":{}}}}`, "agent.blobstore.provider"},
+		{`{"strorage_pool":"x","agent":{"mbus":"https://h"}}`, "strorage_pool"},
+		{`{"reboot_timeout":"soon","agent":{"mbus":"https://h"}}`, "reboot_timeout"},
+		{`{"machine":"isapc","agent":{"mbus":"https://h"}}`, "machine"},
+		{`{"uri":"","hotplug_slots":-1,"agent":{"mbus":"https://h"}}`, "hotplug_slots"},
+		{`not json`, "JSON"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.json))
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("Parse(%s) = %v; want an error naming %q", tc.json, err, tc.key)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("Load of a missing file: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "cpi.json")
+	os.WriteFile(path, []byte(`{"hypervisor":"qemu","agent":{"mbus":"https://h"}}`), 0o600)
+	cfg, err := Load(path)
+	if err != nil || cfg.DomainType() != "qemu" {
+		t.Fatalf("Load = %+v, %v", cfg, err)
+	}
+}

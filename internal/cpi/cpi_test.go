@@ -1,0 +1,374 @@
+package cpi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// recordingBackend keeps what the CPI layer asked for; the real runtime is
+// exercised by the integration suite.
+type recordingBackend struct {
+	created   []vm.Spec
+	calls     []string
+	createErr error
+	attachErr error
+	vms       map[string]bool
+}
+
+func (r *recordingBackend) record(format string, args ...any) { r.calls = append(r.calls, fmt.Sprintf(format, args...)) }
+
+func (r *recordingBackend) ImportStemcell(_ context.Context, cid string, _ *stemcell.Image) error {
+	r.record("ImportStemcell %s", cid)
+	return nil
+}
+func (r *recordingBackend) DeleteStemcell(_ context.Context, cid string) error {
+	r.record("DeleteStemcell %s", cid)
+	return nil
+}
+func (r *recordingBackend) CreateVM(_ context.Context, spec vm.Spec) error {
+	r.record("CreateVM %s", spec.CID)
+	if r.createErr != nil {
+		return r.createErr
+	}
+	r.created = append(r.created, spec)
+	return nil
+}
+func (r *recordingBackend) DeleteVM(_ context.Context, cid string) error {
+	r.record("DeleteVM %s", cid)
+	return fmt.Errorf("domain %s: %w", cid, cpierr.ErrNotFound)
+}
+func (r *recordingBackend) HasVM(_ context.Context, cid string) (bool, error) {
+	r.record("HasVM %s", cid)
+	return r.vms[cid], nil
+}
+func (r *recordingBackend) RebootVM(_ context.Context, cid string) error { r.record("RebootVM %s", cid); return nil }
+func (r *recordingBackend) SetVMMetadata(_ context.Context, cid string, _ vm.Metadata) error {
+	r.record("SetVMMetadata %s", cid)
+	return nil
+}
+func (r *recordingBackend) ReplaceConfigDrive(_ context.Context, cid string, _ []byte) error {
+	r.record("ReplaceConfigDrive %s", cid)
+	return nil
+}
+func (r *recordingBackend) CreateDisk(_ context.Context, spec disk.Spec) error {
+	r.record("CreateDisk %s %d %s", spec.CID, spec.SizeMiB, spec.Format)
+	return nil
+}
+func (r *recordingBackend) DeleteDisk(_ context.Context, cid string) error {
+	r.record("DeleteDisk %s", cid)
+	return fmt.Errorf("disk %s attached to vm-x: %w", cid, cpierr.ErrInUse)
+}
+func (r *recordingBackend) HasDisk(_ context.Context, cid string) (bool, error) { return true, nil }
+func (r *recordingBackend) AttachDisk(_ context.Context, vmCID, diskCID string) (string, error) {
+	r.record("AttachDisk %s %s", vmCID, diskCID)
+	return "vdd", r.attachErr
+}
+func (r *recordingBackend) DetachDisk(_ context.Context, vmCID, diskCID string) error {
+	r.record("DetachDisk %s %s", vmCID, diskCID)
+	return fmt.Errorf("disk %s on %s: %w", diskCID, vmCID, cpierr.ErrNotAttached)
+}
+func (r *recordingBackend) AttachedDisks(_ context.Context, vmCID string) ([]string, error) {
+	return nil, nil
+}
+func (r *recordingBackend) ResizeDisk(_ context.Context, cid string, size int) error {
+	r.record("ResizeDisk %s %d", cid, size)
+	return fmt.Errorf("disk %s is attached: %w", cid, cpierr.ErrNotSupported)
+}
+func (r *recordingBackend) SetDiskMetadata(context.Context, string, disk.Metadata) error { return nil }
+func (r *recordingBackend) GetDiskMetadata(context.Context, string) (disk.Metadata, error) {
+	return nil, nil
+}
+func (r *recordingBackend) SnapshotDisk(_ context.Context, diskCID, snapCID string, _ disk.Metadata) error {
+	r.record("SnapshotDisk %s %s", diskCID, snapCID)
+	return nil
+}
+func (r *recordingBackend) DeleteSnapshot(_ context.Context, cid string) error {
+	r.record("DeleteSnapshot %s", cid)
+	return nil
+}
+func (r *recordingBackend) Close() error { return nil }
+
+const (
+	validVM       = "vm-11111111-2222-3333-4444-555555555555"
+	validDisk     = "disk-11111111-2222-3333-4444-555555555555"
+	validStemcell = "sc-11111111-2222-3333-4444-555555555555"
+)
+
+func newTestCPI(t *testing.T, backend *recordingBackend, stemcellAPI int) *CPI {
+	t.Helper()
+	cfg := config.Config{StoreDir: t.TempDir(), Network: "default", URI: "test:///", Agent: config.Agent{
+		Mbus: "https://mbus:secret@0.0.0.0:6868", NTP: []string{"time.example"},
+		Blobstore: &config.Blobstore{Provider: "dav", Options: map[string]any{"endpoint": "http://10.0.0.6:25250"}},
+	}}
+	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context) (Backend, error) { return backend, nil })
+	ctxJSON := fmt.Sprintf(`{"vm":{"stemcell":{"api_version":%d}}}`, stemcellAPI)
+	c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(ctxJSON)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(*CPI)
+}
+
+func props(t *testing.T, raw string) apiv1.CloudPropsImpl {
+	t.Helper()
+	return apiv1.CloudPropsImpl{RawMessage: json.RawMessage(raw)}
+}
+
+func networks(t *testing.T, raw string) apiv1.Networks {
+	t.Helper()
+	var n apiv1.Networks
+	if err := json.Unmarshal([]byte(raw), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+const twoNetworks = `{
+ "manual": {"type":"manual","ip":"10.0.0.10","netmask":"255.255.255.0","gateway":"10.0.0.1","dns":["8.8.8.8"],"default":["dns","gateway"],"cloud_properties":{"name":"boshnet"}},
+ "dyn": {"type":"dynamic","cloud_properties":{}}
+}`
+
+func settingsOf(t *testing.T, spec vm.Spec) agentsettings.Settings {
+	t.Helper()
+	raw, err := configdrive.ReadUserData(spec.ConfigDrive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s agentsettings.Settings
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	cid, nets, err := c.CreateVMV2(apiv1.NewAgentID("agent-7"), apiv1.NewStemcellCID(validStemcell),
+		props(t, `{"cpu":2,"ram":2048,"disk":4096}`), networks(t, twoNetworks),
+		[]apiv1.DiskCID{apiv1.NewDiskCID(validDisk)}, apiv1.NewVMEnv(map[string]any{"bosh": map[string]any{"group": "g"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nets) != 2 || len(backend.created) != 1 {
+		t.Fatalf("networks %d, created %d", len(nets), len(backend.created))
+	}
+	spec := backend.created[0]
+	if spec.CID != cid.AsString() || !vm.ValidCID(spec.CID) {
+		t.Fatalf("spec CID %q vs returned %q", spec.CID, cid.AsString())
+	}
+	if spec.Props != (vm.Props{CPUs: 2, MemoryMiB: 2048, EphemeralDiskMiB: 4096}) {
+		t.Fatalf("aliases cpu/ram/disk not honoured: %+v", spec.Props)
+	}
+	s := settingsOf(t, spec)
+	if s.AgentID != "agent-7" || s.VM.Name != spec.CID || s.Mbus == "" || s.Blobstore == nil || s.Env["bosh"] == nil {
+		t.Fatalf("settings incomplete: %+v", s)
+	}
+	for _, nic := range spec.NICs {
+		got := s.Networks[nic.BOSHNetwork]
+		if got.MAC != nic.MAC || nic.MAC == "" {
+			t.Errorf("network %s: settings MAC %q, domain MAC %q", nic.BOSHNetwork, got.MAC, nic.MAC)
+		}
+	}
+	if spec.NICs[1].LibvirtNetwork != "boshnet" || spec.NICs[0].LibvirtNetwork != "default" || !spec.NICs[0].Dynamic {
+		t.Errorf("libvirt networks not mapped: %+v", spec.NICs)
+	}
+	if s.Networks["manual"].IP != "10.0.0.10" || s.Networks["manual"].Gateway != "10.0.0.1" || !s.Networks["dyn"].UseDHCP {
+		t.Errorf("network details lost: %+v", s.Networks)
+	}
+	hint := s.Disks.Persistent[validDisk]
+	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || hint.Path != "/dev/vdc" || hint.ID != disk.Serial(validDisk) || len(hint.ID) < 20 {
+		t.Errorf("persistent disk plan %+v, hint %+v", spec.Disks, hint)
+	}
+	if s.Disks.System != "/dev/vda" || s.Disks.Ephemeral == nil || s.Disks.Ephemeral.Path != "/dev/vdb" {
+		t.Errorf("system/ephemeral hints: %+v", s.Disks)
+	}
+}
+
+func TestCreateVMRejectsBadInputWithoutTouchingTheBackend(t *testing.T) {
+	cases := []struct {
+		name, props, nets, stemcell string
+		disks                       []string
+		want                        string
+	}{
+		{"unknown VM key", `{"cpus":1,"memroy":5}`, twoNetworks, validStemcell, nil, "memroy"},
+		{"aliases disagree", `{"cpus":1,"cpu":2}`, twoNetworks, validStemcell, nil, "disagree"},
+		{"unknown network key", `{}`, `{"n":{"type":"dynamic","cloud_properties":{"bridge":"br0"}}}`, validStemcell, nil, "bridge"},
+		{"foreign stemcell", `{}`, twoNetworks, "../../etc/passwd", nil, "not a stemcell CID"},
+		{"foreign disk", `{}`, twoNetworks, validStemcell, []string{"disk-../../x"}, "not a disk CID"},
+		{"no networks", `{}`, `{}`, validStemcell, nil, "no networks"},
+		{"manual without ip", `{}`, `{"m":{"type":"manual"}}`, validStemcell, nil, "has no IP"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			backend := &recordingBackend{}
+			c := newTestCPI(t, backend, 2)
+			var disks []apiv1.DiskCID
+			for _, d := range tc.disks {
+				disks = append(disks, apiv1.NewDiskCID(d))
+			}
+			_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(tc.stemcell), props(t, tc.props), networks(t, tc.nets), disks, apiv1.NewVMEnv(nil))
+			assertType(t, err, cpierr.TypeVMCreationFailed)
+			if !strings.Contains(err.Error(), tc.want) || err.(*cpierr.Error).CanRetry() {
+				t.Fatalf("error %q: want it to mention %q and not be retryable", err, tc.want)
+			}
+			if len(backend.calls) != 0 {
+				t.Fatalf("backend was called: %v", backend.calls)
+			}
+		})
+	}
+}
+
+func TestCreateVMRetryFlag(t *testing.T) {
+	cases := []struct {
+		err   error
+		retry bool
+	}{
+		{errors.New("qemu exited while starting"), true},
+		{fmt.Errorf("stemcell volume: %w", cpierr.ErrNotFound), false},
+		{fmt.Errorf("pool full: %w", cpierr.ErrNoSpace), false},
+	}
+	for _, tc := range cases {
+		c := newTestCPI(t, &recordingBackend{createErr: tc.err}, 2)
+		_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, twoNetworks), nil, apiv1.NewVMEnv(nil))
+		assertType(t, err, cpierr.TypeVMCreationFailed)
+		if got := err.(*cpierr.Error).CanRetry(); got != tc.retry {
+			t.Errorf("%v: ok_to_retry %v; want %v", tc.err, got, tc.retry)
+		}
+	}
+}
+
+func TestForeignCIDsTouchNothing(t *testing.T) {
+	for _, bad := range []string{"../../etc", "other-domain", "vm-1", "disk-../x", validDisk + "/.."} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, 2)
+		assertType(t, c.DeleteVM(apiv1.NewVMCID(bad)), cpierr.TypeVMNotFound)
+		assertType(t, c.RebootVM(apiv1.NewVMCID(bad)), cpierr.TypeVMNotFound)
+		assertType(t, c.SetVMMetadata(apiv1.NewVMCID(bad), apiv1.NewVMMeta(nil)), cpierr.TypeVMNotFound)
+		if has, err := c.HasVM(apiv1.NewVMCID(bad)); has || err != nil {
+			t.Errorf("HasVM(%q) = %v, %v", bad, has, err)
+		}
+		assertType(t, c.DeleteDisk(apiv1.NewDiskCID(bad)), cpierr.TypeDiskNotFound)
+		_, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(bad))
+		assertType(t, err, cpierr.TypeDiskNotFound)
+		if err := c.DeleteStemcell(apiv1.NewStemcellCID(bad)); err == nil {
+			t.Errorf("DeleteStemcell(%q) succeeded", bad)
+		}
+		if err := c.DeleteSnapshot(apiv1.NewSnapshotCID(bad)); err == nil {
+			t.Errorf("DeleteSnapshot(%q) succeeded", bad)
+		}
+		if len(backend.calls) != 0 {
+			t.Errorf("CID %q reached the backend: %v", bad, backend.calls)
+		}
+	}
+}
+
+func TestBackendSentinelsBecomeDirectorTypes(t *testing.T) {
+	backend := &recordingBackend{vms: map[string]bool{validVM: true}}
+	c := newTestCPI(t, backend, 2)
+	assertType(t, c.DeleteVM(apiv1.NewVMCID(validVM)), cpierr.TypeVMNotFound)
+	assertType(t, c.DetachDisk(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk)), cpierr.TypeDiskNotAttached)
+	assertType(t, c.ResizeDisk(apiv1.NewDiskCID(validDisk), 2048), cpierr.TypeNotSupported)
+	err := c.DeleteDisk(apiv1.NewDiskCID(validDisk))
+	assertType(t, err, cpierr.TypeCloudError)
+	if !strings.Contains(err.Error(), "detach it before deleting") {
+		t.Errorf("delete of an attached disk: %v", err)
+	}
+
+	backend.attachErr = fmt.Errorf("volume: %w", cpierr.ErrNotFound)
+	_, err = c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk))
+	assertType(t, err, cpierr.TypeDiskNotFound)
+	backend.vms = nil
+	_, err = c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk))
+	assertType(t, err, cpierr.TypeVMNotFound)
+}
+
+func TestAttachDiskHint(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(hint)
+	var got disk.Hint
+	json.Unmarshal(raw, &got)
+	if got.ID != disk.Serial(validDisk) || len(got.ID) != 20 || got.Path != "/dev/vdd" {
+		t.Fatalf("hint %s", raw)
+	}
+	for _, call := range backend.calls {
+		if strings.HasPrefix(call, "ReplaceConfigDrive") {
+			t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
+		}
+	}
+}
+
+func TestStemcellAPIv1RewritesSettingsOnAttach(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 1)
+	cid, err := c.CreateVM(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, twoNetworks), nil, apiv1.NewVMEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AttachDisk(cid, apiv1.NewDiskCID(validDisk)); err != nil {
+		t.Fatal(err)
+	}
+	last := backend.calls[len(backend.calls)-1]
+	if last != "ReplaceConfigDrive "+cid.AsString() {
+		t.Fatalf("API v1 stemcell: attach must rewrite the config drive; calls %v", backend.calls)
+	}
+}
+
+func TestCalculateVMCloudProperties(t *testing.T) {
+	c := newTestCPI(t, &recordingBackend{}, 2)
+	got, err := c.CalculateVMCloudProperties(apiv1.VMResources{CPU: 2, RAM: 4096, EphemeralDiskSize: 8192})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(got)
+	parsed, err := vm.ParseProps(apiv1.CloudPropsImpl{RawMessage: raw})
+	if err != nil || parsed != (vm.Props{CPUs: 2, MemoryMiB: 4096, EphemeralDiskMiB: 8192}) {
+		t.Fatalf("calculated %s parses to %+v, %v", raw, parsed, err)
+	}
+	if _, err := c.CalculateVMCloudProperties(apiv1.VMResources{}); err == nil {
+		t.Fatal("zero resources accepted")
+	}
+}
+
+func TestInfoNeedsNoBackend(t *testing.T) {
+	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context) (Backend, error) {
+		t.Fatal("info opened the backend")
+		return nil, nil
+	})
+	c, _ := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{}`)})
+	info, err := c.Info()
+	if err != nil || len(info.StemcellFormats) == 0 {
+		t.Fatalf("info = %+v, %v", info, err)
+	}
+}
+
+func assertType(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error; want %s", want)
+	}
+	if got := cpierr.TypeOf(err); got != want {
+		t.Fatalf("error type %s (%v); want %s", got, err, want)
+	}
+}

@@ -1,0 +1,51 @@
+package vm
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+type rawSource string
+
+func (r rawSource) As(v any) error { return json.Unmarshal([]byte(r), v) }
+
+func TestParseProps(t *testing.T) {
+	cases := []struct {
+		in      string
+		want    Props
+		wantErr string
+	}{
+		{`{}`, Props{DefaultCPUs, DefaultMemoryMiB, DefaultEphemeralDiskMiB}, ""},
+		{`{"cpus":4,"memory":8192,"ephemeral_disk":20480}`, Props{4, 8192, 20480}, ""},
+		{`{"cpu":2,"ram":1024,"disk":3000}`, Props{2, 1024, 3000}, ""},
+		{`{"cpus":2,"cpu":2}`, Props{2, DefaultMemoryMiB, DefaultEphemeralDiskMiB}, ""},
+		{`{"cpus":2,"cpu":3}`, Props{}, "disagree"},
+		{`{"memory":0}`, Props{}, "memory"},
+		{`{"cpus":"two"}`, Props{}, "cpus"},
+		{`{"instance_type":"m1.small"}`, Props{}, "instance_type"},
+	}
+	for _, tc := range cases {
+		got, err := ParseProps(rawSource(tc.in))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ParseProps(%s) = %v; want error with %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseProps(%s) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestValidCID(t *testing.T) {
+	if !ValidCID(NewCID()) {
+		t.Fatal("a fresh CID is not valid")
+	}
+	for _, bad := range []string{"", "vm-", "../../etc/passwd", "vm-123", "instance-00000001", NewCID() + "/x"} {
+		if ValidCID(bad) {
+			t.Errorf("ValidCID(%q) = true", bad)
+		}
+	}
+}
