@@ -12,5 +12,6 @@ require (
 	github.com/klauspost/compress v1.18.0 // indirect
 	golang.org/x/crypto v0.55.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 	libvirt.org/go/libvirtxml v1.10000.0 // indirect
 )

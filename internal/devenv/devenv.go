@@ -1,0 +1,267 @@
+// Package devenv sets up a throwaway environment on a real libvirtd for the
+// CPI's integration suites, lifecycle demo and bench: the CPI binary, an
+// isolated libvirt network of its own, a storage pool name and store_dir of
+// its own, a cpi.json, and teardown that checks nothing was left behind.
+// It talks to libvirt only through virsh, a client that shares no code
+// with the CPI, so what it sees is independent evidence.
+package devenv
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
+)
+
+// Secrets put into the config so tests can check they never leak.
+const (
+	MbusPassword      = "mbus-secret-pw"
+	BlobstorePassword = "blob-secret-pw"
+)
+
+// Env is one environment.
+type Env struct {
+	URI      string
+	Root     string
+	StoreDir string
+	Pool     string
+	Network  string
+	// Subnet is the first three octets of the network's /24.
+	Subnet string
+	Client cpiclient.Client
+}
+
+// New builds the CPI from the module at moduleRoot and prepares an
+// environment named after name (short, [a-z0-9-]).
+func New(moduleRoot, uri, name string) (*Env, error) {
+	root, err := os.MkdirTemp("", "bosh-libvirt-cpi-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	// QEMU runs as its own user and must reach the pool under store_dir.
+	if err := os.Chmod(root, 0o755); err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s-%d", name, os.Getpid()%100000)
+	e := &Env{
+		URI: uri, Root: root, StoreDir: filepath.Join(root, "store"),
+		Pool: "cpi-" + id, Network: "cpi-" + id,
+		Subnet: fmt.Sprintf("10.%d.%d", 200+os.Getpid()%50, os.Getpid()%250),
+	}
+	e.Client = cpiclient.Client{Binary: filepath.Join(root, "cpi"), ConfigPath: filepath.Join(root, "cpi.json")}
+	build := exec.Command("go", "build", "-o", e.Client.Binary, "./cmd/cpi")
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the CPI: %v\n%s", err, out)
+	}
+	if err := e.defineNetwork(); err != nil {
+		return nil, err
+	}
+	if err := e.WriteConfig(e.Client.ConfigPath, nil); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// defineNetwork makes an isolated network (no forwarding) with DHCP, so
+// nothing depends on, or disturbs, the host's networks.
+func (e *Env) defineNetwork() error {
+	bridge := "vbr" + strings.TrimPrefix(e.Network, "cpi-")
+	if len(bridge) > 15 {
+		bridge = bridge[:15]
+	}
+	xml := fmt.Sprintf(`<network><name>%s</name><bridge name='%s'/><ip address='%s.1' netmask='255.255.255.0'><dhcp><range start='%s.100' end='%s.200'/></dhcp></ip></network>`,
+		e.Network, bridge, e.Subnet, e.Subnet, e.Subnet)
+	file := filepath.Join(e.Root, "network.xml")
+	if err := os.WriteFile(file, []byte(xml), 0o644); err != nil {
+		return err
+	}
+	if out, err := e.Virsh("net-define", file); err != nil {
+		return fmt.Errorf("defining network %s: %s", e.Network, out)
+	}
+	if out, err := e.Virsh("net-start", e.Network); err != nil {
+		return fmt.Errorf("starting network %s: %s", e.Network, out)
+	}
+	return nil
+}
+
+// WriteConfig writes a cpi.json for this environment with overrides.
+func (e *Env) WriteConfig(path string, overrides map[string]any) error {
+	cfg := map[string]any{
+		"hypervisor": "auto", "uri": e.URI, "store_dir": e.StoreDir,
+		"storage_pool": e.Pool, "network": e.Network, "reboot_timeout": 10,
+		"agent": map[string]any{
+			"mbus":      "https://mbus:" + MbusPassword + "@0.0.0.0:6868",
+			"ntp":       []string{"time1.example"},
+			"blobstore": map[string]any{"provider": "dav", "options": map[string]any{"endpoint": "http://10.0.0.6:25250", "password": BlobstorePassword}},
+		},
+	}
+	for k, v := range overrides {
+		cfg[k] = v
+	}
+	raw, _ := json.MarshalIndent(cfg, "", "  ")
+	return os.WriteFile(path, raw, 0o600)
+}
+
+// Close removes the network and the (then empty) pool and the files. It
+// reports what the CPI left behind.
+func (e *Env) Close() error {
+	var problems []string
+	if doms, err := e.Domains(); err == nil && len(doms) > 0 {
+		problems = append(problems, fmt.Sprintf("domains left: %v", doms))
+	}
+	if vols, err := e.Volumes(); err == nil && len(vols) > 0 {
+		problems = append(problems, fmt.Sprintf("volumes left in pool %s: %v", e.Pool, vols))
+	}
+	if out, err := e.Virsh("net-destroy", e.Network); err != nil && !strings.Contains(out, "not active") {
+		problems = append(problems, out)
+	}
+	if out, err := e.Virsh("net-undefine", e.Network); err != nil {
+		problems = append(problems, out)
+	}
+	e.Virsh("pool-destroy", e.Pool)
+	e.Virsh("pool-undefine", e.Pool)
+	os.RemoveAll(e.Root)
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Virsh runs virsh against the environment's libvirtd.
+func (e *Env) Virsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-c", e.URI}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// Volumes lists the pool's volumes (none when the pool does not exist).
+func (e *Env) Volumes() ([]string, error) {
+	out, err := e.Virsh("vol-list", "--pool", e.Pool, "--name")
+	if err != nil {
+		if strings.Contains(out, "no storage pool") {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%s", out)
+	}
+	return lines(out), nil
+}
+
+// Domains lists the domains named like CPI VMs.
+func (e *Env) Domains() ([]string, error) {
+	out, err := e.Virsh("list", "--all", "--name")
+	if err != nil {
+		return nil, fmt.Errorf("%s", out)
+	}
+	var doms []string
+	for _, d := range lines(out) {
+		if strings.HasPrefix(d, "vm-") {
+			doms = append(doms, d)
+		}
+	}
+	return doms, nil
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// LeftOver lists CPI objects and files remaining, except volumes whose
+// names start with one of keep.
+func (e *Env) LeftOver(keep ...string) []string {
+	var left []string
+	doms, _ := e.Domains()
+	for _, d := range doms {
+		left = append(left, "domain "+d)
+	}
+	vols, _ := e.Volumes()
+	for _, v := range vols {
+		kept := false
+		for _, k := range keep {
+			kept = kept || strings.HasPrefix(v, k)
+		}
+		if !kept {
+			left = append(left, "volume "+v)
+		}
+	}
+	for _, dir := range []string{"console", "vms"} {
+		entries, _ := os.ReadDir(filepath.Join(e.StoreDir, dir))
+		for _, f := range entries {
+			left = append(left, "file "+dir+"/"+f.Name())
+		}
+	}
+	return left
+}
+
+// Networks is one manual network with a static IP (hostPart) and one
+// dynamic network, both on the environment's libvirt network.
+func (e *Env) Networks(hostPart int) map[string]any {
+	return map[string]any{
+		"private": map[string]any{
+			"type": "manual", "ip": fmt.Sprintf("%s.%d", e.Subnet, hostPart), "netmask": "255.255.255.0",
+			"gateway": e.Subnet + ".1", "dns": []string{e.Subnet + ".1"}, "default": []string{"dns", "gateway"},
+			"cloud_properties": map[string]any{"name": e.Network},
+		},
+		"dhcp": map[string]any{"type": "dynamic", "cloud_properties": map[string]any{}},
+	}
+}
+
+// BlankStemcellImage writes an OpenStack-style `image` tgz into dir holding
+// a blank qcow2 root.img of the given virtual size ("1G", "10G").
+func BlankStemcellImage(dir, virtualSize string) (string, error) {
+	root := filepath.Join(dir, "root.img")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", root, virtualSize).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("qemu-img create: %v: %s", err, out)
+	}
+	image := filepath.Join(dir, "image")
+	return image, TarGz(image, root)
+}
+
+// TarGz writes files (by base name) into a gzipped tar at dest.
+func TarGz(dest string, files ...string) error {
+	out, err := os.Create(dest)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	gz := gzip.NewWriter(out)
+	tw := tar.NewWriter(gz)
+	for _, f := range files {
+		if err := addFile(tw, f); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+func addFile(tw *tar.Writer, path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: filepath.Base(path), Mode: 0o644, Size: info.Size(), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	_, err = io.Copy(tw, in)
+	return err
+}

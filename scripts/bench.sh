@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Prints the CPI's speed figures on this machine next to their targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/go-env.sh
+scripts/host.sh install
+trap 'scripts/host.sh stop' EXIT
+scripts/host.sh start
+make test-stemcell
+go run ./cmd/bench "$@"
