@@ -31,7 +31,9 @@ type recordingBackend struct {
 	vms       map[string]bool
 }
 
-func (r *recordingBackend) record(format string, args ...any) { r.calls = append(r.calls, fmt.Sprintf(format, args...)) }
+func (r *recordingBackend) record(format string, args ...any) {
+	r.calls = append(r.calls, fmt.Sprintf(format, args...))
+}
 
 func (r *recordingBackend) ImportStemcell(_ context.Context, cid string, _ *stemcell.Image) error {
 	r.record("ImportStemcell %s", cid)
@@ -57,7 +59,10 @@ func (r *recordingBackend) HasVM(_ context.Context, cid string) (bool, error) {
 	r.record("HasVM %s", cid)
 	return r.vms[cid], nil
 }
-func (r *recordingBackend) RebootVM(_ context.Context, cid string) error { r.record("RebootVM %s", cid); return nil }
+func (r *recordingBackend) RebootVM(_ context.Context, cid string) error {
+	r.record("RebootVM %s", cid)
+	return nil
+}
 func (r *recordingBackend) SetVMMetadata(_ context.Context, cid string, _ vm.Metadata) error {
 	r.record("SetVMMetadata %s", cid)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/faults"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -93,7 +94,7 @@ func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.Disk
 		if err != nil {
 			return c.diskOnVMError(b, vmID, err, "attaching disk '%s' to VM '%s'", diskID, vmID)
 		}
-		hint = disk.HintFor(disk.Serial(diskID), target)
+		hint = hintFor(diskID, target)
 		return c.rewriteSettings(b, vmID, func(s *agentsettings.Settings) { s.Disks.Persistent[diskID] = hint })
 	})
 	if err != nil {
@@ -254,4 +255,14 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 	return c.withLocks([]string{id}, func() error {
 		return cpierr.Wrap(b.DeleteSnapshot(c.ctx, id), "deleting snapshot '%s'", id)
 	})
+}
+
+// hintFor is the agent's hint for a persistent disk at target.
+func hintFor(diskCID, target string) disk.Hint {
+	hint := disk.HintFor(disk.Serial(diskCID), target)
+	if faults.Active(faults.WrongDiskHint) {
+		// Another disk's serial and a device that does not exist.
+		hint = disk.HintFor(disk.Serial(diskCID+"-other"), "vdzz")
+	}
+	return hint
 }

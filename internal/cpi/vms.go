@@ -15,6 +15,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/faults"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
@@ -136,7 +137,11 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		if !ok {
 			return nil, fmt.Errorf("network '%s' cannot be encoded", name)
 		}
-		agentNet, err := agentsettings.NetworkFrom(marshaler, net.IsDynamic(), mac)
+		settingsMAC := mac
+		if faults.Active(faults.WrongSettingsMAC) {
+			settingsMAC = "52:54:00:ff:ff:fe"
+		}
+		agentNet, err := agentsettings.NetworkFrom(marshaler, net.IsDynamic(), settingsMAC)
 		if err != nil {
 			return nil, fmt.Errorf("network '%s': %w", name, err)
 		}
@@ -163,7 +168,7 @@ func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm
 			return nil, err
 		}
 		planned = append(planned, vm.AttachedDisk{DiskCID: id, Target: target})
-		settings.Disks.Persistent[id] = disk.HintFor(disk.Serial(id), target)
+		settings.Disks.Persistent[id] = hintFor(id, target)
 	}
 	return planned, nil
 }

@@ -1,0 +1,18 @@
+// Package faults lets the guest-truth suite prove it can fail: a binary
+// built with `-tags faultinject` breaks one thing on purpose when
+// BOSH_LIBVIRT_CPI_FAULTS names it. Without the tag, Active is a constant
+// false and the compiler removes every faulty branch.
+package faults
+
+// The faults the suite injects.
+const (
+	// OmitConfigDrive creates VMs without their config drive.
+	OmitConfigDrive = "omit-config-drive"
+	// WrongDiskHint returns attach_disk hints whose id matches no device.
+	WrongDiskHint = "wrong-disk-hint"
+	// WrongSettingsMAC writes agent settings whose MACs differ from the domain's.
+	WrongSettingsMAC = "wrong-settings-mac"
+)
+
+// EnvVar selects faults (comma separated) in a faultinject build.
+const EnvVar = "BOSH_LIBVIRT_CPI_FAULTS"
