@@ -207,3 +207,46 @@ func (c Config) DiskDir() string { return filepath.Join(c.StoreDir, "disks") }
 
 // PoolDir is the directory of the storage pool when the CPI creates it.
 func (c Config) PoolDir() string { return filepath.Join(c.StoreDir, "pool") }
+
+// overridableKeys are the keys a director CPI config may set per CPI; the
+// director merges those properties into every call's context. store_dir and
+// agent stay with the installed job.
+var overridableKeys = map[string]bool{
+	"hypervisor": true, "uri": true, "storage_pool": true, "network": true,
+	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
+}
+
+// WithContext returns c with the overridable keys found at the top level of
+// a call's context applied, validated. Other context keys (director_uuid,
+// request_id, vm, ...) are the director's own and are ignored.
+func (c Config) WithContext(context map[string]json.RawMessage) (Config, error) {
+	overrides := map[string]json.RawMessage{}
+	for k, v := range context {
+		if overridableKeys[k] {
+			overrides[k] = v
+		}
+	}
+	if len(overrides) == 0 {
+		return c, nil
+	}
+	base, err := json.Marshal(c)
+	if err != nil {
+		return Config{}, err
+	}
+	merged := map[string]json.RawMessage{}
+	if err := json.Unmarshal(base, &merged); err != nil {
+		return Config{}, err
+	}
+	for k, v := range overrides {
+		merged[k] = v
+	}
+	raw, err := json.Marshal(merged)
+	if err != nil {
+		return Config{}, err
+	}
+	out, err := Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("CPI config properties in the call's context: %w", err)
+	}
+	return out, nil
+}

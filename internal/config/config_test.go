@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +53,35 @@ func TestLoad(t *testing.T) {
 	cfg, err := Load(path)
 	if err != nil || cfg.DomainType() != "qemu" {
 		t.Fatalf("Load = %+v, %v", cfg, err)
+	}
+}
+
+func TestWithContext(t *testing.T) {
+	base, err := Parse([]byte(`{"uri":"qemu:///system","network":"default","store_dir":"/var/store","agent":{"mbus":"https://h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := map[string]json.RawMessage{
+		"director_uuid": json.RawMessage(`"d"`), "request_id": json.RawMessage(`"cpi-1"`),
+		"vm":  json.RawMessage(`{"stemcell":{"api_version":2}}`),
+		"uri": json.RawMessage(`"qemu+tcp://10.0.0.11/system"`), "network": json.RawMessage(`"bosh"`),
+		"store_dir": json.RawMessage(`"/elsewhere"`),
+	}
+	got, err := base.WithContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.URI != "qemu+tcp://10.0.0.11/system" || got.Network != "bosh" {
+		t.Fatalf("context did not override: %+v", got)
+	}
+	if got.StoreDir != "/var/store" || got.Agent.Mbus != "https://h" {
+		t.Fatalf("keys the context may not set changed: %+v", got)
+	}
+	if _, err := base.WithContext(map[string]json.RawMessage{"hypervisor": json.RawMessage(`"vmware"`)}); err == nil || !strings.Contains(err.Error(), "hypervisor") {
+		t.Fatalf("a bad override must be an error naming the key: %v", err)
+	}
+	same, err := base.WithContext(map[string]json.RawMessage{"request_id": json.RawMessage(`"x"`)})
+	if err != nil || same.URI != base.URI {
+		t.Fatalf("a context without overrides changed the config: %+v %v", same, err)
 	}
 }

@@ -28,9 +28,9 @@ const callTimeout = 60 * time.Minute
 // StemcellFormats are the stemcell formats this CPI runs.
 var StemcellFormats = []string{"openstack-qcow2", "openstack-raw"}
 
-// Opener connects to the runtime; called at most once per process, and only
-// by methods that need it (info never does).
-type Opener func(ctx context.Context) (Backend, error)
+// Opener connects to the runtime for cfg; called at most once per process,
+// and only by methods that need it (info never does).
+type Opener func(ctx context.Context, cfg config.Config) (Backend, error)
 
 // Factory makes the CPI for one call; it satisfies apiv1.CPIFactory.
 type Factory struct {
@@ -47,15 +47,25 @@ func NewFactory(cfg config.Config, log *slog.Logger, open Opener) *Factory {
 	return &Factory{cfg: cfg, log: log, open: open}
 }
 
-// New satisfies apiv1.CPIFactory.
+// New satisfies apiv1.CPIFactory. Properties a director CPI config sets
+// for this CPI arrive in the call's context and override cpi.json.
 func (f *Factory) New(callCtx apiv1.CallContext) (apiv1.CPI, error) {
 	version, err := apiv1.NewStemcellAPIVersion(callCtx).Value()
 	if err != nil {
 		version = 0
 	}
+	var fields map[string]json.RawMessage
+	_ = callCtx.As(&fields)
+	cfg, err := f.cfg.WithContext(fields)
+	if err != nil {
+		return nil, cpierr.New(cpierr.TypeCpiError, err, "applying the call's context")
+	}
+	f.mu.Lock()
+	f.cfg = cfg
+	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	return &CPI{
-		cfg:                f.cfg,
+		cfg:                cfg,
 		log:                f.log,
 		ctx:                ctx,
 		cancel:             cancel,
@@ -83,7 +93,7 @@ func (f *Factory) backendFor(ctx context.Context) (Backend, error) {
 	if f.backend != nil {
 		return f.backend, nil
 	}
-	b, err := f.open(ctx)
+	b, err := f.open(ctx, f.cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -121,7 +121,7 @@ func newTestCPI(t *testing.T, backend *recordingBackend, stemcellAPI int) *CPI {
 		Mbus: "https://mbus:secret@0.0.0.0:6868", NTP: []string{"time.example"},
 		Blobstore: &config.Blobstore{Provider: "dav", Options: map[string]any{"endpoint": "http://10.0.0.6:25250"}},
 	}}
-	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context) (Backend, error) { return backend, nil })
+	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context, config.Config) (Backend, error) { return backend, nil })
 	ctxJSON := fmt.Sprintf(`{"vm":{"stemcell":{"api_version":%d}}}`, stemcellAPI)
 	c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(ctxJSON)})
 	if err != nil {
@@ -357,7 +357,7 @@ func TestCalculateVMCloudProperties(t *testing.T) {
 }
 
 func TestInfoNeedsNoBackend(t *testing.T) {
-	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context) (Backend, error) {
+	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context, config.Config) (Backend, error) {
 		t.Fatal("info opened the backend")
 		return nil, nil
 	})
@@ -375,5 +375,26 @@ func assertType(t *testing.T, err error, want string) {
 	}
 	if got := cpierr.TypeOf(err); got != want {
 		t.Fatalf("error type %s (%v); want %s", got, err, want)
+	}
+}
+
+func TestContextPropertiesOverrideConfig(t *testing.T) {
+	var opened config.Config
+	cfg := config.Config{URI: "qemu:///system", Hypervisor: "auto", StoreDir: t.TempDir(), StoragePool: "bosh", Network: "default",
+		Machine: "q35", HotplugSlots: 4, RebootTimeout: 5, Agent: config.Agent{Mbus: "https://h"}}
+	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(_ context.Context, c config.Config) (Backend, error) {
+		opened = c
+		return &recordingBackend{}, nil
+	})
+	c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{"request_id":"cpi-1","uri":"qemu+tcp://10.0.0.12/system","network":"bosh"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.HasVM(apiv1.NewVMCID(validVM))
+	if opened.URI != "qemu+tcp://10.0.0.12/system" || opened.Network != "bosh" {
+		t.Fatalf("the backend was opened with %+v; want the context's uri and network", opened)
+	}
+	if _, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{"machine":"isapc"}`)}); err == nil {
+		t.Fatal("an invalid context override was accepted")
 	}
 }
