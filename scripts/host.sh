@@ -11,6 +11,7 @@ set -euo pipefail
 RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
 PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
+  syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
   ca-certificates curl git make)
 
 log() { echo "host.sh: $*" >&2; }

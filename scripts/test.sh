@@ -13,6 +13,8 @@ trap 'scripts/host.sh stop' EXIT
 scripts/host.sh start
 export BOSH_LIBVIRT_CPI_URI=${BOSH_LIBVIRT_CPI_URI:-qemu:///system}
 
+echo "== test stemcell"
+make test-stemcell
 echo "== go vet"
 go vet ./...
 echo "== tests"

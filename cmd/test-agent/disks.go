@@ -1,0 +1,435 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
+)
+
+const (
+	byIDDir      = "/dev/disk/by-id"
+	pollInterval = 500 * time.Millisecond
+	markerName   = "bosh-test-agent-marker.json"
+	dataMount    = "/run/data"
+	// How much of a disk must read as zeros for it to count as new.
+	emptyProbeBytes = 1 << 20
+	ioctlBLKRRPART  = 0x125F // re-read the partition table
+)
+
+// diskNamePattern matches whole disks that can hold data: virtio, SCSI or
+// SATA, and Xen names. CD-ROMs (sr*) and partitions do not match.
+var diskNamePattern = regexp.MustCompile(`^(vd|sd|xvd)[a-z]+$`)
+
+// blockDisk is one whole disk as sysfs shows it.
+type blockDisk struct {
+	Name       string
+	Serial     string
+	Partitions map[int]string // partition number -> device name
+}
+
+// byIDLinks are udev's by-id links for the disk: link name -> device name.
+func (d blockDisk) byIDLinks() map[string]string {
+	var numbers []int
+	for n := range d.Partitions {
+		numbers = append(numbers, n)
+	}
+	sort.Ints(numbers)
+	links := map[string]string{}
+	names := guestcheck.VirtioByIDNames(d.Serial, numbers)
+	if !strings.HasPrefix(d.Name, "vd") || len(names) == 0 {
+		return links
+	}
+	links[names[0]] = d.Name
+	for i, n := range numbers {
+		links[names[i+1]] = d.Partitions[n]
+	}
+	return links
+}
+
+// scanDisks reads every whole disk from /sys/block.
+func scanDisks() map[string]blockDisk {
+	disks := map[string]blockDisk{}
+	entries, _ := os.ReadDir("/sys/block")
+	for _, e := range entries {
+		name := e.Name()
+		if !diskNamePattern.MatchString(name) {
+			continue
+		}
+		d := blockDisk{Name: name, Partitions: map[int]string{}}
+		if raw, err := os.ReadFile(filepath.Join("/sys/block", name, "serial")); err == nil {
+			d.Serial = string(raw)
+		}
+		parts, _ := filepath.Glob(filepath.Join("/sys/block", name, name+"*", "partition"))
+		for _, p := range parts {
+			raw, err := os.ReadFile(p)
+			if n, convErr := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && convErr == nil {
+				d.Partitions[n] = filepath.Base(filepath.Dir(p))
+			}
+		}
+		disks[name] = d
+	}
+	return disks
+}
+
+// diskWatcher keeps /dev/disk/by-id in step with the disks, the way udev
+// would, and reports each data disk once per appearance.
+type diskWatcher struct {
+	rep      *reporter
+	agentID  string
+	excluded map[string]bool // root disk and config drive
+
+	mu    sync.Mutex
+	disks map[string]blockDisk
+	links map[string]string // by-id name -> device name
+	known map[string]bool   // data disks reported as present
+}
+
+func newDiskWatcher(rep *reporter, agentID string, excluded ...string) *diskWatcher {
+	w := &diskWatcher{rep: rep, agentID: agentID, excluded: map[string]bool{},
+		disks: map[string]blockDisk{}, links: map[string]string{}, known: map[string]bool{}}
+	for _, name := range excluded {
+		w.excluded[name] = true
+	}
+	return w
+}
+
+// refresh rescans the disks and rewrites the by-id links. It returns the
+// data disks that appeared and disappeared since the last call.
+func (w *diskWatcher) refresh() (appeared, gone []string) {
+	disks := scanDisks()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.disks = disks
+	want := map[string]string{}
+	for _, d := range disks {
+		for link, dev := range d.byIDLinks() {
+			want[link] = dev
+		}
+	}
+	syncLinks(w.links, want)
+	w.links = want
+	for name := range disks {
+		if !w.excluded[name] && !w.known[name] {
+			w.known[name] = true
+			appeared = append(appeared, name)
+		}
+	}
+	for name := range w.known {
+		if _, ok := disks[name]; !ok {
+			delete(w.known, name)
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(appeared)
+	sort.Strings(gone)
+	return appeared, gone
+}
+
+// syncLinks makes /dev/disk/by-id hold exactly want, with relative links
+// as udev makes them.
+func syncLinks(have, want map[string]string) {
+	os.MkdirAll(byIDDir, 0o755)
+	for link, dev := range have {
+		if want[link] != dev {
+			os.Remove(filepath.Join(byIDDir, link))
+		}
+	}
+	for link, dev := range want {
+		if have[link] == dev {
+			continue
+		}
+		path := filepath.Join(byIDDir, link)
+		os.Remove(path)
+		os.Symlink("../../"+dev, path)
+	}
+}
+
+// namesOf are the by-id paths of a disk and its partitions, sorted.
+func (w *diskWatcher) namesOf(disk string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	devices := map[string]bool{disk: true}
+	for _, part := range w.disks[disk].Partitions {
+		devices[part] = true
+	}
+	var names []string
+	for link, dev := range w.links {
+		if devices[dev] {
+			names = append(names, filepath.Join(byIDDir, link))
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// allNames are every by-id path, for the agent's resolver.
+func (w *diskWatcher) allNames() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var names []string
+	for link := range w.links {
+		names = append(names, filepath.Join(byIDDir, link))
+	}
+	sort.Strings(names)
+	return names
+}
+
+// run polls for hot-plugged and unplugged disks for ever.
+func (w *diskWatcher) run() {
+	for {
+		w.poll()
+		time.Sleep(pollInterval)
+	}
+}
+
+func (w *diskWatcher) poll() {
+	appeared, gone := w.refresh()
+	for _, name := range gone {
+		w.rep.report(guestcheck.Report{Event: guestcheck.EventDiskGone, Device: "/dev/" + name})
+	}
+	for _, name := range appeared {
+		go w.handleNewDisk(name)
+	}
+}
+
+// handleNewDisk reports a disk that appeared: what it already holds, or,
+// when it is new and empty, after giving it a partition, a filesystem and
+// a marker holding its by-id names.
+func (w *diskWatcher) handleNewDisk(name string) {
+	dev := "/dev/" + name
+	r := guestcheck.Report{Event: guestcheck.EventDisk, Device: dev}
+	empty, err := isEmpty(dev)
+	switch {
+	case err != nil:
+		r.Message = err.Error()
+	case empty:
+		// A new disk held nothing: its report carries no marker.
+		if err := w.initialise(name); err != nil {
+			r.Message = "preparing the new disk: " + err.Error()
+		} else {
+			r.Created = true
+		}
+	default:
+		marker, err := w.readMarker(name)
+		if err != nil {
+			r.Message = err.Error()
+		}
+		r.Marker = marker
+	}
+	r.ByID = w.namesOf(name)
+	w.rep.report(r)
+}
+
+// isEmpty tells whether the disk's first MiB reads as zeros: only such a
+// disk is partitioned, so no data is ever overwritten.
+func isEmpty(dev string) (bool, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, emptyProbeBytes)
+	n, err := f.ReadAt(buf, 0)
+	if n == 0 && err != nil {
+		return false, fmt.Errorf("reading %s: %w", dev, err)
+	}
+	return bytes.Count(buf[:n], []byte{0}) == n, nil
+}
+
+// initialise partitions, formats and marks a new disk.
+func (w *diskWatcher) initialise(name string) error {
+	dev := "/dev/" + name
+	part, err := partition(name)
+	if err != nil {
+		return err
+	}
+	if err := run("/sbin/mke2fs", "-t", "ext4", "-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1", "/dev/"+part); err != nil {
+		return err
+	}
+	w.refresh() // the partition's by-id link belongs in the marker
+	marker, err := json.Marshal(map[string]any{"by_id": w.namesOf(name), "written_by": w.agentID, "device": dev})
+	if err != nil {
+		return err
+	}
+	return withMounted("/dev/"+part, func(dir string) error {
+		return writeFileSynced(filepath.Join(dir, markerName), marker)
+	})
+}
+
+// partition writes a one-partition table and has the kernel read it; the
+// partition's node then appears in devtmpfs.
+func partition(name string) (string, error) {
+	dev := "/dev/" + name
+	raw, err := os.ReadFile(filepath.Join("/sys/block", name, "size"))
+	if err != nil {
+		return "", err
+	}
+	sectors, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("size of %s: %w", dev, err)
+	}
+	mbr, err := singlePartitionMBR(sectors, crc32.ChecksumIEEE([]byte(dev+time.Now().String())))
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(mbr[:], 0); err != nil {
+		return "", fmt.Errorf("writing the partition table of %s: %w", dev, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", err
+	}
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), ioctlBLKRRPART, 0); errno != 0 {
+		return "", fmt.Errorf("re-reading the partition table of %s: %w", dev, errno)
+	}
+	part := partitionDevice(name, 1)
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat("/dev/" + part); err == nil {
+			return part, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", fmt.Errorf("no /dev/%s after re-reading the partition table", part)
+}
+
+// partitionDevice names a partition as the kernel does: "vdc1", but
+// "nvme0n1p1" when the disk name ends in a digit.
+func partitionDevice(disk string, n int) string {
+	if last := disk[len(disk)-1]; last >= '0' && last <= '9' {
+		return fmt.Sprintf("%sp%d", disk, n)
+	}
+	return fmt.Sprintf("%s%d", disk, n)
+}
+
+// readMarker returns the marker a disk holds, from its first partition or,
+// without partitions, the whole disk.
+func (w *diskWatcher) readMarker(name string) (json.RawMessage, error) {
+	w.mu.Lock()
+	fsDev := "/dev/" + name
+	if part, ok := w.disks[name].Partitions[1]; ok {
+		fsDev = "/dev/" + part
+	}
+	w.mu.Unlock()
+	var marker json.RawMessage
+	err := withMounted(fsDev, func(dir string) error {
+		raw, err := os.ReadFile(filepath.Join(dir, markerName))
+		if os.IsNotExist(err) {
+			return fmt.Errorf("%s has a filesystem but no marker", fsDev)
+		}
+		if err != nil {
+			return err
+		}
+		marker = markerJSON(raw)
+		return nil
+	})
+	return marker, err
+}
+
+// markerJSON is the marker as it goes into a report: itself when it is
+// JSON, else a JSON string of it.
+func markerJSON(raw []byte) json.RawMessage {
+	raw = bytes.TrimSpace(raw)
+	if json.Valid(raw) {
+		return raw
+	}
+	quoted, _ := json.Marshal(string(raw))
+	return quoted
+}
+
+// withMounted mounts an ext4 (or vfat) filesystem for the length of fn and
+// unmounts it again, so a hot-unplug never finds it mounted.
+func withMounted(dev string, fn func(dir string) error) error {
+	dir := filepath.Join(dataMount, filepath.Base(dev))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var mountErr error
+	for _, fstype := range []string{"ext4", "vfat"} {
+		if mountErr = syscall.Mount(dev, dir, fstype, 0, ""); mountErr == nil {
+			break
+		}
+	}
+	if mountErr != nil {
+		return fmt.Errorf("%s holds no filesystem this agent mounts: %w", dev, mountErr)
+	}
+	fnErr := fn(dir)
+	if err := syscall.Unmount(dir, 0); err != nil && fnErr == nil {
+		fnErr = fmt.Errorf("unmounting %s: %w", dev, err)
+	}
+	return fnErr
+}
+
+func writeFileSynced(path string, data []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// resolveSettingsDisk resolves a hint from the settings the way the agent
+// does: the by-id rule, waiting while no link matches yet; then the path
+// rule. It reports the device found, or an error.
+func (w *diskWatcher) resolveSettingsDisk(event, diskCID string, h guestcheck.Hint, wait time.Duration) {
+	r := guestcheck.Report{Event: event, DiskCID: diskCID, Hint: &h}
+	deadline := time.Now().Add(wait)
+	for {
+		match, err := guestcheck.MatchID(h.ID, w.allNames())
+		if err == nil {
+			r.Via = "id"
+			r.Device, _ = filepath.EvalSymlinks(match)
+			w.rep.report(r)
+			return
+		}
+		if !errors.Is(err, guestcheck.ErrNoIDMatch) || time.Now().After(deadline) {
+			r.Message = "by id: " + err.Error()
+			break
+		}
+		time.Sleep(pollInterval)
+	}
+	for {
+		dev, err := guestcheck.MapPath(h.Path, fileExists)
+		if err == nil {
+			r.Via = "path"
+			r.Device = dev
+			w.rep.report(r)
+			return
+		}
+		if time.Now().After(deadline) {
+			w.rep.report(guestcheck.Report{Event: guestcheck.EventError, DiskCID: diskCID, Hint: &h,
+				Message: fmt.Sprintf("%s disk not found: %s; by path: %v", event, r.Message, err)})
+			return
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
+)
+
+// settingsDoc is the part of the bosh-agent settings document this agent
+// acts on; the rest (mbus, blobstore, env...) is read past.
+type settingsDoc struct {
+	AgentID  string                `json:"agent_id"`
+	VM       struct{ Name string } `json:"vm"`
+	Networks map[string]network    `json:"networks"`
+	Disks    struct {
+		System     json.RawMessage            `json:"system"`
+		Ephemeral  json.RawMessage            `json:"ephemeral"`
+		Persistent map[string]json.RawMessage `json:"persistent"`
+	} `json:"disks"`
+}
+
+type network struct {
+	Type    string   `json:"type"`
+	IP      string   `json:"ip"`
+	Netmask string   `json:"netmask"`
+	Gateway string   `json:"gateway"`
+	DNS     []string `json:"dns"`
+	Default []string `json:"default"`
+	MAC     string   `json:"mac"`
+	UseDHCP bool     `json:"use_dhcp"`
+}
+
+// settings is what the agent needs, with every disk hint parsed.
+type settings struct {
+	AgentID    string
+	VMName     string
+	Networks   map[string]network
+	SystemDisk string // device name, e.g. "vda"
+	Ephemeral  *guestcheck.Hint
+	Persistent map[string]guestcheck.Hint
+}
+
+// parseSettings decodes ec2/latest/user-data.
+func parseSettings(data []byte) (settings, error) {
+	var doc settingsDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return settings{}, fmt.Errorf("decoding agent settings: %w", err)
+	}
+	if doc.AgentID == "" {
+		return settings{}, fmt.Errorf("agent settings have no agent_id")
+	}
+	s := settings{
+		AgentID:    doc.AgentID,
+		VMName:     doc.VM.Name,
+		Networks:   doc.Networks,
+		SystemDisk: "vda",
+		Persistent: map[string]guestcheck.Hint{},
+	}
+	if len(doc.Disks.System) > 0 && string(doc.Disks.System) != "null" {
+		h, err := guestcheck.ParseHint(doc.Disks.System)
+		if err != nil {
+			return settings{}, fmt.Errorf("system disk: %w", err)
+		}
+		if h.Path != "" {
+			s.SystemDisk = path.Base(h.Path)
+		}
+	}
+	if len(doc.Disks.Ephemeral) > 0 && string(doc.Disks.Ephemeral) != "null" {
+		h, err := guestcheck.ParseHint(doc.Disks.Ephemeral)
+		if err != nil {
+			return settings{}, fmt.Errorf("ephemeral disk: %w", err)
+		}
+		s.Ephemeral = &h
+	}
+	for cid, raw := range doc.Disks.Persistent {
+		h, err := guestcheck.ParseHint(raw)
+		if err != nil {
+			return settings{}, fmt.Errorf("persistent disk %s: %w", cid, err)
+		}
+		s.Persistent[cid] = h
+	}
+	return s, nil
+}
+
+// persistentCIDs are the persistent disk CIDs, sorted.
+func (s settings) persistentCIDs() []string {
+	var cids []string
+	for cid := range s.Persistent {
+		cids = append(cids, cid)
+	}
+	sort.Strings(cids)
+	return cids
+}
+
+func (s settings) networkNames() []string {
+	var names []string
+	for name := range s.Networks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// usesDHCP follows the agent: dynamic networks, and manual ones that carry
+// no address, get their address by DHCP; vip networks are not on a NIC.
+func (n network) usesDHCP() bool {
+	return n.Type == "dynamic" || n.UseDHCP || (n.Type != "vip" && n.IP == "" && n.Netmask == "")
+}
+
+// prefixLength turns a dotted netmask into a prefix length.
+func prefixLength(netmask string) (int, error) {
+	ip := net.ParseIP(netmask).To4()
+	if ip == nil {
+		return 0, fmt.Errorf("netmask %q is not an IPv4 mask", netmask)
+	}
+	ones, bits := net.IPMask(ip).Size()
+	if bits == 0 {
+		return 0, fmt.Errorf("netmask %q is not contiguous", netmask)
+	}
+	return ones, nil
+}
+
+// isDefaultGateway tells whether the network carries the default route.
+func (n network) isDefaultGateway() bool {
+	for _, d := range n.Default {
+		if d == "gateway" {
+			return true
+		}
+	}
+	return false
+}
+
+// nicPlan is one settings network bound to the NIC that has its MAC.
+type nicPlan struct {
+	Network string
+	NIC     string
+	MAC     string
+	Net     network
+}
+
+// matchNICs binds each network (but vip ones) to the interface with its
+// MAC, compared case-insensitively as the agent does. macs maps a
+// lower-case MAC to an interface name. Networks that find no NIC come back
+// as errors; the plans are sorted by network name.
+func matchNICs(networks map[string]network, macs map[string]string) ([]nicPlan, []error) {
+	var plans []nicPlan
+	var errs []error
+	names := settings{Networks: networks}.networkNames()
+	for _, name := range names {
+		n := networks[name]
+		if n.Type == "vip" {
+			continue
+		}
+		mac := strings.ToLower(n.MAC)
+		if mac == "" {
+			errs = append(errs, fmt.Errorf("network %s has no mac in the settings", name))
+			continue
+		}
+		nic, ok := macs[mac]
+		if !ok {
+			errs = append(errs, fmt.Errorf("network %s: no NIC has MAC %s", name, mac))
+			continue
+		}
+		plans = append(plans, nicPlan{Network: name, NIC: nic, MAC: mac, Net: n})
+	}
+	return plans, errs
+}
