@@ -13,5 +13,5 @@ require (
 	golang.org/x/crypto v0.55.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	libvirt.org/go/libvirtxml v1.10000.0 // indirect
+	libvirt.org/go/libvirtxml v1.12001.0 // indirect
 )

@@ -38,9 +38,10 @@ type Env struct {
 	Client cpiclient.Client
 }
 
-// New builds the CPI from the module at moduleRoot and prepares an
-// environment named after name (short, [a-z0-9-]).
-func New(moduleRoot, uri, name string) (*Env, error) {
+// New builds the CPI from the module at moduleRoot (with buildTags, e.g.
+// "faultinject") and prepares an environment named after name (short,
+// [a-z0-9-]).
+func New(moduleRoot, uri, name string, buildTags ...string) (*Env, error) {
 	root, err := os.MkdirTemp("", "bosh-libvirt-cpi-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -56,7 +57,7 @@ func New(moduleRoot, uri, name string) (*Env, error) {
 		Subnet: fmt.Sprintf("10.%d.%d", 200+os.Getpid()%50, os.Getpid()%250),
 	}
 	e.Client = cpiclient.Client{Binary: filepath.Join(root, "cpi"), ConfigPath: filepath.Join(root, "cpi.json")}
-	build := exec.Command("go", "build", "-o", e.Client.Binary, "./cmd/cpi")
+	build := exec.Command("go", "build", "-tags", strings.Join(buildTags, ","), "-o", e.Client.Binary, "./cmd/cpi")
 	build.Dir = moduleRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the CPI: %v\n%s", err, out)
@@ -153,7 +154,8 @@ func (e *Env) Volumes() ([]string, error) {
 	return lines(out), nil
 }
 
-// Domains lists the domains named like CPI VMs.
+// Domains lists the CPI VMs of this environment: domains named like CPI VMs
+// whose disks live under its store_dir (other suites may share the daemon).
 func (e *Env) Domains() ([]string, error) {
 	out, err := e.Virsh("list", "--all", "--name")
 	if err != nil {
@@ -161,7 +163,10 @@ func (e *Env) Domains() ([]string, error) {
 	}
 	var doms []string
 	for _, d := range lines(out) {
-		if strings.HasPrefix(d, "vm-") {
+		if !strings.HasPrefix(d, "vm-") {
+			continue
+		}
+		if xml, err := e.Virsh("dumpxml", "--inactive", d); err == nil && strings.Contains(xml, e.StoreDir) {
 			doms = append(doms, d)
 		}
 	}
@@ -264,4 +269,10 @@ func addFile(tw *tar.Writer, path string) error {
 	defer in.Close()
 	_, err = io.Copy(tw, in)
 	return err
+}
+
+// ConsoleLog is what the VM's serial console wrote so far.
+func (e *Env) ConsoleLog(vmCID string) string {
+	raw, _ := os.ReadFile(filepath.Join(e.StoreDir, "console", vmCID+".log"))
+	return string(raw)
 }

@@ -32,8 +32,8 @@ func (d Dir) Lock(ctx context.Context, name string) (func(), error) {
 	if !safeName.MatchString(name) {
 		return nil, fmt.Errorf("lock name '%s' is not a safe file name", name)
 	}
-	if err := os.MkdirAll(d.path, 0o700); err != nil {
-		return nil, fmt.Errorf("creating lock directory '%s': %w", d.path, err)
+	if err := d.ensure(); err != nil {
+		return nil, err
 	}
 	file := filepath.Join(d.path, name+".lock")
 	f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o600)
@@ -48,6 +48,20 @@ func (d Dir) Lock(ctx context.Context, name string) (func(), error) {
 		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// ensure creates the lock directory. Its parent is store_dir, which also
+// holds the storage pool QEMU reads from: it must stay enterable by other
+// users (0755), so it is created here with that mode if it is missing;
+// only the lock directory itself is private.
+func (d Dir) ensure() error {
+	if err := os.MkdirAll(filepath.Dir(d.path), 0o755); err != nil {
+		return fmt.Errorf("creating directory '%s': %w", filepath.Dir(d.path), err)
+	}
+	if err := os.Mkdir(d.path, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating lock directory '%s': %w", d.path, err)
+	}
+	return nil
 }
 
 // acquire polls a non-blocking flock so that ctx can cancel the wait;

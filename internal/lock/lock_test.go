@@ -113,3 +113,17 @@ func childHoldLock() {
 	time.Sleep(20 * time.Millisecond)
 	_ = os.WriteFile(file, []byte(strconv.Itoa(n+1)), 0o600)
 }
+
+func TestLockKeepsItsParentEnterable(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "store")
+	if _, err := NewDir(filepath.Join(store, "locks")).Lock(context.Background(), "x"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm()&0o001 == 0 {
+		t.Fatalf("store_dir created with mode %v: QEMU could not reach the pool inside it", info.Mode().Perm())
+	}
+}

@@ -52,7 +52,7 @@ func domainHasSerial(t *testing.T, vmCID, serial string, inactive bool) bool {
 }
 
 func TestDiskLifecycle(t *testing.T) {
-	stemcell := importStemcell(t, "1G")
+	stemcell := importBootableStemcell(t)
 	vm1 := createVM(t, stemcell, nil, 20)
 	vm2 := createVM(t, stemcell, nil, 21)
 	diskCID := createDisk(t, 64, nil)
@@ -76,10 +76,12 @@ func TestDiskLifecycle(t *testing.T) {
 		t.Fatal("delete_disk of an attached disk succeeded")
 	}
 
+	boots := waitForBoot(t, vm1, 0)
 	mustCall(t, "reboot_vm", vm1)
 	if got := getDisks(t, vm1); len(got) != 1 || !domainHasSerial(t, vm1, h.ID, false) {
 		t.Fatalf("disk lost across reboot: get_disks %v", got)
 	}
+	waitForBoot(t, vm1, boots)
 
 	mustCall(t, "detach_disk", vm1, diskCID)
 	if domainHasSerial(t, vm1, h.ID, false) || domainHasSerial(t, vm1, h.ID, true) {
@@ -90,6 +92,7 @@ func TestDiskLifecycle(t *testing.T) {
 		t.Fatalf("get_disks after detach = %v", got)
 	}
 
+	waitForBoot(t, vm2, 0)
 	h2 := attach(t, vm2, diskCID)
 	if h2.ID != h.ID {
 		t.Fatalf("the disk's id changed between VMs: %s vs %s", h.ID, h2.ID)
@@ -123,12 +126,13 @@ func TestDiskLifecycle(t *testing.T) {
 }
 
 func TestCreateVMWithDiskCIDs(t *testing.T) {
-	stemcell := importStemcell(t, "1G")
+	stemcell := importBootableStemcell(t)
 	diskCID := createDisk(t, 32, map[string]any{"format": "raw"})
 	vmCID := createVM(t, stemcell, []string{diskCID}, 22)
 	if got := getDisks(t, vmCID); len(got) != 1 || got[0] != diskCID {
 		t.Fatalf("get_disks = %v", got)
 	}
+	waitForBoot(t, vmCID, 0)
 	mustCall(t, "detach_disk", vmCID, diskCID)
 	mustCall(t, "delete_vm", vmCID)
 	mustCall(t, "delete_disk", diskCID)
@@ -160,8 +164,9 @@ func TestBadDiskInput(t *testing.T) {
 // TestParallelAttachToOneVM runs 8 CPI processes at once, each attaching a
 // different disk to the same running VM.
 func TestParallelAttachToOneVM(t *testing.T) {
-	stemcell := importStemcell(t, "1G")
+	stemcell := importBootableStemcell(t)
 	vmCID := createVM(t, stemcell, nil, 30)
+	waitForBoot(t, vmCID, 0)
 	const n = 8
 	disks := make([]string, n)
 	for i := range disks {

@@ -61,7 +61,7 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("has_vm of a running VM = %s", got)
 	}
 	xml := mustVirsh(t, "dumpxml", vmCID)
-	for _, want := range []string{"<type arch='x86_64' machine=", "<acpi/>", "serial", "console", suite.Network, "model type='virtio'", "<backingStore type='file'>", "bus='sata'"} {
+	for _, want := range []string{"<type arch='x86_64' machine=", "<acpi/>", "serial", "console", suite.Network, "model type='virtio'", "<backingStore type='file'", "bus='sata'"} {
 		if !strings.Contains(xml, want) {
 			t.Errorf("domain XML lacks %q", want)
 		}

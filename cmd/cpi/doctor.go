@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
+)
+
+// runDoctor checks this host against a cpi.json; exit 1 when anything fails.
+func runDoctor(args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("cpi doctor", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	configPath := flags.String("configPath", "", "path to cpi.json")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath == "" {
+		fmt.Fprintln(stderr, "usage: cpi doctor -configPath /path/to/cpi.json")
+		return 2
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stdout, "[FAIL] config: %v\n       fix: correct the key named above in %s\n", err, *configPath)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	findings := doctor.Run(ctx, cfg, libvirt.Probe)
+	doctor.Print(stdout, findings)
+	if doctor.Failed(findings) {
+		fmt.Fprintln(stdout, "doctor: problems found; the fixes are listed above")
+		return 1
+	}
+	fmt.Fprintln(stdout, "doctor: this host is ready for the CPI")
+	return 0
+}

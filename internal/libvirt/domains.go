@@ -1,0 +1,159 @@
+package libvirt
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+)
+
+// vmMarker is our element inside a domain's <metadata>. Its presence (in
+// namespace MetadataNS) is what makes a domain ours. It carries only
+// non-secret facts: agent settings and passwords never go here, because
+// anyone with read-only access to libvirt can read domain XML.
+//
+// libvirt hands the element back from DomainGetMetadata without its
+// namespace (the namespace was the lookup key), so parsing accepts any;
+// marshal always writes MetadataNS.
+type vmMarker struct {
+	XMLName     xml.Name    `xml:"vm"`
+	AgentID     string      `xml:"agent_id"`
+	StemcellCID string      `xml:"stemcell"`
+	Tags        []markerTag `xml:"tag,omitempty"`
+}
+
+// markerTag is one key of set_vm_metadata.
+type markerTag struct {
+	Key   string `xml:"key,attr"`
+	Value string `xml:",chardata"`
+}
+
+// markerElementName is the local name of vmMarker's element.
+const markerElementName = "vm"
+
+func (m vmMarker) marshal() (string, error) {
+	var out strings.Builder
+	start := xml.StartElement{Name: xml.Name{Space: MetadataNS, Local: markerElementName}}
+	if err := xml.NewEncoder(&out).EncodeElement(m, start); err != nil {
+		return "", fmt.Errorf("building metadata element: %w", err)
+	}
+	return out.String(), nil
+}
+
+func parseMarker(doc string) (vmMarker, error) {
+	var m vmMarker
+	if err := xml.Unmarshal([]byte(doc), &m); err != nil {
+		return vmMarker{}, fmt.Errorf("parsing metadata element: %w", err)
+	}
+	return m, nil
+}
+
+// lookupOwnedDomain finds the domain named cid and checks it carries our
+// marker. A missing domain and a domain that is not ours are both
+// ErrNotFound: a foreign domain must look absent to every CPI method.
+func (b *Backend) lookupOwnedDomain(cid string) (golibvirt.Domain, error) {
+	dom, err := b.conn.DomainLookupByName(cid)
+	if err != nil {
+		if isCode(err, golibvirt.ErrNoDomain) {
+			return golibvirt.Domain{}, fmt.Errorf("looking up domain '%s': %w", cid, classify(err))
+		}
+		return golibvirt.Domain{}, fmt.Errorf("looking up domain '%s': %w", cid, err)
+	}
+	owned, err := b.isOwned(dom)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	if !owned {
+		return golibvirt.Domain{}, fmt.Errorf("domain '%s' exists but was not created by this CPI (no metadata in namespace %s): %w", cid, MetadataNS, cpierr.ErrNotFound)
+	}
+	return dom, nil
+}
+
+// isOwned tells whether dom carries our metadata element.
+func (b *Backend) isOwned(dom golibvirt.Domain) (bool, error) {
+	_, err := b.readMarker(dom)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errNoMarker):
+		return false, nil
+	}
+	return false, err
+}
+
+var errNoMarker = errors.New("no metadata element of this CPI")
+
+// readMarker returns our metadata element of dom (errNoMarker if absent).
+// It reads the persistent definition when there is one, so that a live
+// change not yet written to config never hides the marker.
+func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
+	doc, err := b.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement),
+		golibvirt.OptString{MetadataNS}, golibvirt.DomainAffectCurrent)
+	if err != nil {
+		if isCode(err, golibvirt.ErrNoDomainMetadata) {
+			return vmMarker{}, errNoMarker
+		}
+		if isCode(err, golibvirt.ErrNoDomain) {
+			return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, classify(err))
+		}
+		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, err)
+	}
+	m, err := parseMarker(doc)
+	if err != nil {
+		return vmMarker{}, fmt.Errorf("domain '%s': %w", dom.Name, err)
+	}
+	return m, nil
+}
+
+// domainDefinition returns dom's XML as libvirtxml types. Pass
+// golibvirt.DomainXMLInactive for the persistent (next boot) definition.
+func (b *Backend) domainDefinition(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (*libvirtxml.Domain, error) {
+	doc, err := b.conn.DomainGetXMLDesc(dom, flags)
+	if err != nil {
+		return nil, fmt.Errorf("reading XML of domain '%s': %w", dom.Name, classify(err))
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(doc); err != nil {
+		return nil, fmt.Errorf("parsing XML of domain '%s': %w", dom.Name, err)
+	}
+	return &def, nil
+}
+
+// domainIsRunning tells whether dom has a QEMU process (running, paused,
+// shutting down...): the states in which it must be destroyed before it
+// can be removed and in which device changes apply live.
+func (b *Backend) domainIsRunning(dom golibvirt.Domain) (bool, error) {
+	active, err := b.conn.DomainIsActive(dom)
+	if err != nil {
+		return false, fmt.Errorf("reading state of domain '%s': %w", dom.Name, classify(err))
+	}
+	return active == 1, nil
+}
+
+// ownedDomains lists every domain (running or not) that carries our
+// marker. A domain that vanishes while we look is skipped.
+func (b *Backend) ownedDomains() ([]golibvirt.Domain, error) {
+	all, _, err := b.conn.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing domains: %w", err)
+	}
+	var owned []golibvirt.Domain
+	for _, dom := range all {
+		ok, err := b.isOwned(dom)
+		if err != nil {
+			if errors.Is(err, cpierr.ErrNotFound) {
+				continue
+			}
+			return nil, err
+		}
+		if ok {
+			owned = append(owned, dom)
+		}
+	}
+	return owned, nil
+}

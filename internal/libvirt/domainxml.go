@@ -1,0 +1,279 @@
+package libvirt
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// domainPlan is everything the domain XML is built from: resolved paths
+// and names, no libvirt calls. Keeping it a plain value makes the XML
+// testable without a daemon.
+type domainPlan struct {
+	DomainType    string // "kvm" or "qemu"
+	Name          string // the VM CID
+	Machine       string // "q35" or "pc"
+	HotplugSlots  int
+	MemoryMiB     int
+	CPUs          int
+	RootPath      string // qcow2 overlay on the stemcell
+	EphemeralPath string
+	ConfigPath    string // raw ISO9660 image, label config-2
+	ConsoleLog    string
+	NICs          []vm.NIC
+	// PersistentDisks are ready <disk> elements (see persistentDiskDevice).
+	PersistentDisks []libvirtxml.DomainDisk
+	Marker          vmMarker
+}
+
+// newDomainPlan takes from spec what the domain needs; volume paths are
+// filled in as the volumes are made. Only the agent ID and the stemcell
+// CID go into metadata: the config drive (agent settings, mbus
+// credentials) never does.
+func newDomainPlan(spec vm.Spec, domainType, machine string, hotplugSlots int, consoleLog string) domainPlan {
+	return domainPlan{
+		DomainType:   domainType,
+		Name:         spec.CID,
+		Machine:      machine,
+		HotplugSlots: hotplugSlots,
+		MemoryMiB:    spec.Props.MemoryMiB,
+		CPUs:         spec.Props.CPUs,
+		ConsoleLog:   consoleLog,
+		NICs:         spec.NICs,
+		Marker:       vmMarker{AgentID: spec.AgentID, StemcellCID: spec.StemcellCID},
+	}
+}
+
+// Role suffixes of the volumes a VM owns. DeleteVM removes exactly these.
+const (
+	rootSuffix        = "-root"
+	ephemeralSuffix   = "-ephemeral"
+	configDriveSuffix = "-config.iso"
+)
+
+func rootVolumeName(cid string) string        { return cid + rootSuffix }
+func ephemeralVolumeName(cid string) string   { return cid + ephemeralSuffix }
+func configDriveVolumeName(cid string) string { return cid + configDriveSuffix }
+
+// ownedVolumeNames are the volumes that live and die with the VM.
+func ownedVolumeNames(cid string) []string {
+	return []string{configDriveVolumeName(cid), ephemeralVolumeName(cid), rootVolumeName(cid)}
+}
+
+// defaultTitle is what `virsh list --title` shows before set_vm_metadata.
+func defaultTitle(cid string) string { return "bosh vm " + cid }
+
+// buildDomain turns a plan into the domain definition.
+func buildDomain(p domainPlan) (libvirtxml.Domain, error) {
+	marker, err := p.Marker.marshal()
+	if err != nil {
+		return libvirtxml.Domain{}, fmt.Errorf("domain '%s': %w", p.Name, err)
+	}
+	return libvirtxml.Domain{
+		Type:       p.DomainType,
+		Name:       p.Name,
+		Title:      defaultTitle(p.Name),
+		Metadata:   &libvirtxml.DomainMetadata{XML: marker},
+		Memory:     &libvirtxml.DomainMemory{Value: uint(p.MemoryMiB), Unit: "MiB"},
+		VCPU:       &libvirtxml.DomainVCPU{Value: uint(p.CPUs)},
+		OS:         &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm", Machine: p.Machine}},
+		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
+		CPU:        cpuFor(p.DomainType),
+		Clock:      &libvirtxml.DomainClock{Offset: "utc"},
+		OnPoweroff: "destroy",
+		OnReboot:   "restart",
+		OnCrash:    "destroy",
+		Devices:    devicesFor(p),
+	}, nil
+}
+
+// cpuFor: KVM passes the host CPU through; TCG cannot, and 'maximum' gives
+// the guest every feature QEMU can emulate.
+func cpuFor(domainType string) *libvirtxml.DomainCPU {
+	if domainType == "kvm" {
+		return &libvirtxml.DomainCPU{Mode: "host-passthrough"}
+	}
+	return &libvirtxml.DomainCPU{Mode: "maximum"}
+}
+
+func devicesFor(p domainPlan) *libvirtxml.DomainDeviceList {
+	disks := disksFor(p)
+	ifaces := interfacesFor(p.NICs)
+	return &libvirtxml.DomainDeviceList{
+		Disks:       disks,
+		Controllers: controllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(disks, ifaces)),
+		Interfaces:  ifaces,
+		Serials:     []libvirtxml.DomainSerial{consoleSerial(p.ConsoleLog)},
+		Consoles:    []libvirtxml.DomainConsole{consoleOnSerial(p.ConsoleLog)},
+		MemBalloon:  &libvirtxml.DomainMemBalloon{Model: "virtio"},
+		RNGs: []libvirtxml.DomainRNG{{
+			Model:   "virtio",
+			Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
+		}},
+	}
+}
+
+// disksFor: root (the only boot device), ephemeral, config drive, then the
+// persistent disks planned at creation.
+func disksFor(p domainPlan) []libvirtxml.DomainDisk {
+	root := fileDiskDevice(p.RootPath, string(disk.FormatQcow2), disk.Serial(rootVolumeName(p.Name)), vm.RootTarget)
+	// A per-device boot order pins the boot disk: with <os><boot dev='hd'/>
+	// the firmware would pick "the first hard disk", which persistent disks
+	// attached at creation could become.
+	root.Boot = &libvirtxml.DomainDeviceBoot{Order: 1}
+	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), disk.Serial(ephemeralVolumeName(p.Name)), vm.EphemeralTarget)
+	disks := []libvirtxml.DomainDisk{root, ephemeral, configDriveDevice(p.ConfigPath)}
+	return append(disks, p.PersistentDisks...)
+}
+
+// configDriveDevice is a SATA CD-ROM: the agent mounts /dev/sr0, which a
+// virtio device never becomes.
+func configDriveDevice(path string) libvirtxml.DomainDisk {
+	return libvirtxml.DomainDisk{
+		Device:   "cdrom",
+		Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: string(disk.FormatRaw)},
+		Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: path}},
+		Target:   &libvirtxml.DomainDiskTarget{Dev: vm.ConfigDriveTarget, Bus: "sata"},
+		ReadOnly: &libvirtxml.DomainDiskReadOnly{},
+	}
+}
+
+// pciDevicesAtDefine counts the PCIe devices of a new domain: libvirt puts
+// each on one of the root ports we list, so those ports are not spare.
+// The SATA CD-ROM sits on the built-in SATA controller.
+func pciDevicesAtDefine(disks []libvirtxml.DomainDisk, ifaces []libvirtxml.DomainInterface) int {
+	const balloonAndRNG = 2
+	count := len(ifaces) + balloonAndRNG
+	for _, d := range disks {
+		if d.Target != nil && d.Target.Bus == "virtio" {
+			count++
+		}
+	}
+	return count
+}
+
+// controllersFor: on q35 every hot-plugged PCIe device needs an empty
+// pcie-root-port, and ports cannot be added to a running domain, so spare
+// ones are reserved up front. The 'pc' machine's PCI bus hot-plugs
+// directly. USB is left out: nothing uses it and it would take a slot.
+func controllersFor(machine string, rootPorts int) []libvirtxml.DomainController {
+	controllers := []libvirtxml.DomainController{{Type: "usb", Model: "none"}}
+	if machine != "q35" {
+		return controllers
+	}
+	// Unindexed controllers get indices in document order, so the root
+	// bus must come first and claim index 0.
+	rootIndex := uint(0)
+	controllers = append(controllers, libvirtxml.DomainController{Type: "pci", Model: "pcie-root", Index: &rootIndex})
+	for range rootPorts {
+		controllers = append(controllers, libvirtxml.DomainController{Type: "pci", Model: "pcie-root-port"})
+	}
+	return controllers
+}
+
+// validateNICs refuses what libvirt would reject with only a schema error:
+// every NIC needs a network name and a unicast MAC.
+func validateNICs(nics []vm.NIC) error {
+	for _, nic := range nics {
+		if nic.LibvirtNetwork == "" {
+			return fmt.Errorf("NIC for BOSH network '%s' names no libvirt network", nic.BOSHNetwork)
+		}
+		mac, err := net.ParseMAC(nic.MAC)
+		if err != nil || len(mac) != 6 {
+			return fmt.Errorf("NIC for BOSH network '%s': '%s' is not a MAC address", nic.BOSHNetwork, nic.MAC)
+		}
+		if mac[0]&1 == 1 {
+			return fmt.Errorf("NIC for BOSH network '%s': '%s' is a multicast MAC address; a NIC needs a unicast one", nic.BOSHNetwork, nic.MAC)
+		}
+	}
+	return nil
+}
+
+// interfacesFor keeps each NIC's MAC exactly: the agent finds its network
+// settings by MAC.
+func interfacesFor(nics []vm.NIC) []libvirtxml.DomainInterface {
+	ifaces := make([]libvirtxml.DomainInterface, 0, len(nics))
+	for _, nic := range nics {
+		ifaces = append(ifaces, libvirtxml.DomainInterface{
+			MAC:    &libvirtxml.DomainInterfaceMAC{Address: strings.ToLower(nic.MAC)},
+			Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: nic.LibvirtNetwork}},
+			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+		})
+	}
+	return ifaces
+}
+
+// consoleSerial writes the guest's serial console (kernel and agent
+// boot output) to a file the operator can read after a failed boot.
+func consoleSerial(logPath string) libvirtxml.DomainSerial {
+	port := uint(0)
+	return libvirtxml.DomainSerial{
+		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: logPath, Append: "on"}},
+		Target: &libvirtxml.DomainSerialTarget{Port: &port},
+	}
+}
+
+func consoleOnSerial(logPath string) libvirtxml.DomainConsole {
+	port := uint(0)
+	return libvirtxml.DomainConsole{
+		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: logPath, Append: "on"}},
+		Target: &libvirtxml.DomainConsoleTarget{Type: "serial", Port: &port},
+	}
+}
+
+// titleFor is what `virsh list --title` shows for a VM with metadata:
+// deployment/job/index when the director sent them, else the name key,
+// else the default.
+func titleFor(cid string, meta vm.Metadata) string {
+	var parts []string
+	for _, key := range []string{"deployment", "job", "index"} {
+		if v := meta[key]; v != "" {
+			parts = append(parts, v)
+		}
+	}
+	if len(parts) > 0 {
+		return oneLine(strings.Join(parts, "/"))
+	}
+	if name := meta["name"]; name != "" {
+		return oneLine(name)
+	}
+	return defaultTitle(cid)
+}
+
+// oneLine: libvirt refuses a title with a newline.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+// descriptionFor lists all metadata as sorted "k=v" lines.
+func descriptionFor(meta vm.Metadata) string {
+	lines := make([]string, 0, len(meta))
+	for _, key := range sortedKeys(meta) {
+		lines = append(lines, oneLine(key)+"="+oneLine(meta[key]))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func sortedKeys(meta vm.Metadata) []string {
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// withTags returns the marker with its tags replaced by meta.
+func (m vmMarker) withTags(meta vm.Metadata) vmMarker {
+	m.Tags = nil
+	for _, key := range sortedKeys(meta) {
+		m.Tags = append(m.Tags, markerTag{Key: key, Value: meta[key]})
+	}
+	return m
+}

@@ -1,0 +1,354 @@
+package libvirt
+
+// Helpers for integration tests against a real libvirtd. Each test gets
+// its own storage pool (under its own store dir) and, when it asks, its
+// own isolated libvirt network, and removes them when it ends. Nothing
+// here touches an object it did not create.
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// uriEnv names the libvirtd the integration tests use, e.g. qemu:///system.
+const uriEnv = "BOSH_LIBVIRT_CPI_URI"
+
+// testEnv is one test's private corner of a real libvirtd.
+type testEnv struct {
+	t   *testing.T
+	cfg config.Config
+	// b is the env's own connection. Tests that run calls in parallel open
+	// one Backend each (OpenBackend), as separate CPI processes would.
+	b       *Backend
+	domains []string // domain names to remove at the end, if still there
+}
+
+// libvirtURI returns the daemon to test against. Without one the test is
+// skipped on a workstation, but fails in CI (CI=true): there the test
+// command is expected to start libvirtd, and a silent skip would hide it.
+func libvirtURI(t *testing.T) string {
+	t.Helper()
+	uri := os.Getenv(uriEnv)
+	if uri == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set in CI: start libvirtd and set it (e.g. qemu:///system)", uriEnv)
+		}
+		t.Skipf("%s not set: skipping tests against a real libvirtd", uriEnv)
+	}
+	return uri
+}
+
+// newTestEnv connects to the daemon with a config whose storage pool and
+// store dir belong to this test alone.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	uri := libvirtURI(t)
+	e := &testEnv{t: t, cfg: config.Config{
+		Hypervisor:    "auto",
+		URI:           uri,
+		StoreDir:      traversableTempDir(t),
+		StoragePool:   "bosh-test-" + randomHex(t, 4),
+		Network:       "default",
+		RebootTimeout: 2,
+		Machine:       config.DefaultMachine,
+		HotplugSlots:  config.DefaultHotplugSlots,
+		Agent:         config.Agent{Mbus: "https://mbus:unused@0.0.0.0:6868"},
+	}}
+	e.b = e.OpenBackend()
+	t.Cleanup(e.cleanup)
+	return e
+}
+
+// OpenBackend opens another connection with the env's config. A daemon
+// that cannot be reached fails the test: the URI was set on purpose.
+func (e *testEnv) OpenBackend() *Backend {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := Open(context.Background(), e.cfg, log)
+	if err != nil {
+		e.t.Fatalf("connecting to libvirtd at %s: %v", e.cfg.URI, err)
+	}
+	e.t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// traversableTempDir is a temp dir QEMU (running as its own user) can
+// reach into: t.TempDir() is mode 0700.
+func traversableTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bosh-libvirt-cpi-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// trackDomain makes cleanup remove the domain if a test leaves it.
+func (e *testEnv) trackDomain(name string) { e.domains = append(e.domains, name) }
+
+// cleanup removes what this env made: tracked domains, then the pool
+// with all its volumes. Failures are reported, not fatal, so every step
+// runs.
+func (e *testEnv) cleanup() {
+	conn := e.b.conn
+	for _, name := range e.domains {
+		dom, err := conn.DomainLookupByName(name)
+		if err != nil {
+			continue
+		}
+		_ = conn.DomainDestroy(dom)
+		if err := conn.DomainUndefineFlags(dom, golibvirt.DomainUndefineNvram|golibvirt.DomainUndefineSnapshotsMetadata); err != nil {
+			e.t.Errorf("cleanup: undefining domain %s: %v", name, err)
+		}
+	}
+	pool, err := conn.StoragePoolLookupByName(e.cfg.StoragePool)
+	if err != nil {
+		return // never created
+	}
+	vols, _, err := conn.StoragePoolListAllVolumes(pool, 1, 0)
+	if err != nil {
+		e.t.Errorf("cleanup: listing volumes of pool %s: %v", e.cfg.StoragePool, err)
+	}
+	for _, vol := range vols {
+		if err := conn.StorageVolDelete(vol, 0); err != nil {
+			e.t.Errorf("cleanup: deleting volume %s: %v", vol.Name, err)
+		}
+	}
+	_ = conn.StoragePoolDestroy(pool)
+	if err := conn.StoragePoolUndefine(pool); err != nil {
+		e.t.Errorf("cleanup: undefining pool %s: %v", e.cfg.StoragePool, err)
+	}
+}
+
+// isolatedNetwork defines (but does not start) a libvirt network with no
+// forwarding and no DHCP on a /24 nothing on this host uses, and removes
+// it at the end. CreateVM is expected to start it.
+func (e *testEnv) isolatedNetwork() string {
+	e.t.Helper()
+	conn := e.b.conn
+	suffix := randomHex(e.t, 4)
+	name := "bosh-test-net-" + suffix
+	doc := libvirtxml.Network{
+		Name:   name,
+		Bridge: &libvirtxml.NetworkBridge{Name: "vbt" + suffix, STP: "off"},
+		IPs:    []libvirtxml.NetworkIP{{Address: freeSubnetGateway(e.t, conn), Netmask: "255.255.255.0"}},
+	}
+	xml, err := doc.Marshal()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	net, err := conn.NetworkDefineXML(xml)
+	if err != nil {
+		e.t.Fatalf("defining test network %s: %v", name, err)
+	}
+	e.t.Cleanup(func() {
+		_ = conn.NetworkDestroy(net)
+		if err := conn.NetworkUndefine(net); err != nil {
+			e.t.Errorf("cleanup: undefining network %s: %v", name, err)
+		}
+	})
+	return name
+}
+
+// freeSubnetGateway picks 10.213.N.1 such that no host interface and no
+// other libvirt network uses 10.213.N.0/24.
+func freeSubnetGateway(t *testing.T, conn *golibvirt.Libvirt) string {
+	t.Helper()
+	used := hostSubnets(t, conn)
+	for range 100 {
+		n, err := rand.Int(rand.Reader, big.NewInt(250))
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := fmt.Sprintf("10.213.%d.", n.Int64()+2)
+		if !strings.Contains(used, prefix) {
+			return prefix + "1"
+		}
+	}
+	t.Fatal("no free 10.213.x.0/24 subnet for a test network")
+	return ""
+}
+
+// hostSubnets returns host addresses and libvirt network XML as one text
+// to search in.
+func hostSubnets(t *testing.T, conn *golibvirt.Libvirt) string {
+	var sb strings.Builder
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			sb.WriteString(a.String() + " ")
+		}
+	}
+	nets, _, err := conn.ConnectListAllNetworks(1, 0)
+	if err != nil {
+		t.Fatalf("listing libvirt networks: %v", err)
+	}
+	for _, n := range nets {
+		if doc, err := conn.NetworkGetXMLDesc(n, 0); err == nil {
+			sb.WriteString(doc)
+		}
+	}
+	return sb.String()
+}
+
+// stemcellImage writes an OpenStack-style image tgz holding a blank qcow2
+// root.img of virtualSize bytes (made by qemu-img) and opens it.
+func stemcellImage(t *testing.T, virtualSize uint64) *stemcell.Image {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root.img")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", root, fmt.Sprint(virtualSize)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openImageTar(t, dir, data)
+}
+
+// openImageTar wraps data as root.img in a tar and opens it with
+// stemcell.Open, the same path create_stemcell takes.
+func openImageTar(t *testing.T, dir string, data []byte) *stemcell.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "root.img", Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "image")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img, err := stemcell.Open(path)
+	if err != nil {
+		t.Fatalf("stemcell.Open: %v", err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+// importStemcell imports a blank qcow2 stemcell and returns its CID.
+func (e *testEnv) importStemcell(virtualSize uint64) string {
+	e.t.Helper()
+	cid := stemcell.NewCID()
+	if err := e.b.ImportStemcell(context.Background(), cid, stemcellImage(e.t, virtualSize)); err != nil {
+		e.t.Fatalf("ImportStemcell: %v", err)
+	}
+	return cid
+}
+
+// vmSpec is a small VM on the given networks.
+func (e *testEnv) vmSpec(stemcellCID string, networks ...string) vm.Spec {
+	e.t.Helper()
+	spec := vm.Spec{
+		CID:         vm.NewCID(),
+		AgentID:     "agent-" + randomHex(e.t, 4),
+		StemcellCID: stemcellCID,
+		Props:       vm.Props{CPUs: 1, MemoryMiB: 128, EphemeralDiskMiB: 64},
+		ConfigDrive: fakeConfigDrive(),
+	}
+	for i, n := range networks {
+		mac, err := network.NewMAC()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		spec.NICs = append(spec.NICs, vm.NIC{BOSHNetwork: fmt.Sprintf("net%d", i), LibvirtNetwork: n, MAC: mac})
+	}
+	e.trackDomain(spec.CID)
+	return spec
+}
+
+// fakeConfigDrive stands in for an ISO: the backend stores bytes, it does
+// not read them. The password lets tests check it never leaks.
+func fakeConfigDrive() []byte {
+	iso := make([]byte, 64<<10)
+	copy(iso, `{"mbus":"https://mbus:config-drive-secret@0.0.0.0:6868"}`)
+	return iso
+}
+
+func randomHex(t *testing.T, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// testWriter sends backend logs to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// volumeNames lists the names of the volumes in the env's pool.
+func (e *testEnv) volumeNames() []string {
+	e.t.Helper()
+	pool, err := e.b.storagePool(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.b.conn.StoragePoolRefresh(pool, 0); err != nil {
+		e.t.Fatalf("refreshing pool: %v", err)
+	}
+	vols, _, err := e.b.conn.StoragePoolListAllVolumes(pool, 1, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	names := make([]string, 0, len(vols))
+	for _, v := range vols {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+// assertNothingLeftOf fails when any domain, volume or console log of the
+// VM cid still exists.
+func (e *testEnv) assertNothingLeftOf(cid string) {
+	e.t.Helper()
+	if _, err := e.b.conn.DomainLookupByName(cid); err == nil {
+		e.t.Errorf("domain %s is still defined", cid)
+	}
+	for _, name := range e.volumeNames() {
+		if strings.HasPrefix(name, cid) {
+			e.t.Errorf("volume %s is left behind", name)
+		}
+	}
+	logPath := filepath.Join(e.cfg.ConsoleDir(), cid+".log")
+	if _, err := os.Stat(logPath); !errors.Is(err, os.ErrNotExist) {
+		e.t.Errorf("console log %s is left behind (stat: %v)", logPath, err)
+	}
+}

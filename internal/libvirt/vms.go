@@ -1,0 +1,458 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// rebootPollInterval is how often RebootVM checks whether the guest has
+// powered off after the ACPI shutdown request.
+const rebootPollInterval = 250 * time.Millisecond
+
+// undoList remembers what a half-done CreateVM made so a failure can take
+// it all back, newest first.
+type undoList []func()
+
+func (u *undoList) push(step func()) { *u = append(*u, step) }
+
+func (u undoList) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// CreateVM builds the VM's volumes and domain and starts it. Every step
+// that made something registers its undo; on failure all of it is undone,
+// so a failed create leaves nothing behind.
+func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
+	var undo undoList
+	defer func() {
+		if err != nil {
+			b.log.Warn("create_vm failed, removing what it made", "vm", spec.CID, "error", err)
+			undo.run()
+		}
+	}()
+	log := b.log.With("vm", spec.CID)
+	started := time.Now()
+
+	if err := validateNICs(spec.NICs); err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.ensureNetworks(spec.NICs); err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	plan, err := b.prepareVolumes(ctx, spec, &undo)
+	if err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.prepareConsoleLog(plan.ConsoleLog, &undo); err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	dom, err := b.defineDomain(plan, &undo)
+	if err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.conn.DomainCreate(dom); err != nil {
+		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, classify(err))
+	}
+	log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
+		"ephemeral_disk_mib", spec.Props.EphemeralDiskMiB, "nics", len(spec.NICs), "disks", len(spec.Disks),
+		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	return nil
+}
+
+// ensureNetworks checks every libvirt network a NIC names exists, and
+// starts it when it is defined but inactive.
+func (b *Backend) ensureNetworks(nics []vm.NIC) error {
+	seen := map[string]bool{}
+	for _, nic := range nics {
+		if seen[nic.LibvirtNetwork] {
+			continue
+		}
+		seen[nic.LibvirtNetwork] = true
+		if err := b.ensureNetwork(nic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Backend) ensureNetwork(nic vm.NIC) error {
+	name := nic.LibvirtNetwork
+	net, err := b.conn.NetworkLookupByName(name)
+	if err != nil {
+		if isCode(err, golibvirt.ErrNoNetwork) {
+			return fmt.Errorf("libvirt network '%s' (for BOSH network '%s') does not exist; create it or set the network's cloud_properties.name: %w: %w", name, nic.BOSHNetwork, err, cpierr.ErrNotFound)
+		}
+		return fmt.Errorf("looking up libvirt network '%s': %w", name, err)
+	}
+	active, err := b.conn.NetworkIsActive(net)
+	if err != nil {
+		return fmt.Errorf("checking libvirt network '%s': %w", name, err)
+	}
+	if active == 1 {
+		return nil
+	}
+	// Parallel create_vm calls may all try; the losers see "already active".
+	if err := b.conn.NetworkCreate(net); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("starting inactive libvirt network '%s': %w", name, err)
+	}
+	b.log.Info("started libvirt network", "network", name)
+	return nil
+}
+
+// prepareVolumes makes the root overlay, the ephemeral disk and the config
+// drive, and resolves persistent disks, into a domain plan.
+func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, undo *undoList) (domainPlan, error) {
+	plan := newDomainPlan(spec, b.domain, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
+	var err error
+	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
+		return domainPlan{}, err
+	}
+	if plan.EphemeralPath, err = b.createEphemeralDisk(ctx, spec, undo); err != nil {
+		return domainPlan{}, err
+	}
+	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, spec.ConfigDrive, undo); err != nil {
+		return domainPlan{}, err
+	}
+	if plan.PersistentDisks, err = b.persistentDisks(ctx, spec.Disks); err != nil {
+		return domainPlan{}, err
+	}
+	return plan, nil
+}
+
+// createRootOverlay makes a qcow2 volume whose backing file is the
+// stemcell: copy-on-write, so its cost does not grow with the stemcell.
+func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
+	base, err := b.lookupStemcell(ctx, spec.StemcellCID)
+	if err != nil {
+		return "", err
+	}
+	name := rootVolumeName(spec.CID)
+	doc := libvirtxml.StorageVolume{
+		Name:       name,
+		Capacity:   &libvirtxml.StorageVolumeSize{Value: base.Capacity, Unit: "bytes"},
+		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatQcow2)}},
+		BackingStore: &libvirtxml.StorageVolumeBackingStore{
+			Path:   base.Path,
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: base.Format},
+		},
+	}
+	_, path, err := b.createOwnedVolume(ctx, doc, "root disk", undo)
+	return path, err
+}
+
+func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
+	doc := libvirtxml.StorageVolume{
+		Name:       ephemeralVolumeName(spec.CID),
+		Capacity:   &libvirtxml.StorageVolumeSize{Value: uint64(spec.Props.EphemeralDiskMiB), Unit: "MiB"},
+		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatQcow2)}},
+	}
+	_, path, err := b.createOwnedVolume(ctx, doc, "ephemeral disk", undo)
+	return path, err
+}
+
+// createOwnedVolume creates doc, registers its removal and returns it
+// with its path.
+func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageVolume, role string, undo *undoList) (golibvirt.StorageVol, string, error) {
+	vol, err := b.createVolume(ctx, doc)
+	if err != nil {
+		return golibvirt.StorageVol{}, "", fmt.Errorf("creating %s volume '%s': %w", role, doc.Name, err)
+	}
+	undo.push(func() { b.undoVolume(ctx, doc.Name) })
+	path, err := b.volumePath(vol)
+	if err != nil {
+		return golibvirt.StorageVol{}, "", fmt.Errorf("%s volume '%s': %w", role, doc.Name, err)
+	}
+	return vol, path, nil
+}
+
+// persistentDisks resolves disks to attach at creation into <disk>
+// elements. They are looked up only: never created, never removed here.
+func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainDisk, error) {
+	devices := make([]libvirtxml.DomainDisk, 0, len(disks))
+	for _, d := range disks {
+		vol, err := b.lookupVolume(ctx, d.DiskCID)
+		if err != nil {
+			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
+		}
+		def, err := b.volumeDefinition(vol)
+		if err != nil {
+			return nil, fmt.Errorf("persistent disk '%s': %w", d.DiskCID, err)
+		}
+		if def.Target == nil || def.Target.Path == "" {
+			return nil, fmt.Errorf("persistent disk '%s': volume XML has no target path", d.DiskCID)
+		}
+		format := disk.FormatRaw
+		if def.Target.Format != nil && def.Target.Format.Type != "" {
+			format = disk.Format(def.Target.Format.Type)
+		}
+		devices = append(devices, persistentDiskDevice(def.Target.Path, format, d.DiskCID, d.Target))
+	}
+	return devices, nil
+}
+
+func (b *Backend) consoleLogPath(cid string) string {
+	return filepath.Join(b.cfg.ConsoleDir(), cid+".log")
+}
+
+// prepareConsoleLog makes the console directory (traversable by the QEMU
+// user) and registers the log's removal. QEMU creates the file itself.
+func (b *Backend) prepareConsoleLog(path string, undo *undoList) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("creating console log directory '%s': %w", dir, err)
+	}
+	undo.push(func() { b.removeConsoleLog(path) })
+	return nil
+}
+
+func (b *Backend) removeConsoleLog(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.log.Warn("could not remove console log", "path", path, "error", err)
+	}
+}
+
+// defineDomain builds the XML and defines the (persistent) domain,
+// registering its removal.
+func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domain, error) {
+	def, err := buildDomain(plan)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	doc, err := def.Marshal()
+	if err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("building XML of domain '%s': %w", plan.Name, err)
+	}
+	// VALIDATE checks the XML against libvirt's schema: a typo in our
+	// structure fails here, with the schema's word on it.
+	dom, err := b.conn.DomainDefineXMLFlags(doc, golibvirt.DomainDefineValidate)
+	if err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, classify(err))
+	}
+	undo.push(func() { b.removeDomain(dom) })
+	return dom, nil
+}
+
+// removeDomain stops and undefines dom, logging failures (used on paths
+// that already return an error).
+func (b *Backend) removeDomain(dom golibvirt.Domain) {
+	if err := b.destroyIfRunning(dom); err != nil {
+		b.log.Error("could not stop domain after a failure", "vm", dom.Name, "error", err)
+	}
+	if err := b.undefine(dom); err != nil && !errors.Is(err, cpierr.ErrNotFound) {
+		b.log.Error("could not undefine domain after a failure; remove it by hand", "vm", dom.Name, "error", err)
+	}
+}
+
+// destroyIfRunning stops dom at once (no graceful shutdown): its disks are
+// about to be deleted anyway.
+func (b *Backend) destroyIfRunning(dom golibvirt.Domain) error {
+	running, err := b.domainIsRunning(dom)
+	if err != nil || !running {
+		return err
+	}
+	// It may have stopped between the check and here: that is fine.
+	if err := b.conn.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("stopping domain '%s': %w", dom.Name, classify(err))
+	}
+	return nil
+}
+
+// undefine removes dom's definition with everything libvirt keeps beside
+// it (managed save image, snapshot and checkpoint metadata, NVRAM).
+func (b *Backend) undefine(dom golibvirt.Domain) error {
+	flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
+		golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
+	if err := b.conn.DomainUndefineFlags(dom, flags); err != nil {
+		return fmt.Errorf("undefining domain '%s': %w", dom.Name, classify(err))
+	}
+	return nil
+}
+
+// DeleteVM stops the VM at once and removes it with the volumes it owns
+// and its console log. Persistent disks, even when still attached, are
+// never touched: only volumes named <cid>-root/-ephemeral/-config.iso go.
+// The domain is undefined last, so a call that fails half way can be
+// retried: until then the VM is still found.
+func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
+	dom, err := b.lookupOwnedDomain(cid)
+	if err != nil {
+		return fmt.Errorf("deleting VM '%s': %w", cid, err)
+	}
+	if err := b.destroyIfRunning(dom); err != nil {
+		return fmt.Errorf("deleting VM '%s': %w", cid, err)
+	}
+	for _, name := range ownedVolumeNames(cid) {
+		if err := b.deleteVolumeIfExists(ctx, name); err != nil {
+			return fmt.Errorf("deleting VM '%s': %w", cid, err)
+		}
+	}
+	logPath := b.consoleLogPath(cid)
+	if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("deleting VM '%s': removing console log '%s': %w", cid, logPath, err)
+	}
+	if err := b.undefine(dom); err != nil {
+		return fmt.Errorf("deleting VM '%s': %w", cid, err)
+	}
+	b.log.Info("deleted VM", "vm", cid)
+	return nil
+}
+
+// HasVM is true for our domains, running or stopped; false for missing
+// ones and for domains this CPI did not create.
+func (b *Backend) HasVM(ctx context.Context, cid string) (bool, error) {
+	_, err := b.lookupOwnedDomain(cid)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, cpierr.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("checking VM '%s': %w", cid, err)
+}
+
+// RebootVM asks the guest to shut down (ACPI), waits up to reboot_timeout
+// seconds, then pulls the plug, and starts the domain again. A stopped VM
+// is simply started.
+func (b *Backend) RebootVM(ctx context.Context, cid string) error {
+	dom, err := b.lookupOwnedDomain(cid)
+	if err != nil {
+		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
+	}
+	if err := b.shutDown(ctx, dom, time.Duration(b.cfg.RebootTimeout)*time.Second); err != nil {
+		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
+	}
+	if err := b.conn.DomainCreate(dom); err != nil {
+		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, classify(err))
+	}
+	b.log.Info("rebooted VM", "vm", cid)
+	return nil
+}
+
+// shutDown brings dom to shut off: gracefully when the guest answers ACPI
+// within timeout, else by destroying it.
+func (b *Backend) shutDown(ctx context.Context, dom golibvirt.Domain, timeout time.Duration) error {
+	running, err := b.domainIsRunning(dom)
+	if err != nil || !running {
+		return err
+	}
+	if err := b.conn.DomainShutdown(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, classify(err))
+	}
+	stopped, err := b.waitForShutoff(ctx, dom, timeout)
+	if err != nil || stopped {
+		return err
+	}
+	b.log.Warn("guest did not shut down in time, resetting it", "vm", dom.Name, "timeout_seconds", timeout.Seconds())
+	return b.destroyIfRunning(dom)
+}
+
+// waitForShutoff polls until dom is no longer running or timeout passes.
+func (b *Backend) waitForShutoff(ctx context.Context, dom golibvirt.Domain, timeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		running, err := b.domainIsRunning(dom)
+		if err != nil || !running {
+			return !running, err
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("waiting for domain '%s' to shut down: %w", dom.Name, ctx.Err())
+		case <-time.After(rebootPollInterval):
+		}
+	}
+}
+
+// SetVMMetadata records meta in our metadata element (beside agent_id and
+// stemcell), as the title `virsh list --title` shows, and as "k=v" lines
+// in the description; in the persistent definition and, when the domain
+// runs, live.
+func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadata) error {
+	dom, err := b.lookupOwnedDomain(cid)
+	if err != nil {
+		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
+	}
+	marker, err := b.readMarker(dom)
+	if err != nil {
+		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
+	}
+	element, err := marker.withTags(meta).marshal()
+	if err != nil {
+		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
+	}
+	changes := []struct {
+		what     string
+		kind     golibvirt.DomainMetadataType
+		value    string
+		key, uri golibvirt.OptString
+	}{
+		{"metadata element", golibvirt.DomainMetadataElement, element, golibvirt.OptString{MetadataPrefix}, golibvirt.OptString{MetadataNS}},
+		{"title", golibvirt.DomainMetadataTitle, titleFor(cid, meta), nil, nil},
+		{"description", golibvirt.DomainMetadataDescription, descriptionFor(meta), nil, nil},
+	}
+	for _, c := range changes {
+		if err := b.setMetadata(dom, c.kind, c.value, c.key, c.uri); err != nil {
+			return fmt.Errorf("setting %s of VM '%s': %w", c.what, cid, err)
+		}
+	}
+	return nil
+}
+
+// setMetadata writes one kind of metadata to the definition and, when the
+// domain runs, to the live domain too. A domain that stops in between is
+// written in its definition only.
+func (b *Backend) setMetadata(dom golibvirt.Domain, kind golibvirt.DomainMetadataType, value string, key, uri golibvirt.OptString) error {
+	var text golibvirt.OptString
+	if value != "" {
+		text = golibvirt.OptString{value}
+	}
+	running, err := b.domainIsRunning(dom)
+	if err != nil {
+		return err
+	}
+	if running {
+		err = b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig|golibvirt.DomainAffectLive)
+		if err == nil || !isCode(err, golibvirt.ErrOperationInvalid) {
+			return classify(err)
+		}
+	}
+	return classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
+}
+
+// ReplaceConfigDrive writes iso into the VM's config drive volume, sized
+// to fit it exactly. The guest reads it on its next boot.
+func (b *Backend) ReplaceConfigDrive(ctx context.Context, cid string, iso []byte) error {
+	if _, err := b.lookupOwnedDomain(cid); err != nil {
+		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
+	}
+	name := configDriveVolumeName(cid)
+	vol, err := b.lookupVolume(ctx, name)
+	if err != nil {
+		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
+	}
+	if err := b.resizeVolumeTo(vol, uint64(len(iso))); err != nil {
+		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
+	}
+	if err := b.uploadConfigDrive(ctx, vol, iso); err != nil {
+		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
+	}
+	b.log.Info("replaced config drive", "vm", cid, "bytes", len(iso))
+	return nil
+}

@@ -1,0 +1,134 @@
+package libvirt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+)
+
+// Volume helpers shared by stemcells, VMs and disks. Every volume the CPI
+// makes lives in the configured storage pool and is reached through
+// libvirt's storage API only, so a remote libvirtd works like a local one.
+
+// lookupVolume finds the volume called name in the configured pool. A
+// missing volume wraps cpierr.ErrNotFound.
+func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.StorageVol, error) {
+	pool, err := b.storagePool(ctx)
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	vol, err := b.conn.StorageVolLookupByName(pool, name)
+	if err != nil {
+		return golibvirt.StorageVol{}, fmt.Errorf("looking up volume '%s' in storage pool '%s': %w", name, pool.Name, classify(err))
+	}
+	return vol, nil
+}
+
+// createVolume creates doc in the configured pool. A full pool wraps
+// cpierr.ErrNoSpace.
+func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StorageVol, error) {
+	pool, err := b.storagePool(ctx)
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	xml, err := doc.Marshal()
+	if err != nil {
+		return golibvirt.StorageVol{}, fmt.Errorf("building XML for volume '%s': %w", doc.Name, err)
+	}
+	vol, err := b.conn.StorageVolCreateXML(pool, xml, 0)
+	if err != nil {
+		return golibvirt.StorageVol{}, fmt.Errorf("creating volume '%s' in storage pool '%s': %w", doc.Name, pool.Name, classify(err))
+	}
+	return vol, nil
+}
+
+// cloneVolume creates doc in the configured pool with the contents of
+// source (libvirt copies the data, converting format when they differ).
+func (b *Backend) cloneVolume(ctx context.Context, doc libvirtxml.StorageVolume, source golibvirt.StorageVol) (golibvirt.StorageVol, error) {
+	pool, err := b.storagePool(ctx)
+	if err != nil {
+		return golibvirt.StorageVol{}, err
+	}
+	xml, err := doc.Marshal()
+	if err != nil {
+		return golibvirt.StorageVol{}, fmt.Errorf("building XML for volume '%s': %w", doc.Name, err)
+	}
+	vol, err := b.conn.StorageVolCreateXMLFrom(pool, xml, source, 0)
+	if err != nil {
+		return golibvirt.StorageVol{}, fmt.Errorf("copying volume '%s' to new volume '%s': %w", source.Name, doc.Name, classify(err))
+	}
+	return vol, nil
+}
+
+// deleteVolumeIfExists deletes the volume called name; a volume that is
+// not there (or vanishes meanwhile) is not an error.
+func (b *Backend) deleteVolumeIfExists(ctx context.Context, name string) error {
+	vol, err := b.lookupVolume(ctx, name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if err := b.conn.StorageVolDelete(vol, 0); err != nil {
+		if isCode(err, golibvirt.ErrNoStorageVol) {
+			return nil
+		}
+		return fmt.Errorf("deleting volume '%s': %w", name, classify(err))
+	}
+	return nil
+}
+
+// volumePath is the file (or device) behind vol, as a domain's <disk>
+// source names it.
+func (b *Backend) volumePath(vol golibvirt.StorageVol) (string, error) {
+	path, err := b.conn.StorageVolGetPath(vol)
+	if err != nil {
+		return "", fmt.Errorf("reading path of volume '%s': %w", vol.Name, classify(err))
+	}
+	return path, nil
+}
+
+// volumeCapacity is vol's size as the guest sees it, in bytes.
+func (b *Backend) volumeCapacity(vol golibvirt.StorageVol) (uint64, error) {
+	_, capacity, _, err := b.conn.StorageVolGetInfo(vol)
+	if err != nil {
+		return 0, fmt.Errorf("reading size of volume '%s': %w", vol.Name, classify(err))
+	}
+	return capacity, nil
+}
+
+// uploadVolume replaces vol's bytes from offset 0 with length bytes of r.
+// libvirt writes the stream into the file as is (no format conversion).
+func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r io.Reader, length uint64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("uploading to volume '%s': %w", vol.Name, err)
+	}
+	if err := b.conn.StorageVolUpload(vol, r, 0, length, 0); err != nil {
+		return fmt.Errorf("uploading %d bytes to volume '%s': %w", length, vol.Name, classify(err))
+	}
+	return nil
+}
+
+// downloadVolume writes all of vol's bytes (the file as stored: a qcow2
+// volume comes out as qcow2) to w.
+func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, w io.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
+	}
+	if err := b.conn.StorageVolDownload(vol, w, 0, 0, 0); err != nil {
+		return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+	}
+	return nil
+}
+
+// isNotFound tells whether err means the object is not there.
+func isNotFound(err error) bool {
+	return errors.Is(err, cpierr.ErrNotFound)
+}
