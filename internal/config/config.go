@@ -202,9 +202,6 @@ func (c Config) ConsoleDir() string { return filepath.Join(c.StoreDir, "console"
 // VMDir is where per-VM files (agent settings) live.
 func (c Config) VMDir() string { return filepath.Join(c.StoreDir, "vms") }
 
-// DiskDir is where per-disk files (metadata) live.
-func (c Config) DiskDir() string { return filepath.Join(c.StoreDir, "disks") }
-
 // PoolDir is the directory of the storage pool when the CPI creates it.
 func (c Config) PoolDir() string { return filepath.Join(c.StoreDir, "pool") }
 

@@ -785,3 +785,37 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 	}
 	e.assertNoDiskVolumes()
 }
+
+// TestHotplugSlotsOfACreatedVM fills every spare root port of a VM made by
+// CreateVM (the production domain layout) with hot-plugged disks; one
+// more fails with a hint at hotplug_slots and leaves the VM unchanged.
+func TestHotplugSlotsOfACreatedVM(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	spec := e.vmSpec(e.importStemcell(64 << 20))
+	if err := e.b.CreateVM(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	dom, err := e.b.lookupOwnedDomain(spec.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range e.cfg.HotplugSlots {
+		cid := e.newDisk(4, disk.FormatQcow2)
+		target, err := e.b.AttachDisk(ctx, spec.CID, cid)
+		if err != nil {
+			t.Fatalf("hot-plugging disk %d of %d: %v", i+1, e.cfg.HotplugSlots, err)
+		}
+		e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
+	}
+	extra := e.newDisk(4, disk.FormatQcow2)
+	_, err = e.b.AttachDisk(ctx, spec.CID, extra)
+	if err == nil || !strings.Contains(err.Error(), "hotplug_slots") {
+		t.Errorf("attaching one disk more than hotplug_slots: got %v, want an error naming hotplug_slots", err)
+	}
+	e.assertDetached(dom, extra)
+	got, err := e.b.AttachedDisks(ctx, spec.CID)
+	if err != nil || len(got) != e.cfg.HotplugSlots {
+		t.Errorf("AttachedDisks lists %d disks, %v; want %d", len(got), err, e.cfg.HotplugSlots)
+	}
+}

@@ -1,0 +1,138 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
+)
+
+// hint is attach_disk's answer.
+type hint struct {
+	ID   string `json:"id"`
+	Path string `json:"path"`
+}
+
+// domainMACs are the MACs of the domain's NICs, read through virsh.
+func domainMACs(env *devenv.Env, vmCID string) ([]string, error) {
+	out, err := env.Virsh("domiflist", vmCID)
+	if err != nil {
+		return nil, fmt.Errorf("virsh domiflist %s: %s", vmCID, out)
+	}
+	var macs []string
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 5 && strings.Count(fields[4], ":") == 5 {
+			macs = append(macs, fields[4])
+		}
+	}
+	return macs, nil
+}
+
+// checkBoot waits for the guest to read its settings and to configure a NIC
+// for every MAC of the domain, with the manual network's static IP. It
+// returns the index of the first report after them.
+func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeout time.Duration) (int, error) {
+	settings, at, err := waitFor(env, vmCID, from, timeout, "settings report", func(r report) bool {
+		return r.Event == guestcheck.EventSettings || r.Event == guestcheck.EventError
+	})
+	if err != nil {
+		return at, err
+	}
+	if settings.Event == guestcheck.EventError {
+		return at, fmt.Errorf("VM %s: the guest could not read its settings: %s", vmCID, raw(settings))
+	}
+	if settings.AgentID != agentID {
+		return at, fmt.Errorf("VM %s: the guest read agent_id %q; want %q", vmCID, settings.AgentID, agentID)
+	}
+	macs, err := domainMACs(env, vmCID)
+	if err != nil {
+		return at, err
+	}
+	if len(macs) == 0 {
+		return at, fmt.Errorf("VM %s has no NIC in its definition", vmCID)
+	}
+	last := at
+	staticSeen := false
+	for _, mac := range macs {
+		nic, i, err := waitFor(env, vmCID, at, 30*time.Second, "NIC report for domain MAC "+mac, func(r report) bool {
+			return r.Event == guestcheck.EventNIC && strings.EqualFold(r.MAC, mac)
+		})
+		if err != nil {
+			return at, fmt.Errorf("%w(the agent matches NICs by the MAC in its settings: settings and domain must agree)", err)
+		}
+		staticSeen = staticSeen || nic.IP == manualIP
+		if i > last {
+			last = i
+		}
+	}
+	if !staticSeen {
+		return at, fmt.Errorf("VM %s: no NIC configured with the manual network's IP %s:\n%s", vmCID, manualIP, describe(guestReports(env, vmCID)))
+	}
+	return last + 1, nil
+}
+
+// checkDiskResolves waits for the guest to see the attached disk, then
+// applies the agent's resolver rules to the hint over every by-id name the
+// guest reported: exactly one device must match, and it must be the disk.
+func checkDiskResolves(env *devenv.Env, vmCID string, h hint, from int, timeout time.Duration) (report, error) {
+	if len(h.ID) < 20 {
+		return report{}, fmt.Errorf("hint id %q is shorter than the 20 characters the agent requires", h.ID)
+	}
+	seen, _, err := waitFor(env, vmCID, from, timeout, fmt.Sprintf("disk report matching hint %+v", h), func(r report) bool {
+		return r.Event == guestcheck.EventDisk && anyHasSuffix(r.ByID, h.ID[:20])
+	})
+	if err != nil {
+		return report{}, err
+	}
+	var names []string
+	for _, r := range guestReports(env, vmCID) {
+		if r.Event == guestcheck.EventDisk {
+			names = append(names, r.ByID...)
+		}
+	}
+	device, err := guestcheck.ResolveHint(guestcheck.Hint{ID: h.ID, Path: h.Path}, uniq(names), nil)
+	if err != nil {
+		return seen, fmt.Errorf("VM %s: the agent would not resolve hint %+v: %w", vmCID, h, err)
+	}
+	if !strings.HasSuffix(device, h.ID[:20]) && device != seen.Device {
+		return seen, fmt.Errorf("VM %s: hint %+v resolves to %s, but the disk is %s", vmCID, h, device, seen.Device)
+	}
+	return seen, nil
+}
+
+func anyHasSuffix(names []string, suffix string) bool {
+	for _, n := range names {
+		if strings.HasSuffix(n, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func uniq(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// markerOf renders a disk report's marker for comparisons.
+func markerOf(r report) string {
+	if len(r.Marker) == 0 || string(r.Marker) == "null" || string(r.Marker) == `""` {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(r.Marker, &s) == nil {
+		return s
+	}
+	return string(r.Marker)
+}

@@ -1,0 +1,301 @@
+// Package lifecycle boots real guests from the test stemcell through the CPI
+// binary, as a director would, and checks from inside each guest what the
+// BOSH agent would find: its settings on the config drive, a NIC for every
+// MAC with the static IP, and each persistent disk through the agent's own
+// resolver rules, with data carried from one VM to the next.
+package lifecycle
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
+)
+
+// bootTimeout bounds one boot to its reports under QEMU TCG on 2 cores,
+// with other guests running.
+const bootTimeout = 3 * time.Minute
+
+var (
+	uri           string
+	stemcellImage string
+	stemcellProps map[string]any
+)
+
+func TestMain(m *testing.M) {
+	uri = os.Getenv("BOSH_LIBVIRT_CPI_URI")
+	tarball := filepath.Join("..", "..", "build", "test-stemcell.tgz")
+	if uri == "" {
+		if os.Getenv("CI") != "" {
+			fmt.Fprintln(os.Stderr, "BOSH_LIBVIRT_CPI_URI is not set: the test command must start libvirtd and export it")
+			os.Exit(1)
+		}
+		fmt.Println("BOSH_LIBVIRT_CPI_URI not set: lifecycle suite not run (scripts/test.sh sets it)")
+		os.Exit(0)
+	}
+	if _, err := os.Stat(tarball); err != nil {
+		fmt.Fprintf(os.Stderr, "no test stemcell at %s: run `make test-stemcell` (scripts/test.sh does)\n", tarball)
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "lifecycle-stemcell-")
+	if err == nil {
+		var manifest devenv.Manifest
+		stemcellImage, manifest, err = devenv.UnpackStemcell(tarball, dir)
+		stemcellProps = manifest.CloudProperties
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "unpacking the test stemcell: %v\n", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// world is one environment with the test stemcell imported.
+type world struct {
+	t        *testing.T
+	env      *devenv.Env
+	stemcell string
+}
+
+func newWorld(t *testing.T, name string, buildTags ...string) *world {
+	t.Helper()
+	env, err := devenv.New("../..", uri, name, buildTags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, env: env}
+	t.Cleanup(func() {
+		if err := env.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	w.stemcell = w.callString("create_stemcell", stemcellImage, stemcellProps)
+	t.Cleanup(func() { w.env.Client.Call("delete_stemcell", w.stemcell) })
+	return w
+}
+
+func (w *world) call(method string, args ...any) json.RawMessage {
+	w.t.Helper()
+	raw, run, err := w.env.Client.Call(method, args...)
+	if err != nil {
+		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	return raw
+}
+
+func (w *world) callString(method string, args ...any) string {
+	w.t.Helper()
+	var s string
+	if err := json.Unmarshal(w.call(method, args...), &s); err != nil {
+		w.t.Fatalf("%s: result is not a string", method)
+	}
+	return s
+}
+
+func (w *world) manualIP(host int) string { return fmt.Sprintf("%s.%d", w.env.Subnet, host) }
+
+// createVM boots a VM with one manual and one dynamic network.
+func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
+	w.t.Helper()
+	cid, run, err := w.env.Client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
+		w.env.Networks(host), map[string]any{}, diskCIDs)
+	if err != nil {
+		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	w.t.Cleanup(func() { w.env.Client.Call("delete_vm", cid) })
+	return cid
+}
+
+func (w *world) attach(vmCID, diskCID string) hint {
+	w.t.Helper()
+	var h hint
+	if err := json.Unmarshal(w.call("attach_disk", vmCID, diskCID), &h); err != nil {
+		w.t.Fatalf("attach_disk hint: %v", err)
+	}
+	return h
+}
+
+func TestGuestLifecycle(t *testing.T) {
+	w := newWorld(t, "life")
+	env := w.env
+
+	vm1 := w.createVM("agent-one", 10, nil)
+	next, err := checkBoot(env, vm1, "agent-one", w.manualIP(10), 0, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	diskCID := w.callString("create_disk", 64, map[string]any{}, vm1)
+	h := w.attach(vm1, diskCID)
+	first, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := markerOf(first); m != "" {
+		t.Fatalf("a new empty disk reported a marker %q", m)
+	}
+
+	// Reboot with the disk attached: it must come back, holding the marker
+	// the guest wrote before.
+	before := len(guestReports(env, vm1))
+	w.call("reboot_vm", vm1)
+	next, err = checkBoot(env, vm1, "agent-one", w.manualIP(10), rebootStart(env, vm1, before), bootTimeout)
+	if err != nil {
+		t.Fatalf("after reboot_vm: %v", err)
+	}
+	again, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	if err != nil {
+		t.Fatalf("after reboot_vm: %v", err)
+	}
+	if markerOf(again) == "" {
+		t.Fatalf("after reboot_vm the disk holds no marker: data lost\n%s", raw(again))
+	}
+
+	w.call("detach_disk", vm1, diskCID)
+
+	// A second VM gets the disk and must see the first VM's data.
+	vm2 := w.createVM("agent-two", 11, nil)
+	next2, err := checkBoot(env, vm2, "agent-two", w.manualIP(11), 0, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := w.attach(vm2, diskCID)
+	carried, err := checkDiskResolves(env, vm2, h2, next2, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if markerOf(carried) != markerOf(again) {
+		t.Fatalf("the second VM sees marker %q; the first VM wrote %q", markerOf(carried), markerOf(again))
+	}
+
+	// delete_vm never deletes a persistent disk, even an attached one.
+	w.call("delete_vm", vm2)
+	if got := string(w.call("has_disk", diskCID)); got != "true" {
+		t.Fatal("delete_vm of a VM with the disk attached deleted the disk")
+	}
+	w.call("delete_vm", vm1)
+
+	// create_vm with disk_cids: the disk is in the settings at boot.
+	vm3 := w.createVM("agent-three", 12, []string{diskCID})
+	_, err = checkBoot(env, vm3, "agent-three", w.manualIP(12), 0, bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3 := hint{ID: h.ID, Path: "/dev/vdc"}
+	if err := checkBootTimeDisk(env, vm3, diskCID, h3); err != nil {
+		t.Fatal(err)
+	}
+	w.call("detach_disk", vm3, diskCID)
+	w.call("delete_vm", vm3)
+	w.call("delete_disk", diskCID)
+	w.call("delete_stemcell", w.stemcell)
+	if left := env.LeftOver(); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// rebootStart is where the reports of the boot after a reboot begin: the
+// console log may be appended to or started afresh.
+func rebootStart(env *devenv.Env, vmCID string, before int) int {
+	deadline := time.Now().Add(bootTimeout)
+	for time.Now().Before(deadline) {
+		reports := guestReports(env, vmCID)
+		if len(reports) < before {
+			return 0
+		}
+		for i := before; i < len(reports); i++ {
+			if reports[i].Event == guestcheck.EventSettings {
+				return i
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return before
+}
+
+// checkBootTimeDisk: a disk named in create_vm's disk_cids is in the
+// settings the guest read at boot, and its hint there resolves by the
+// agent's rules.
+func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h hint) error {
+	settings, _, err := waitFor(env, vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(settings.Disks, diskCID) {
+		return fmt.Errorf("VM %s: disk %s is not in the settings the guest read at boot: %s", vmCID, diskCID, raw(settings))
+	}
+	resolved, _, err := waitFor(env, vmCID, 0, bootTimeout, "persistent disk resolved from the settings", func(r report) bool {
+		return (r.Event == guestcheck.EventPersistent || r.Event == guestcheck.EventError) && r.DiskCID == diskCID
+	})
+	if err != nil {
+		return err
+	}
+	if resolved.Event == guestcheck.EventError {
+		return fmt.Errorf("VM %s: the guest could not resolve disk %s from its settings: %s", vmCID, diskCID, raw(resolved))
+	}
+	_, err = checkDiskResolves(env, vmCID, h, 0, bootTimeout)
+	return err
+}
+
+// TestSuiteCatchesFaults runs the suite's checks against a CPI built to
+// break one thing, and requires each break to be caught.
+func TestSuiteCatchesFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots guests")
+	}
+	w := newWorld(t, "fault", "faultinject")
+	cases := []struct {
+		fault string
+		check func(vmCID string) error
+	}{
+		{"omit-config-drive", func(vm string) error {
+			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
+			return err
+		}},
+		{"wrong-settings-mac", func(vm string) error {
+			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
+			return err
+		}},
+		{"wrong-disk-hint", func(vm string) error {
+			if _, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, bootTimeout); err != nil {
+				return fmt.Errorf("unexpected boot failure: %w", err)
+			}
+			diskCID := w.callString("create_disk", 16, map[string]any{}, vm)
+			defer w.env.Client.Call("delete_disk", diskCID)
+			defer w.env.Client.Call("detach_disk", vm, diskCID)
+			_, err := checkDiskResolves(w.env, vm, w.attach(vm, diskCID), 0, 60*time.Second)
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault, func(t *testing.T) {
+			t.Setenv("BOSH_LIBVIRT_CPI_FAULTS", tc.fault)
+			vm := w.createVM("agent-f", 20, nil)
+			err := tc.check(vm)
+			w.env.Client.Call("delete_vm", vm)
+			if err == nil {
+				t.Fatalf("the suite did not notice fault %s", tc.fault)
+			}
+			if strings.HasPrefix(err.Error(), "unexpected") {
+				t.Fatal(err)
+			}
+			t.Logf("fault %s caught: %s", tc.fault, firstLine(err.Error()))
+		})
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.Index(s, "\n"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
