@@ -140,4 +140,3 @@ func (f actionFactory) Create(method string, apiVersion int, ctx apiv1.CallConte
 		return updater.UpdateDisk(cid, size, props)
 	}, nil
 }
-
