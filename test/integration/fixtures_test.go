@@ -35,6 +35,7 @@ func importImage(t *testing.T, image string, props map[string]any) string {
 
 var testStemcell struct {
 	once  sync.Once
+	dir   string
 	image string
 	props map[string]any
 	err   error
@@ -55,6 +56,7 @@ func importBootableStemcell(t *testing.T) string {
 			testStemcell.err = err
 			return
 		}
+		testStemcell.dir = dir
 		var manifest devenv.Manifest
 		testStemcell.image, manifest, testStemcell.err = devenv.UnpackStemcell(tarball, dir)
 		testStemcell.props = manifest.CloudProperties

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if testStemcell.dir != "" {
+		os.RemoveAll(testStemcell.dir)
+	}
 	if err := suite.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "integration teardown: %v\n", err)
 		code = 1
