@@ -3,8 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/go-env.sh
-scripts/host.sh install
-trap 'scripts/host.sh stop' EXIT
-scripts/host.sh start
-make test-stemcell
-go run ./cmd/bench "$@"
+scripts/host.sh with bash -c 'make test-stemcell && go run ./cmd/bench "$@"' bench "$@"

@@ -5,6 +5,7 @@
 #   scripts/host.sh start     start virtlogd, libvirtd (and dockerd) unless they
 #                             already answer; records what it started
 #   scripts/host.sh stop      stop only what 'start' started
+#   scripts/host.sh with CMD  install, start, run CMD, then stop what it started
 # State lives in $BOSH_LIBVIRT_CPI_RUN (default /run/bosh-libvirt-cpi-host).
 set -euo pipefail
 
@@ -94,9 +95,17 @@ stop() {
   rm -f "$RUN_DIR/started"
 }
 
+with() {
+  install
+  trap stop EXIT
+  start
+  "$@"
+}
+
 case "${1:-}" in
 install) install ;;
 start) start ;;
 stop) stop ;;
-*) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+with) shift; with "$@" ;;
+*) echo "usage: $0 install|start|stop|with CMD..." >&2; exit 2 ;;
 esac

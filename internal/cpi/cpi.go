@@ -18,7 +18,9 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
 // callTimeout bounds one CPI call; stemcell imports of several GiB over a
@@ -199,4 +201,36 @@ func removeFile(path string) error {
 		return fmt.Errorf("removing '%s': %w", path, err)
 	}
 	return nil
+}
+
+// objectKind describes a kind of CID for onObject.
+type objectKind struct {
+	name         string // "VM", "disk"
+	valid        func(string) bool
+	notFoundType string
+}
+
+var (
+	vmKind   = objectKind{"VM", vm.ValidCID, cpierr.TypeVMNotFound}
+	diskKind = objectKind{"disk", disk.ValidCID, cpierr.TypeDiskNotFound}
+)
+
+// onObject runs fn on an existing object under its lock. A CID of another
+// shape never reaches the backend, and a backend not-found answers the
+// kind's not-found type, so the director can tell "gone" from "failed".
+func (c *CPI) onObject(kind objectKind, id, doing string, fn func(Backend, string) error) error {
+	if !kind.valid(id) {
+		return cpierr.New(kind.notFoundType, nil, "%s '%s' not found", kind.name, id)
+	}
+	b, err := c.backend()
+	if err != nil {
+		return err
+	}
+	return c.withLocks([]string{id}, func() error {
+		err := fn(b, id)
+		if errors.Is(err, cpierr.ErrNotFound) {
+			return cpierr.New(kind.notFoundType, err, "%s %s '%s'", doing, kind.name, id)
+		}
+		return cpierr.Wrap(err, "%s %s '%s'", doing, kind.name, id)
+	})
 }

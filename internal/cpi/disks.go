@@ -40,7 +40,7 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 
 // DeleteDisk removes a detached disk; an attached one is refused untouched.
 func (c *CPI) DeleteDisk(cid apiv1.DiskCID) error {
-	return c.onDisk(cid, "deleting", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "deleting", func(b Backend, id string) error {
 		err := b.DeleteDisk(c.ctx, id)
 		if errors.Is(err, cpierr.ErrInUse) {
 			return cpierr.New(cpierr.TypeCloudError, err, "disk '%s' is attached; detach it before deleting", id)
@@ -168,7 +168,7 @@ func (c *CPI) GetDisks(cid apiv1.VMCID) ([]apiv1.DiskCID, error) {
 // ResizeDisk grows a detached disk in place. When that cannot be done the
 // answer is NotSupported, and the director creates a new disk and copies.
 func (c *CPI) ResizeDisk(cid apiv1.DiskCID, size int) error {
-	return c.onDisk(cid, "resizing", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "resizing", func(b Backend, id string) error {
 		if size <= 0 {
 			return cpierr.New(cpierr.TypeCloudError, nil, "new size must be positive, got %d MiB", size)
 		}
@@ -201,27 +201,8 @@ func (c *CPI) SetDiskMetadata(cid apiv1.DiskCID, meta apiv1.DiskMeta) error {
 	if err != nil {
 		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for disk '%s'", cid.AsString())
 	}
-	return c.onDisk(cid, "setting metadata of", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "setting metadata of", func(b Backend, id string) error {
 		return b.SetDiskMetadata(c.ctx, id, disk.Metadata(flat))
-	})
-}
-
-// onDisk runs fn on an existing disk under its lock, mapping not-found.
-func (c *CPI) onDisk(cid apiv1.DiskCID, doing string, fn func(Backend, string) error) error {
-	id := cid.AsString()
-	if !disk.ValidCID(id) {
-		return cpierr.DiskNotFound(id)
-	}
-	b, err := c.backend()
-	if err != nil {
-		return err
-	}
-	return c.withLocks([]string{id}, func() error {
-		err := fn(b, id)
-		if errors.Is(err, cpierr.ErrNotFound) {
-			return cpierr.New(cpierr.TypeDiskNotFound, err, "%s disk '%s'", doing, id)
-		}
-		return cpierr.Wrap(err, "%s disk '%s'", doing, id)
 	})
 }
 
@@ -232,7 +213,7 @@ func (c *CPI) SnapshotDisk(cid apiv1.DiskCID, meta apiv1.DiskMeta) (apiv1.Snapsh
 		return apiv1.SnapshotCID{}, cpierr.New(cpierr.TypeCloudError, err, "decoding snapshot metadata for disk '%s'", cid.AsString())
 	}
 	snapID := disk.NewSnapshotCID()
-	err = c.onDisk(cid, "snapshotting", func(b Backend, id string) error {
+	err = c.onObject(diskKind, cid.AsString(), "snapshotting", func(b Backend, id string) error {
 		return b.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat))
 	})
 	if err != nil {

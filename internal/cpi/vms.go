@@ -176,24 +176,14 @@ func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm
 // DeleteVM removes the VM and what belongs to it alone; a VM that is gone
 // (or was never ours) answers VMNotFound, which the director takes as done.
 func (c *CPI) DeleteVM(cid apiv1.VMCID) error {
-	id := cid.AsString()
-	if !vm.ValidCID(id) {
-		return cpierr.VMNotFound(id)
-	}
-	b, err := c.backend()
-	if err != nil {
-		return err
-	}
-	return c.withLocks([]string{id}, func() error {
+	return c.onObject(vmKind, cid.AsString(), "deleting", func(b Backend, id string) error {
 		err := b.DeleteVM(c.ctx, id)
-		if errors.Is(err, cpierr.ErrNotFound) {
-			_ = removeFile(c.settingsPath(id))
-			return cpierr.VMNotFound(id)
+		if err == nil || errors.Is(err, cpierr.ErrNotFound) {
+			if rmErr := removeFile(c.settingsPath(id)); rmErr != nil && err == nil {
+				return rmErr
+			}
 		}
-		if err != nil {
-			return cpierr.Wrap(err, "deleting VM '%s'", id)
-		}
-		return removeFile(c.settingsPath(id))
+		return err
 	})
 }
 
@@ -217,7 +207,7 @@ func (c *CPI) HasVM(cid apiv1.VMCID) (bool, error) {
 // RebootVM shuts the VM down gracefully (forced after the configured
 // timeout) and starts it again.
 func (c *CPI) RebootVM(cid apiv1.VMCID) error {
-	return c.onVM(cid, "rebooting", func(b Backend, id string) error { return b.RebootVM(c.ctx, id) })
+	return c.onObject(vmKind, cid.AsString(), "rebooting", func(b Backend, id string) error { return b.RebootVM(c.ctx, id) })
 }
 
 // SetVMMetadata keeps the director's metadata with the VM.
@@ -226,27 +216,8 @@ func (c *CPI) SetVMMetadata(cid apiv1.VMCID, meta apiv1.VMMeta) error {
 	if err != nil {
 		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for VM '%s'", cid.AsString())
 	}
-	return c.onVM(cid, "setting metadata of", func(b Backend, id string) error {
+	return c.onObject(vmKind, cid.AsString(), "setting metadata of", func(b Backend, id string) error {
 		return b.SetVMMetadata(c.ctx, id, vm.Metadata(flat))
-	})
-}
-
-// onVM runs fn on an existing VM under its lock, mapping not-found.
-func (c *CPI) onVM(cid apiv1.VMCID, doing string, fn func(Backend, string) error) error {
-	id := cid.AsString()
-	if !vm.ValidCID(id) {
-		return cpierr.VMNotFound(id)
-	}
-	b, err := c.backend()
-	if err != nil {
-		return err
-	}
-	return c.withLocks([]string{id}, func() error {
-		err := fn(b, id)
-		if errors.Is(err, cpierr.ErrNotFound) {
-			return cpierr.New(cpierr.TypeVMNotFound, err, "%s VM '%s'", doing, id)
-		}
-		return cpierr.Wrap(err, "%s VM '%s'", doing, id)
 	})
 }
 
