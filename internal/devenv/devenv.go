@@ -276,3 +276,21 @@ func (e *Env) ConsoleLog(vmCID string) string {
 	raw, _ := os.ReadFile(filepath.Join(e.StoreDir, "console", vmCID+".log"))
 	return string(raw)
 }
+
+// URIEnv names the libvirt URI the suites test against.
+const URIEnv = "BOSH_LIBVIRT_CPI_URI"
+
+// SuiteURI gives a suite its libvirt URI. Without one a suite is not run on
+// a workstation (run=false), but in CI that is an error: the test command
+// must start libvirtd and set the URI, and a silent skip would hide it.
+func SuiteURI(suite string) (uri string, run bool, err error) {
+	uri = os.Getenv(URIEnv)
+	switch {
+	case uri != "":
+		return uri, true, nil
+	case os.Getenv("CI") != "":
+		return "", false, fmt.Errorf("%s: %s is not set: the test command must start libvirtd and export it", suite, URIEnv)
+	}
+	fmt.Printf("%s: %s not set, not run (scripts/test.sh sets it)\n", suite, URIEnv)
+	return "", false, nil
+}

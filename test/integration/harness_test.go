@@ -18,16 +18,14 @@ import (
 var suite *devenv.Env
 
 func TestMain(m *testing.M) {
-	uri := os.Getenv("BOSH_LIBVIRT_CPI_URI")
-	if uri == "" {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "BOSH_LIBVIRT_CPI_URI is not set: the test command must start libvirtd and export it")
+	uri, run, err := devenv.SuiteURI("integration suite")
+	if !run {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println("BOSH_LIBVIRT_CPI_URI not set: integration tests not run (scripts/test.sh sets it)")
 		os.Exit(0)
 	}
-	var err error
 	if suite, err = devenv.New("../..", uri, "it"); err != nil {
 		fmt.Fprintf(os.Stderr, "integration setup failed: %v\n", err)
 		os.Exit(1)

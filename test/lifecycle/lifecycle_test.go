@@ -30,16 +30,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	uri = os.Getenv("BOSH_LIBVIRT_CPI_URI")
-	tarball := filepath.Join("..", "..", "build", "test-stemcell.tgz")
-	if uri == "" {
-		if os.Getenv("CI") != "" {
-			fmt.Fprintln(os.Stderr, "BOSH_LIBVIRT_CPI_URI is not set: the test command must start libvirtd and export it")
+	var run bool
+	var err error
+	uri, run, err = devenv.SuiteURI("lifecycle suite")
+	if !run {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		fmt.Println("BOSH_LIBVIRT_CPI_URI not set: lifecycle suite not run (scripts/test.sh sets it)")
 		os.Exit(0)
 	}
+	tarball := filepath.Join("..", "..", "build", "test-stemcell.tgz")
 	if _, err := os.Stat(tarball); err != nil {
 		fmt.Fprintf(os.Stderr, "no test stemcell at %s: run `make test-stemcell` (scripts/test.sh does)\n", tarball)
 		os.Exit(1)
