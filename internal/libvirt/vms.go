@@ -205,13 +205,28 @@ func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) 
 	return devices, nil
 }
 
+// remoteConsoleDir is where the console log goes when libvirtd runs on
+// another host: store_dir is on the CPI's machine, but libvirt's own log
+// directory exists wherever its QEMU driver runs.
+const remoteConsoleDir = "/var/log/libvirt/qemu"
+
+// consoleLogPath is where QEMU writes the VM's serial console: under
+// store_dir for a local libvirtd, in libvirt's log directory on the host
+// for a remote one.
 func (b *Backend) consoleLogPath(cid string) string {
+	if !isLocal(b.cfg.URI) {
+		return filepath.Join(remoteConsoleDir, cid+"-console.log")
+	}
 	return filepath.Join(b.cfg.ConsoleDir(), cid+".log")
 }
 
 // prepareConsoleLog makes the console directory (traversable by the QEMU
-// user) and registers the log's removal. QEMU creates the file itself.
+// user) and registers the log's removal. QEMU creates the file itself. On
+// a remote host there is nothing to prepare and nothing the CPI can remove.
 func (b *Backend) prepareConsoleLog(path string, undo *undoList) error {
+	if !isLocal(b.cfg.URI) {
+		return nil
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("creating console log directory '%s': %w", dir, err)
@@ -301,9 +316,10 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
-	logPath := b.consoleLogPath(cid)
-	if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("deleting VM '%s': removing console log '%s': %w", cid, logPath, err)
+	if logPath := b.consoleLogPath(cid); isLocal(b.cfg.URI) {
+		if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("deleting VM '%s': removing console log '%s': %w", cid, logPath, err)
+		}
 	}
 	if err := b.undefine(dom); err != nil {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)
