@@ -366,14 +366,30 @@ func isUnplugInProgress(err error) bool {
 	return strings.Contains(msg, "already in the process of unplug") || strings.Contains(msg, "unplug already in progress")
 }
 
+// unplugRepeatInterval is how often an unanswered unplug is asked again.
+// A guest still in its firmware or early boot loses the first request (its
+// PCIe hot-plug driver is not up yet); asking again once it runs completes
+// the detach. It must stay well above 5 s: QEMU refuses a repeat within 5 s,
+// and Linux takes a second press inside its 5 s grace period as "cancel".
+const unplugRepeatInterval = 15 * time.Second
+
 // waitForUnplug polls the live XML until device is gone or detachTimeout
-// passes.
+// passes, repeating the unplug request every unplugRepeatInterval.
 func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, device libvirtxml.DomainDisk) error {
 	deadline := time.Now().Add(detachTimeout)
+	nextRequest := time.Now().Add(unplugRepeatInterval)
 	for {
 		gone, err := b.liveDeviceGone(dom, device)
 		if err != nil || gone {
 			return err
+		}
+		if time.Now().After(nextRequest) {
+			nextRequest = time.Now().Add(unplugRepeatInterval)
+			if err := b.detachDevice(dom, device, golibvirt.DomainDeviceModifyLive); err != nil && !isUnplugInProgress(err) {
+				b.log.Warn("repeating the unplug request failed", "vm", dom.Name, "target", targetOf(device), "error", err)
+			} else {
+				b.log.Info("guest has not released the disk yet: asked again", "vm", dom.Name, "target", targetOf(device))
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w at target '%s' within %s (a PCIe unplug needs the guest OS to acknowledge it); "+

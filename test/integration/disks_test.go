@@ -273,3 +273,21 @@ func TestParallelCreateDeleteDisks(t *testing.T) {
 	}
 	assertNothingLeft(t, "sc-")
 }
+
+// TestDetachWhileGuestBoots detaches right after reboot_vm, while the guest
+// is still in its firmware: the first unplug request is lost there, and the
+// detach must still complete once the guest runs.
+func TestDetachWhileGuestBoots(t *testing.T) {
+	stemcell := importBootableStemcell(t)
+	vmCID := createVM(t, stemcell, nil, 24)
+	diskCID := createDisk(t, 16, nil)
+	attach(t, vmCID, diskCID)
+	boots := waitForBoot(t, vmCID, 0)
+	mustCall(t, "reboot_vm", vmCID)
+	mustCall(t, "detach_disk", vmCID, diskCID)
+	if got := getDisks(t, vmCID); len(got) != 0 {
+		t.Fatalf("get_disks after detach = %v", got)
+	}
+	waitForBoot(t, vmCID, boots)
+	mustCall(t, "delete_vm", vmCID)
+}
