@@ -68,7 +68,7 @@ func (s stepper) callString(method string, args ...any) (string, error) {
 	return out, nil
 }
 
-func run(uri, stemcellTarball string, bootWait time.Duration) error {
+func run(uri, stemcellTarball string, bootWait time.Duration) (err error) {
 	env, err := devenv.New(".", uri, "demo")
 	if err != nil {
 		return err
@@ -78,6 +78,17 @@ func run(uri, stemcellTarball string, bootWait time.Duration) error {
 			fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
 		}
 	}()
+	// When a step fails, delete what the run made (newest first), as a
+	// director's cleanup would, so a failed demo leaves nothing behind.
+	var made []func()
+	defer func() {
+		if err != nil {
+			for i := len(made) - 1; i >= 0; i-- {
+				made[i]()
+			}
+		}
+	}()
+	undo := func(method, cid string) { made = append(made, func() { env.Client.Call(method, cid) }) }
 	fmt.Printf("libvirt %s, pool %s, network %s (%s.0/24), store_dir %s\n\n", uri, env.Pool, env.Network, env.Subnet, env.StoreDir)
 	s := stepper{client: env.Client}
 
@@ -92,12 +103,14 @@ func run(uri, stemcellTarball string, bootWait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	undo("delete_stemcell", stemcellCID)
 	vmCID, run, err := env.Client.CreateVM("agent-demo", stemcellCID,
 		map[string]any{"cpus": 1, "memory": 512, "ephemeral_disk": 2048}, env.Networks(10), map[string]any{}, nil)
 	fmt.Printf("%-24s %7.3fs  %s\n", "create_vm", run.Took.Seconds(), vmCID)
 	if err != nil {
 		return fmt.Errorf("%w\nCPI log:\n%s", err, run.Stderr)
 	}
+	undo("delete_vm", vmCID)
 	steps := []func() error{
 		func() error { _, err := s.call("has_vm", vmCID); return err },
 		func() error {
@@ -117,6 +130,9 @@ func run(uri, stemcellTarball string, bootWait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// delete_vm runs before delete_disk in the undo order, which releases
+	// an attached disk.
+	made = append([]func(){func() { env.Client.Call("delete_disk", diskCID) }}, made...)
 	for _, c := range []struct {
 		method string
 		args   []any
@@ -142,6 +158,7 @@ func run(uri, stemcellTarball string, bootWait time.Duration) error {
 	if err != nil {
 		return err
 	}
+	undo("delete_snapshot", snapshotCID)
 	for _, c := range []struct {
 		method string
 		cid    string
