@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -116,14 +117,82 @@ func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r 
 	return nil
 }
 
+// downloadGrace is how long a download may take to return once every byte
+// of the file has arrived.
+const downloadGrace = 5 * time.Second
+
 // downloadVolume writes all of vol's bytes (the file as stored: a qcow2
 // volume comes out as qcow2) to w.
+//
+// go-libvirt can hang after a download stream ends: when libvirt's closing
+// packet arrives before the call has deregistered, its socket listener
+// blocks delivering it while holding the lock the call needs to return, and
+// the connection is dead from then on. So the download runs on a
+// connection of its own, and once the file's full length has arrived we
+// stop waiting and leave that connection behind (a CPI call is a
+// short-lived process).
 func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}
-	if err := b.conn.StorageVolDownload(vol, w, 0, 0, 0); err != nil {
-		return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+	_, _, length, err := b.conn.StorageVolGetInfoFlags(vol, uint32(golibvirt.StorageVolGetPhysical))
+	if err != nil {
+		return fmt.Errorf("reading the size of volume '%s': %w", vol.Name, classify(err))
+	}
+	conn, err := connect(ctx, b.cfg.URI)
+	if err != nil {
+		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
+	}
+	counter := &completionWriter{w: w, want: length, done: make(chan struct{})}
+	if length == 0 {
+		close(counter.done)
+	}
+	result := make(chan error, 1)
+	go func() { result <- conn.StorageVolDownload(vol, counter, 0, 0, 0) }()
+	select {
+	case err := <-result:
+		go conn.Disconnect()
+		if err != nil {
+			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+		}
+		return counter.complete(vol.Name)
+	case <-counter.done:
+	case <-ctx.Done():
+		return fmt.Errorf("downloading volume '%s': %w", vol.Name, ctx.Err())
+	}
+	select {
+	case err := <-result:
+		go conn.Disconnect()
+		if err != nil {
+			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+		}
+	case <-time.After(downloadGrace):
+		b.log.Debug("download complete but the stream did not close; leaving its connection", "volume", vol.Name)
+	}
+	return counter.complete(vol.Name)
+}
+
+// completionWriter passes bytes on and closes done once want bytes passed.
+type completionWriter struct {
+	w       io.Writer
+	want    uint64
+	written uint64
+	done    chan struct{}
+}
+
+func (c *completionWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	before := c.written
+	c.written += uint64(n)
+	if before < c.want && c.written >= c.want {
+		close(c.done)
+	}
+	return n, err
+}
+
+func (c *completionWriter) complete(name string) error {
+	if c.written < c.want {
+		return fmt.Errorf("downloading volume '%s': got %d of %d bytes", name, c.written, c.want)
 	}
 	return nil
 }
