@@ -7,6 +7,7 @@ package cpierr
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Type names as the director knows them.
@@ -32,11 +33,18 @@ type Error struct {
 	cause   error
 }
 
+// Error is the message, then the cause's. When the cause already starts
+// with the same words (the CPI layer and a backend both say what they were
+// doing), they are said once.
 func (e *Error) Error() string {
 	if e.cause == nil {
 		return e.message
 	}
-	return e.message + ": " + e.cause.Error()
+	cause := e.cause.Error()
+	if strings.HasPrefix(cause, e.message) {
+		return cause
+	}
+	return e.message + ": " + cause
 }
 
 // Type is the director's error class.

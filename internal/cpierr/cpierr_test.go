@@ -32,3 +32,15 @@ func TestWrap(t *testing.T) {
 		t.Error("Wrap(nil) != nil")
 	}
 }
+
+func TestMessagesSayTheirContextOnce(t *testing.T) {
+	backend := errors.New("detaching disk 'd' from VM 'v': the guest did not release it")
+	err := Wrap(New(TypeCloudError, backend, "detaching disk 'd' from VM 'v'"), "detaching disk 'd' from VM 'v'")
+	if got := err.Error(); got != backend.Error() {
+		t.Fatalf("message repeats its context: %q", got)
+	}
+	other := Wrap(errors.New("no such file"), "reading '/x'")
+	if got := other.Error(); got != "reading '/x': no such file" {
+		t.Fatalf("a cause without the context lost it: %q", got)
+	}
+}
