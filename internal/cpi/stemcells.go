@@ -28,6 +28,9 @@ func (c *CPI) CreateStemcell(imagePath string, props apiv1.StemcellCloudProps) (
 		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell")
 	}
 	defer img.Close()
+	if err := sprops.Agrees(img.Format); err != nil {
+		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell image '%s'", imagePath)
+	}
 
 	b, err := c.backend()
 	if err != nil {

@@ -136,3 +136,16 @@ func (p Props) Check() error {
 	}
 	return nil
 }
+
+// Agrees tells whether root.img is in the format stemcell.MF claims. A
+// qcow2 stemcell whose image has no qcow2 header is corrupt or truncated;
+// imported as raw it would only fail later, as a VM that never boots.
+func (p Props) Agrees(format Format) error {
+	if p.DiskFormat == "" || Format(p.DiskFormat) == format {
+		return nil
+	}
+	if Format(p.DiskFormat) == FormatQcow2 {
+		return fmt.Errorf("stemcell.MF says disk_format qcow2 but %s has no qcow2 header: the image is corrupt or not a qcow2 stemcell", rootImageName)
+	}
+	return fmt.Errorf("stemcell.MF says disk_format %s but %s is %s", p.DiskFormat, rootImageName, format)
+}

@@ -127,3 +127,23 @@ func TestPropsCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestPropsAgrees(t *testing.T) {
+	cases := []struct {
+		claimed string
+		actual  Format
+		ok      bool
+	}{
+		{"qcow2", FormatQcow2, true},
+		{"raw", FormatRaw, true},
+		{"", FormatRaw, true},
+		{"", FormatQcow2, true},
+		{"qcow2", FormatRaw, false},
+		{"raw", FormatQcow2, false},
+	}
+	for _, tc := range cases {
+		if err := (Props{DiskFormat: tc.claimed}).Agrees(tc.actual); (err == nil) != tc.ok {
+			t.Errorf("Props{DiskFormat: %q}.Agrees(%s) = %v; want ok=%v", tc.claimed, tc.actual, err, tc.ok)
+		}
+	}
+}
