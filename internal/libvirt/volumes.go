@@ -34,13 +34,9 @@ func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.Stor
 // createVolume creates doc in the configured pool. A full pool wraps
 // cpierr.ErrNoSpace.
 func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StorageVol, error) {
-	pool, err := b.storagePool(ctx)
+	pool, xml, err := b.volumeRequest(ctx, doc)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
-	}
-	xml, err := doc.Marshal()
-	if err != nil {
-		return golibvirt.StorageVol{}, fmt.Errorf("building XML for volume '%s': %w", doc.Name, err)
 	}
 	vol, err := b.conn.StorageVolCreateXML(pool, xml, 0)
 	if err != nil {
@@ -52,19 +48,29 @@ func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume
 // cloneVolume creates doc in the configured pool with the contents of
 // source (libvirt copies the data, converting format when they differ).
 func (b *Backend) cloneVolume(ctx context.Context, doc libvirtxml.StorageVolume, source golibvirt.StorageVol) (golibvirt.StorageVol, error) {
-	pool, err := b.storagePool(ctx)
+	pool, xml, err := b.volumeRequest(ctx, doc)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
-	}
-	xml, err := doc.Marshal()
-	if err != nil {
-		return golibvirt.StorageVol{}, fmt.Errorf("building XML for volume '%s': %w", doc.Name, err)
 	}
 	vol, err := b.conn.StorageVolCreateXMLFrom(pool, xml, source, 0)
 	if err != nil {
 		return golibvirt.StorageVol{}, fmt.Errorf("copying volume '%s' to new volume '%s': %w", source.Name, doc.Name, classify(err))
 	}
 	return vol, nil
+}
+
+// volumeRequest is what both ways of making a volume send: the configured
+// pool and doc as XML.
+func (b *Backend) volumeRequest(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StoragePool, string, error) {
+	pool, err := b.storagePool(ctx)
+	if err != nil {
+		return golibvirt.StoragePool{}, "", err
+	}
+	xml, err := doc.Marshal()
+	if err != nil {
+		return golibvirt.StoragePool{}, "", fmt.Errorf("building XML for volume '%s': %w", doc.Name, err)
+	}
+	return pool, xml, nil
 }
 
 // deleteVolumeIfExists deletes the volume called name; a volume that is
