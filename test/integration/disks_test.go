@@ -6,12 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-)
 
-type hint struct {
-	ID   string `json:"id"`
-	Path string `json:"path"`
-}
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
+)
 
 func createDisk(t *testing.T, sizeMiB int, props map[string]any) string {
 	t.Helper()
@@ -23,11 +20,11 @@ func createDisk(t *testing.T, sizeMiB int, props map[string]any) string {
 	return cid
 }
 
-func attach(t *testing.T, vmCID, diskCID string) hint {
+func attach(t *testing.T, vmCID, diskCID string) guestcheck.Hint {
 	t.Helper()
-	var h hint
+	var h guestcheck.Hint
 	raw := mustCall(t, "attach_disk", vmCID, diskCID)
-	if err := json.Unmarshal(raw, &h); err != nil || len(h.ID) < 20 || !strings.HasPrefix(h.Path, "/dev/vd") {
+	if err := json.Unmarshal(raw, &h); err != nil || len(h.ID) < guestcheck.IDLength || !strings.HasPrefix(h.Path, "/dev/vd") {
 		t.Fatalf("attach_disk hint %s: want an id of 20+ characters and a /dev/vdX path", raw)
 	}
 	return h
@@ -172,7 +169,7 @@ func TestParallelAttachToOneVM(t *testing.T) {
 	for i := range disks {
 		disks[i] = createDisk(t, 16, nil)
 	}
-	hints := make([]hint, n)
+	hints := make([]guestcheck.Hint, n)
 	errs := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range disks {

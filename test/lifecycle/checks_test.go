@@ -10,12 +10,6 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
 
-// hint is attach_disk's answer.
-type hint struct {
-	ID   string `json:"id"`
-	Path string `json:"path"`
-}
-
 // domainMACs are the MACs of the domain's NICs, read through virsh.
 func domainMACs(env *devenv.Env, vmCID string) ([]string, error) {
 	out, err := env.Virsh("domiflist", vmCID)
@@ -77,13 +71,14 @@ func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeo
 
 // checkDiskResolves waits for the guest to see the attached disk, then
 // applies the agent's resolver rules to the hint over every by-id name the
-// guest reported: exactly one device must match, and it must be the disk.
-func checkDiskResolves(env *devenv.Env, vmCID string, h hint, from int, timeout time.Duration) (report, error) {
-	if len(h.ID) < 20 {
-		return report{}, fmt.Errorf("hint id %q is shorter than the 20 characters the agent requires", h.ID)
+// guest reported: exactly one name may match, and as the disk's own report
+// carries a matching name, that one is the disk's.
+func checkDiskResolves(env *devenv.Env, vmCID string, h guestcheck.Hint, from int, timeout time.Duration) (report, error) {
+	if len(h.ID) < guestcheck.IDLength {
+		return report{}, fmt.Errorf("hint id %q is shorter than the %d characters the agent requires", h.ID, guestcheck.IDLength)
 	}
 	seen, _, err := waitFor(env, vmCID, from, timeout, fmt.Sprintf("disk report matching hint %+v", h), func(r report) bool {
-		return r.Event == guestcheck.EventDisk && anyHasSuffix(r.ByID, h.ID[:20])
+		return r.Event == guestcheck.EventDisk && anyHasSuffix(r.ByID, h.ID[:guestcheck.IDLength])
 	})
 	if err != nil {
 		return report{}, err
@@ -94,12 +89,8 @@ func checkDiskResolves(env *devenv.Env, vmCID string, h hint, from int, timeout 
 			names = append(names, r.ByID...)
 		}
 	}
-	device, err := guestcheck.ResolveHint(guestcheck.Hint{ID: h.ID, Path: h.Path}, uniq(names), nil)
-	if err != nil {
+	if _, err := guestcheck.ResolveHint(h, uniq(names), nil); err != nil {
 		return seen, fmt.Errorf("VM %s: the agent would not resolve hint %+v: %w", vmCID, h, err)
-	}
-	if !strings.HasSuffix(device, h.ID[:20]) && device != seen.Device {
-		return seen, fmt.Errorf("VM %s: hint %+v resolves to %s, but the disk is %s", vmCID, h, device, seen.Device)
 	}
 	return seen, nil
 }

@@ -116,9 +116,9 @@ func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
 	return cid
 }
 
-func (w *world) attach(vmCID, diskCID string) hint {
+func (w *world) attach(vmCID, diskCID string) guestcheck.Hint {
 	w.t.Helper()
-	var h hint
+	var h guestcheck.Hint
 	if err := json.Unmarshal(w.call("attach_disk", vmCID, diskCID), &h); err != nil {
 		w.t.Fatalf("attach_disk hint: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h3 := hint{ID: h.ID, Path: "/dev/vdc"}
+	h3 := guestcheck.Hint{ID: h.ID, Path: "/dev/vdc"}
 	if err := checkBootTimeDisk(env, vm3, diskCID, h3); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func rebootStart(env *devenv.Env, vmCID string, before int) int {
 // checkBootTimeDisk: a disk named in create_vm's disk_cids is in the
 // settings the guest read at boot, and its hint there resolves by the
 // agent's rules.
-func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h hint) error {
+func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint) error {
 	settings, _, err := waitFor(env, vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
 	if err != nil {
 		return err
