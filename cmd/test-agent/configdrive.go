@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,12 +45,7 @@ func filesystemLabel(r io.ReaderAt) (label, fstype string, ok bool) {
 }
 
 func isConfigDriveLabel(label string) bool {
-	for _, l := range configDriveLabels {
-		if label == l {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(configDriveLabels, label)
 }
 
 // findConfigDrive looks at every block device until one carries the

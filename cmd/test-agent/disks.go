@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,11 +44,7 @@ type blockDisk struct {
 
 // byIDLinks are udev's by-id links for the disk: link name -> device name.
 func (d blockDisk) byIDLinks() map[string]string {
-	var numbers []int
-	for n := range d.Partitions {
-		numbers = append(numbers, n)
-	}
-	sort.Ints(numbers)
+	numbers := slices.Sorted(maps.Keys(d.Partitions))
 	links := map[string]string{}
 	names := guestcheck.VirtioByIDNames(d.Serial, numbers)
 	if !strings.HasPrefix(d.Name, "vd") || len(names) == 0 {
@@ -309,12 +307,9 @@ func partition(name string) (string, error) {
 	return "", fmt.Errorf("no /dev/%s after re-reading the partition table", part)
 }
 
-// partitionDevice names a partition as the kernel does: "vdc1", but
-// "nvme0n1p1" when the disk name ends in a digit.
+// partitionDevice names a partition as the kernel does for the disks
+// diskNamePattern admits (none ends in a digit): "vdc1".
 func partitionDevice(disk string, n int) string {
-	if last := disk[len(disk)-1]; last >= '0' && last <= '9' {
-		return fmt.Sprintf("%sp%d", disk, n)
-	}
 	return fmt.Sprintf("%s%d", disk, n)
 }
 

@@ -42,7 +42,7 @@ func TestPartitionDevice(t *testing.T) {
 		disk string
 		n    int
 		want string
-	}{{"vdc", 1, "vdc1"}, {"sdaa", 2, "sdaa2"}, {"nvme0n1", 1, "nvme0n1p1"}}
+	}{{"vdc", 1, "vdc1"}, {"sdaa", 2, "sdaa2"}}
 	for _, tc := range cases {
 		if got := partitionDevice(tc.disk, tc.n); got != tc.want {
 			t.Errorf("partitionDevice(%q, %d) = %q; want %q", tc.disk, tc.n, got, tc.want)

@@ -50,14 +50,15 @@ func interfaceMACs() (map[string]string, error) {
 }
 
 // waitForNICs waits until every settings MAC has a NIC (virtio_net probes
-// asynchronously) or the time is up; matchNICs then reports what is missing.
-func waitForNICs(s settings, wait time.Duration) map[string]string {
+// asynchronously) or the time is up, and returns the last matchNICs result:
+// the plans, and as errors what is still missing.
+func waitForNICs(s settings, wait time.Duration) ([]nicPlan, []error) {
 	deadline := time.Now().Add(wait)
 	for {
 		macs, _ := interfaceMACs()
-		_, errs := matchNICs(s.Networks, macs)
+		plans, errs := matchNICs(s.Networks, macs)
 		if len(errs) == 0 || time.Now().After(deadline) {
-			return macs
+			return plans, errs
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -68,7 +69,7 @@ func waitForNICs(s settings, wait time.Duration) map[string]string {
 // reported; a network without its NIC is reported as an error.
 func configureNetworks(rep *reporter, s settings) {
 	run(busybox, "ip", "link", "set", "lo", "up")
-	plans, errs := matchNICs(s.Networks, waitForNICs(s, 10*time.Second))
+	plans, errs := waitForNICs(s, 10*time.Second)
 	for _, err := range errs {
 		rep.fail("matching networks to NICs by MAC", err)
 	}

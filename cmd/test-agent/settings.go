@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
@@ -89,21 +90,12 @@ func parseSettings(data []byte) (settings, error) {
 
 // persistentCIDs are the persistent disk CIDs, sorted.
 func (s settings) persistentCIDs() []string {
-	var cids []string
-	for cid := range s.Persistent {
-		cids = append(cids, cid)
-	}
-	sort.Strings(cids)
-	return cids
+	return slices.Sorted(maps.Keys(s.Persistent))
 }
 
+// networkNames are the settings network names, sorted.
 func (s settings) networkNames() []string {
-	var names []string
-	for name := range s.Networks {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.Networks))
 }
 
 // usesDHCP follows the agent: dynamic networks, and manual ones that carry
@@ -127,12 +119,7 @@ func prefixLength(netmask string) (int, error) {
 
 // isDefaultGateway tells whether the network carries the default route.
 func (n network) isDefaultGateway() bool {
-	for _, d := range n.Default {
-		if d == "gateway" {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(n.Default, "gateway")
 }
 
 // nicPlan is one settings network bound to the NIC that has its MAC.
@@ -150,8 +137,7 @@ type nicPlan struct {
 func matchNICs(networks map[string]network, macs map[string]string) ([]nicPlan, []error) {
 	var plans []nicPlan
 	var errs []error
-	names := settings{Networks: networks}.networkNames()
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(networks)) {
 		n := networks[name]
 		if n.Type == "vip" {
 			continue
