@@ -22,13 +22,7 @@ func TestProbeAgainstMissingDaemon(t *testing.T) {
 }
 
 func TestProbeAgainstRealDaemon(t *testing.T) {
-	uri := os.Getenv("BOSH_LIBVIRT_CPI_URI")
-	if uri == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("BOSH_LIBVIRT_CPI_URI is not set in CI: the test command must start libvirtd and set it")
-		}
-		t.Skip("BOSH_LIBVIRT_CPI_URI not set")
-	}
+	uri := libvirtURI(t)
 	cfg := config.Config{URI: uri, Hypervisor: "auto", Network: "doctor-test-missing-net", StoragePool: "doctor-test-missing-pool", StoreDir: t.TempDir()}
 	os.Chmod(cfg.StoreDir, 0o755)
 	findings := Probe(context.Background(), cfg)

@@ -6,8 +6,6 @@ package libvirt
 // here touches an object it did not create.
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -17,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,13 +23,11 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
-
-// uriEnv names the libvirtd the integration tests use, e.g. qemu:///system.
-const uriEnv = "BOSH_LIBVIRT_CPI_URI"
 
 // testEnv is one test's private corner of a real libvirtd.
 type testEnv struct {
@@ -49,12 +44,12 @@ type testEnv struct {
 // command is expected to start libvirtd, and a silent skip would hide it.
 func libvirtURI(t *testing.T) string {
 	t.Helper()
-	uri := os.Getenv(uriEnv)
+	uri := os.Getenv(devenv.URIEnv)
 	if uri == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not set in CI: start libvirtd and set it (e.g. qemu:///system)", uriEnv)
+			t.Fatalf("%s is not set in CI: start libvirtd and set it (e.g. qemu:///system)", devenv.URIEnv)
 		}
-		t.Skipf("%s not set: skipping tests against a real libvirtd", uriEnv)
+		t.Skipf("%s not set: skipping tests against a real libvirtd", devenv.URIEnv)
 	}
 	return uri
 }
@@ -215,40 +210,12 @@ func hostSubnets(t *testing.T, conn *golibvirt.Libvirt) string {
 	return sb.String()
 }
 
-// stemcellImage writes an OpenStack-style image tgz holding a blank qcow2
-// root.img of virtualSize bytes (made by qemu-img) and opens it.
+// stemcellImage opens a blank qcow2 stemcell of virtualSize bytes with
+// stemcell.Open, the same path create_stemcell takes.
 func stemcellImage(t *testing.T, virtualSize uint64) *stemcell.Image {
 	t.Helper()
-	dir := t.TempDir()
-	root := filepath.Join(dir, "root.img")
-	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=0.10", root, fmt.Sprint(virtualSize)).CombinedOutput()
+	path, err := devenv.BlankStemcellImage(t.TempDir(), fmt.Sprint(virtualSize))
 	if err != nil {
-		t.Fatalf("qemu-img create: %v: %s", err, out)
-	}
-	data, err := os.ReadFile(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return openImageTar(t, dir, data)
-}
-
-// openImageTar wraps data as root.img in a tar and opens it with
-// stemcell.Open, the same path create_stemcell takes.
-func openImageTar(t *testing.T, dir string, data []byte) *stemcell.Image {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "root.img", Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "image")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	img, err := stemcell.Open(path)
