@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	uri := flag.String("uri", envOr("BOSH_LIBVIRT_CPI_URI", "qemu:///system"), "libvirt URI")
+	uri := flag.String("uri", devenv.DefaultURI(), "libvirt URI")
 	runs := flag.Int("runs", 5, "samples per latency figure")
 	stemcell := flag.String("stemcell", "build/test-stemcell.tgz", "bootable stemcell for the disk figures (hot-unplug needs a guest that acknowledges it)")
 	dataMiB := flag.Int("stemcell-data", 512, "MiB of data in the stemcell used for the create_stemcell figure")
@@ -29,13 +29,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
 }
 
 type bench struct {

@@ -10,16 +10,16 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
 
 func main() {
-	uri := flag.String("uri", envOr("BOSH_LIBVIRT_CPI_URI", "qemu:///system"), "libvirt URI")
+	uri := flag.String("uri", devenv.DefaultURI(), "libvirt URI")
 	stemcell := flag.String("stemcell", "build/test-stemcell.tgz", "stemcell tarball (a blank image is used when it does not exist)")
 	bootWait := flag.Duration("boot-wait", 90*time.Second, "how long to wait for the test stemcell's agent to report")
 	flag.Parse()
@@ -30,19 +30,26 @@ func main() {
 	fmt.Println("lifecycle OK: every call answered, nothing left behind")
 }
 
-func envOr(key, fallback string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return fallback
-}
-
-// step runs one call and prints it.
+// stepper runs calls and prints each with its time and answer.
 type stepper struct{ client cpiclient.Client }
 
 func (s stepper) call(method string, args ...any) (json.RawMessage, error) {
 	raw, run, err := s.client.Call(method, args...)
-	summary := string(raw)
+	return raw, show(method, run, string(raw), err)
+}
+
+func (s stepper) callString(method string, args ...any) (string, error) {
+	out, run, err := s.client.CallString(method, args...)
+	return out, show(method, run, fmt.Sprintf("%q", out), err)
+}
+
+func (s stepper) createVM(agentID, stemcell string, props, networks map[string]any) (string, error) {
+	cid, run, err := s.client.CreateVM(agentID, stemcell, props, networks, map[string]any{}, nil)
+	return cid, show("create_vm", run, cid, err)
+}
+
+// show prints one call; a failed call's error carries the CPI log.
+func show(method string, run cpiclient.Run, summary string, err error) error {
 	if len(summary) > 160 {
 		summary = summary[:160] + "..."
 	}
@@ -51,21 +58,9 @@ func (s stepper) call(method string, args ...any) (json.RawMessage, error) {
 	}
 	fmt.Printf("%-24s %7.3fs  %s\n", method, run.Took.Seconds(), summary)
 	if err != nil {
-		return nil, fmt.Errorf("%w\nCPI log:\n%s", err, run.Stderr)
+		return fmt.Errorf("%w\nCPI log:\n%s", err, run.Stderr)
 	}
-	return raw, nil
-}
-
-func (s stepper) callString(method string, args ...any) (string, error) {
-	raw, err := s.call(method, args...)
-	if err != nil {
-		return "", err
-	}
-	var out string
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return "", fmt.Errorf("%s answered %s, not a string", method, raw)
-	}
-	return out, nil
+	return nil
 }
 
 func run(uri, stemcellTarball string, bootWait time.Duration) (err error) {
@@ -104,11 +99,9 @@ func run(uri, stemcellTarball string, bootWait time.Duration) (err error) {
 		return err
 	}
 	undo("delete_stemcell", stemcellCID)
-	vmCID, run, err := env.Client.CreateVM("agent-demo", stemcellCID,
-		map[string]any{"cpus": 1, "memory": 512, "ephemeral_disk": 2048}, env.Networks(10), map[string]any{}, nil)
-	fmt.Printf("%-24s %7.3fs  %s\n", "create_vm", run.Took.Seconds(), vmCID)
+	vmCID, err := s.createVM("agent-demo", stemcellCID, map[string]any{"cpus": 1, "memory": 512, "ephemeral_disk": 2048}, env.Networks(10))
 	if err != nil {
-		return fmt.Errorf("%w\nCPI log:\n%s", err, run.Stderr)
+		return err
 	}
 	undo("delete_vm", vmCID)
 	steps := []func() error{
@@ -193,19 +186,12 @@ func stemcellImage(dir, tarball string) (string, map[string]any, bool, error) {
 // serial console: proof that the guest read its settings and found its
 // disk.
 func showGuestReports(env *devenv.Env, vmCID string, wait time.Duration) {
-	log := filepath.Join(env.StoreDir, "console", vmCID+".log")
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		raw, _ := os.ReadFile(log)
-		if strings.Contains(string(raw), `"event":"disk"`) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	raw, _ := os.ReadFile(log)
-	fmt.Printf("\nguest reports from %s:\n", log)
-	for _, line := range strings.Split(string(raw), "\n") {
-		if i := strings.Index(line, "TEST-AGENT "); i >= 0 {
+	// Printed whether or not the disk report came: a partial list is what
+	// a reader needs when it did not.
+	env.WaitForReport(vmCID, 0, wait, "disk report", func(r guestcheck.Report) bool { return r.Event == guestcheck.EventDisk })
+	fmt.Printf("\nguest reports from %s:\n", env.ConsoleLogPath(vmCID))
+	for _, line := range strings.Split(env.ConsoleLog(vmCID), "\n") {
+		if i := strings.Index(line, guestcheck.ReportPrefix); i >= 0 {
 			fmt.Println("  " + strings.TrimSpace(line[i:]))
 		}
 	}

@@ -271,14 +271,17 @@ func addFile(tw *tar.Writer, path string) error {
 	return err
 }
 
-// ConsoleLog is what the VM's serial console wrote so far.
-func (e *Env) ConsoleLog(vmCID string) string {
-	raw, _ := os.ReadFile(filepath.Join(e.StoreDir, "console", vmCID+".log"))
-	return string(raw)
-}
-
 // URIEnv names the libvirt URI the suites test against.
 const URIEnv = "BOSH_LIBVIRT_CPI_URI"
+
+// DefaultURI is the libvirt the tools use unless told otherwise: $URIEnv,
+// else the local system daemon.
+func DefaultURI() string {
+	if uri := os.Getenv(URIEnv); uri != "" {
+		return uri
+	}
+	return "qemu:///system"
+}
 
 // SuiteURI gives a suite its libvirt URI. Without one a suite is not run on
 // a workstation (run=false), but in CI that is an error: the test command

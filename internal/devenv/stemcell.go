@@ -21,6 +21,21 @@ type Manifest struct {
 	CloudProperties map[string]any `yaml:"cloud_properties"`
 }
 
+// UnpackTestStemcell unpacks the test stemcell that `make test-stemcell`
+// builds under the module root into dir; it returns the image path and
+// the stemcell's cloud_properties.
+func UnpackTestStemcell(root, dir string) (string, map[string]any, error) {
+	tarball := filepath.Join(root, "build", "test-stemcell.tgz")
+	if _, err := os.Stat(tarball); err != nil {
+		return "", nil, fmt.Errorf("no test stemcell at %s: run `make test-stemcell` (scripts/test.sh does)", tarball)
+	}
+	image, manifest, err := UnpackStemcell(tarball, dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("unpacking the test stemcell: %w", err)
+	}
+	return image, manifest.CloudProperties, nil
+}
+
 // UnpackStemcell extracts stemcell.MF and image from a stemcell tarball into
 // dir, as bosh create-env does before create_stemcell; it returns the path
 // of `image` and the manifest.

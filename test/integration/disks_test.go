@@ -73,12 +73,12 @@ func TestDiskLifecycle(t *testing.T) {
 		t.Fatal("delete_disk of an attached disk succeeded")
 	}
 
-	boots := waitForBoot(t, vm1, 0)
+	afterBoot := waitForBoot(t, vm1, 0)
 	mustCall(t, "reboot_vm", vm1)
 	if got := getDisks(t, vm1); len(got) != 1 || !domainHasSerial(t, vm1, h.ID, false) {
 		t.Fatalf("disk lost across reboot: get_disks %v", got)
 	}
-	waitForBoot(t, vm1, boots)
+	waitForBoot(t, vm1, afterBoot)
 
 	mustCall(t, "detach_disk", vm1, diskCID)
 	if domainHasSerial(t, vm1, h.ID, false) || domainHasSerial(t, vm1, h.ID, true) {
@@ -279,12 +279,12 @@ func TestDetachWhileGuestBoots(t *testing.T) {
 	vmCID := createVM(t, stemcell, nil, 24)
 	diskCID := createDisk(t, 16, nil)
 	attach(t, vmCID, diskCID)
-	boots := waitForBoot(t, vmCID, 0)
+	afterBoot := waitForBoot(t, vmCID, 0)
 	mustCall(t, "reboot_vm", vmCID)
 	mustCall(t, "detach_disk", vmCID, diskCID)
 	if got := getDisks(t, vmCID); len(got) != 0 {
 		t.Fatalf("get_disks after detach = %v", got)
 	}
-	waitForBoot(t, vmCID, boots)
+	waitForBoot(t, vmCID, afterBoot)
 	mustCall(t, "delete_vm", vmCID)
 }

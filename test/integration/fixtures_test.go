@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,20 +45,13 @@ var testStemcell struct {
 func importBootableStemcell(t *testing.T) string {
 	t.Helper()
 	testStemcell.once.Do(func() {
-		tarball := filepath.Join("..", "..", "build", "test-stemcell.tgz")
-		if _, err := os.Stat(tarball); err != nil {
-			testStemcell.err = fmt.Errorf("no test stemcell at %s: run `make test-stemcell` (scripts/test.sh does)", tarball)
-			return
-		}
 		dir, err := os.MkdirTemp("", "it-stemcell-")
 		if err != nil {
 			testStemcell.err = err
 			return
 		}
 		testStemcell.dir = dir
-		var manifest devenv.Manifest
-		testStemcell.image, manifest, testStemcell.err = devenv.UnpackStemcell(tarball, dir)
-		testStemcell.props = manifest.CloudProperties
+		testStemcell.image, testStemcell.props, testStemcell.err = devenv.UnpackTestStemcell(filepath.Join("..", ".."), dir)
 	})
 	if testStemcell.err != nil {
 		t.Fatal(testStemcell.err)
@@ -67,25 +59,18 @@ func importBootableStemcell(t *testing.T) string {
 	return importImage(t, testStemcell.image, testStemcell.props)
 }
 
-// waitForBoot waits until the guest's agent has reported its settings more
-// than `before` times (0 for a first boot): the guest OS is up.
-func waitForBoot(t *testing.T, vmCID string, before int) int {
+// waitForBoot waits for a settings report at or after report index from
+// (0 for a first boot): the guest OS is up. It returns the index after that
+// report, to wait for the next boot from.
+func waitForBoot(t *testing.T, vmCID string, from int) int {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		n := 0
-		for _, r := range guestcheck.ParseReports(suite.ConsoleLog(vmCID)) {
-			if r.Event == guestcheck.EventSettings {
-				n++
-			}
-		}
-		if n > before {
-			return n
-		}
-		time.Sleep(500 * time.Millisecond)
+	_, at, err := suite.WaitForReport(vmCID, from, 3*time.Minute, "settings report (the guest did not boot)", func(r guestcheck.Report) bool {
+		return r.Event == guestcheck.EventSettings
+	})
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, suite.ConsoleLog(vmCID))
 	}
-	t.Fatalf("VM %s did not boot within 3 minutes; console:\n%s", vmCID, suite.ConsoleLog(vmCID))
-	return 0
+	return at + 1
 }
 
 func networksSpec(hostPart int) map[string]any { return suite.Networks(hostPart) }

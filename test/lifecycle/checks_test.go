@@ -30,7 +30,7 @@ func domainMACs(env *devenv.Env, vmCID string) ([]string, error) {
 // for every MAC of the domain, with the manual network's static IP. It
 // returns the index of the first report after them.
 func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeout time.Duration) (int, error) {
-	settings, at, err := waitFor(env, vmCID, from, timeout, "settings report", func(r report) bool {
+	settings, at, err := env.WaitForReport(vmCID, from, timeout, "settings report", func(r report) bool {
 		return r.Event == guestcheck.EventSettings || r.Event == guestcheck.EventError
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeo
 	last := at
 	staticSeen := false
 	for _, mac := range macs {
-		nic, i, err := waitFor(env, vmCID, at, 30*time.Second, "NIC report for domain MAC "+mac, func(r report) bool {
+		nic, i, err := env.WaitForReport(vmCID, at, 30*time.Second, "NIC report for domain MAC "+mac, func(r report) bool {
 			return r.Event == guestcheck.EventNIC && strings.EqualFold(r.MAC, mac)
 		})
 		if err != nil {
@@ -64,7 +64,7 @@ func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeo
 		}
 	}
 	if !staticSeen {
-		return at, fmt.Errorf("VM %s: no NIC configured with the manual network's IP %s:\n%s", vmCID, manualIP, describe(guestReports(env, vmCID)))
+		return at, fmt.Errorf("VM %s: no NIC configured with the manual network's IP %s:\n%s", vmCID, manualIP, devenv.DescribeReports(env.GuestReports(vmCID)))
 	}
 	return last + 1, nil
 }
@@ -77,14 +77,14 @@ func checkDiskResolves(env *devenv.Env, vmCID string, h guestcheck.Hint, from in
 	if len(h.ID) < guestcheck.IDLength {
 		return report{}, fmt.Errorf("hint id %q is shorter than the %d characters the agent requires", h.ID, guestcheck.IDLength)
 	}
-	seen, _, err := waitFor(env, vmCID, from, timeout, fmt.Sprintf("disk report matching hint %+v", h), func(r report) bool {
+	seen, _, err := env.WaitForReport(vmCID, from, timeout, fmt.Sprintf("disk report matching hint %+v", h), func(r report) bool {
 		return r.Event == guestcheck.EventDisk && anyHasSuffix(r.ByID, h.ID[:guestcheck.IDLength])
 	})
 	if err != nil {
 		return report{}, err
 	}
 	var names []string
-	for _, r := range guestReports(env, vmCID) {
+	for _, r := range env.GuestReports(vmCID) {
 		if r.Event == guestcheck.EventDisk {
 			names = append(names, r.ByID...)
 		}

@@ -40,19 +40,12 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	tarball := filepath.Join("..", "..", "build", "test-stemcell.tgz")
-	if _, err := os.Stat(tarball); err != nil {
-		fmt.Fprintf(os.Stderr, "no test stemcell at %s: run `make test-stemcell` (scripts/test.sh does)\n", tarball)
-		os.Exit(1)
-	}
 	dir, err := os.MkdirTemp("", "lifecycle-stemcell-")
 	if err == nil {
-		var manifest devenv.Manifest
-		stemcellImage, manifest, err = devenv.UnpackStemcell(tarball, dir)
-		stemcellProps = manifest.CloudProperties
+		stemcellImage, stemcellProps, err = devenv.UnpackTestStemcell(filepath.Join("..", ".."), dir)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "unpacking the test stemcell: %v\n", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -147,7 +140,7 @@ func TestGuestLifecycle(t *testing.T) {
 
 	// Reboot with the disk attached: it must come back, holding the marker
 	// the guest wrote before.
-	before := len(guestReports(env, vm1))
+	before := len(env.GuestReports(vm1))
 	w.call("reboot_vm", vm1)
 	next, err = checkBoot(env, vm1, "agent-one", w.manualIP(10), rebootStart(env, vm1, before), bootTimeout)
 	if err != nil {
@@ -209,7 +202,7 @@ func TestGuestLifecycle(t *testing.T) {
 func rebootStart(env *devenv.Env, vmCID string, before int) int {
 	deadline := time.Now().Add(bootTimeout)
 	for time.Now().Before(deadline) {
-		reports := guestReports(env, vmCID)
+		reports := env.GuestReports(vmCID)
 		if len(reports) < before {
 			return 0
 		}
@@ -227,14 +220,14 @@ func rebootStart(env *devenv.Env, vmCID string, before int) int {
 // settings the guest read at boot, and its hint there resolves by the
 // agent's rules.
 func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint) error {
-	settings, _, err := waitFor(env, vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
+	settings, _, err := env.WaitForReport(vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
 	if err != nil {
 		return err
 	}
 	if !slices.Contains(settings.Disks, diskCID) {
 		return fmt.Errorf("VM %s: disk %s is not in the settings the guest read at boot: %s", vmCID, diskCID, raw(settings))
 	}
-	resolved, _, err := waitFor(env, vmCID, 0, bootTimeout, "persistent disk resolved from the settings", func(r report) bool {
+	resolved, _, err := env.WaitForReport(vmCID, 0, bootTimeout, "persistent disk resolved from the settings", func(r report) bool {
 		return (r.Event == guestcheck.EventPersistent || r.Event == guestcheck.EventError) && r.DiskCID == diskCID
 	})
 	if err != nil {
