@@ -60,7 +60,6 @@ type requestHead struct {
 	Context struct {
 		RequestID string `json:"request_id"`
 	} `json:"context"`
-	APIVersion int `json:"api_version"`
 }
 
 // serve answers one request; it never panics and always returns a response.
@@ -72,9 +71,7 @@ func serve(request []byte, configPath string, log *slog.Logger) (response []byte
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("internal error", "panic", fmt.Sprint(r))
-			if os.Getenv("BOSH_LIBVIRT_CPI_LOG_LEVEL") == "debug" {
-				os.Stderr.Write(debug.Stack())
-			}
+			log.Debug("internal error stack", "stack", string(debug.Stack()))
 			response = errorResponse(cpierr.TypeCpiError, fmt.Sprintf("internal error in '%s': %v", head.Method, r))
 		}
 	}()

@@ -54,15 +54,10 @@ type Disks struct {
 	Persistent map[string]disk.Hint `json:"persistent"`
 }
 
-// NetworkSource is what bosh-cpi-go's apiv1.Network gives us; its JSON form
-// carries every field the director sent (routes, alias, cloud_properties).
-type NetworkSource interface {
-	MarshalJSON() ([]byte, error)
-	IsDynamic() bool
-}
-
 // NetworkFrom turns one director network plus the MAC chosen for its NIC
-// into the agent's form.
+// into the agent's form. src is bosh-cpi-go's apiv1.Network, whose JSON
+// form carries every field the director sent (routes, alias,
+// cloud_properties).
 func NetworkFrom(src json.Marshaler, dynamic bool, mac string) (Network, error) {
 	raw, err := src.MarshalJSON()
 	if err != nil {

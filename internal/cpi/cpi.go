@@ -52,26 +52,21 @@ func NewFactory(cfg config.Config, log *slog.Logger, open Opener) *Factory {
 // New satisfies apiv1.CPIFactory. Properties a director CPI config sets
 // for this CPI arrive in the call's context and override cpi.json.
 func (f *Factory) New(callCtx apiv1.CallContext) (apiv1.CPI, error) {
-	version, err := apiv1.NewStemcellAPIVersion(callCtx).Value()
-	if err != nil {
-		version = 0
-	}
+	// A context without a stemcell API version is API v1: Value answers 0.
+	version, _ := apiv1.NewStemcellAPIVersion(callCtx).Value()
 	var fields map[string]json.RawMessage
 	_ = callCtx.As(&fields)
 	cfg, err := f.cfg.WithContext(fields)
 	if err != nil {
 		return nil, cpierr.New(cpierr.TypeCpiError, err, "applying the call's context")
 	}
-	f.mu.Lock()
-	f.cfg = cfg
-	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	return &CPI{
 		cfg:                cfg,
 		log:                f.log,
 		ctx:                ctx,
 		cancel:             cancel,
-		locks:              lock.NewDir(f.cfg.LockDir()),
+		locks:              lock.NewDir(cfg.LockDir()),
 		factory:            f,
 		stemcellAPIVersion: version,
 	}, nil
@@ -89,13 +84,15 @@ func (f *Factory) Close() error {
 	return err
 }
 
-func (f *Factory) backendFor(ctx context.Context) (Backend, error) {
+// backendFor opens the backend with the call's config on first use; a
+// process serves one call, so there is never a second config.
+func (f *Factory) backendFor(ctx context.Context, cfg config.Config) (Backend, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.backend != nil {
 		return f.backend, nil
 	}
-	b, err := f.open(ctx, f.cfg)
+	b, err := f.open(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +123,7 @@ func (c *CPI) Info() (apiv1.Info, error) {
 // backend opens the runtime. An unreachable libvirtd is a CloudError whose
 // message says where we tried, never NotImplemented.
 func (c *CPI) backend() (Backend, error) {
-	b, err := c.factory.backendFor(c.ctx)
+	b, err := c.factory.backendFor(c.ctx, c.cfg)
 	if err != nil {
 		return nil, cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.runtimeName())
 	}
@@ -156,12 +153,8 @@ func (c *CPI) withLocks(names []string, fn func() error) error {
 // flatten turns director metadata (string, number or bool values) into
 // strings for labels and titles.
 func flatten(kvs json.Marshaler) (map[string]string, error) {
-	raw, err := kvs.MarshalJSON()
+	m, err := asMap(kvs)
 	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, err
 	}
 	out := make(map[string]string, len(m))

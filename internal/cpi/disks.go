@@ -179,14 +179,11 @@ func (c *CPI) ResizeDisk(cid apiv1.DiskCID, size int) error {
 // UpdateDisk is update_disk: the size can change in place; a change of
 // cloud_properties (the format) cannot, so the director is told to copy.
 func (c *CPI) UpdateDisk(cid apiv1.DiskCID, size int, props apiv1.DiskCloudProps) (apiv1.DiskCID, error) {
-	if _, err := disk.ParseProps(props); err != nil {
+	dprops, err := disk.ParseProps(props)
+	if err != nil {
 		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "updating disk '%s'", cid.AsString())
 	}
-	var format struct {
-		Format disk.Format `json:"format"`
-	}
-	_ = props.As(&format)
-	if format.Format == disk.FormatRaw {
+	if dprops.Format == disk.FormatRaw {
 		return apiv1.DiskCID{}, cpierr.NotSupported("updating disk '%s': changing the format needs a new disk", cid.AsString())
 	}
 	if err := c.ResizeDisk(cid, size); err != nil {

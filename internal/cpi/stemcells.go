@@ -1,7 +1,6 @@
 package cpi
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -13,13 +12,10 @@ import (
 
 // CreateStemcell imports the image at imagePath into the runtime.
 func (c *CPI) CreateStemcell(imagePath string, props apiv1.StemcellCloudProps) (apiv1.StemcellCID, error) {
+	// Stemcell properties are descriptive: unknown keys are fine, and
+	// properties that do not decode leave sprops empty, as none were given.
 	var sprops stemcell.Props
-	if raw, ok := props.(json.Marshaler); ok {
-		if b, err := raw.MarshalJSON(); err == nil && len(b) > 0 && string(b) != "null" {
-			// Stemcell properties are descriptive: unknown keys are fine.
-			_ = json.Unmarshal(b, &sprops)
-		}
-	}
+	_ = props.As(&sprops)
 	if err := sprops.Check(); err != nil {
 		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell image '%s'", imagePath)
 	}

@@ -93,7 +93,7 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	spec := vm.Spec{CID: vm.NewCID(), AgentID: agentID.AsString(), StemcellCID: stemcellCID.AsString(), Props: vmProps}
 	settings := agentsettings.New(spec.AgentID, spec.CID, c.cfg.Agent, envMap)
 	settings.Disks.System = "/dev/" + vm.RootTarget
-	ephemeral := disk.HintFor(disk.Serial(spec.CID+"-ephemeral"), vm.EphemeralTarget)
+	ephemeral := disk.HintFor(vm.EphemeralDiskSerial(spec.CID), vm.EphemeralTarget)
 	settings.Disks.Ephemeral = &ephemeral
 
 	if spec.NICs, err = c.planNICs(networks, &settings); err != nil {

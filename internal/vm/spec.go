@@ -4,6 +4,8 @@ import (
 	"regexp"
 
 	"github.com/google/uuid"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 )
 
 // Device targets inside the guest. Persistent disks take the letters after
@@ -16,6 +18,10 @@ const (
 )
 
 var cidPattern = regexp.MustCompile(`^vm-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// EphemeralDiskSerial is the serial of the VM's ephemeral disk: the
+// agent's hint in the settings and the domain's device must carry the same.
+func EphemeralDiskSerial(vmCID string) string { return disk.Serial(vmCID + "-ephemeral") }
 
 // NewCID makes a fresh VM CID.
 func NewCID() string { return "vm-" + uuid.NewString() }
