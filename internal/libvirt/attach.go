@@ -127,7 +127,7 @@ func (b *Backend) diskUsers(d diskVolume, skipVM string) ([]diskUser, error) {
 		if dom.Name == skipVM {
 			continue
 		}
-		dd, err := b.readDomainDisks(dom)
+		dd, err := b.readDomainDisks(dom.Domain)
 		if err != nil {
 			if isNotFound(err) {
 				continue
@@ -166,7 +166,7 @@ func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (string
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
-	d, err := b.findDisk(ctx, diskCID)
+	d, err := b.findVolume(ctx, diskCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}

@@ -95,9 +95,6 @@ func (b *Backend) Close() error {
 	return b.conn.Disconnect()
 }
 
-// Conn exposes the connection to sibling code in this package's tests.
-func (b *Backend) Conn() *golibvirt.Libvirt { return b.conn }
-
 // storagePool returns the configured pool, creating it as a directory pool
 // under store_dir when it does not exist and starting it when inactive.
 // Parallel calls race here on a fresh host, so creation is under a lock.

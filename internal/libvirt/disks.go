@@ -15,7 +15,7 @@ import (
 // mib is one MiB in bytes: BOSH sizes disks in MiB, libvirt in bytes.
 const mib = 1 << 20
 
-// diskVolume is what disk operations need to know of a disk's volume.
+// diskVolume is what disk and VM operations need to know of a volume.
 type diskVolume struct {
 	CID      string
 	Vol      golibvirt.StorageVol
@@ -24,9 +24,9 @@ type diskVolume struct {
 	Capacity uint64 // bytes, as the guest sees it
 }
 
-// findDisk looks up the volume of disk (or snapshot) cid with its path,
-// format and size. ErrNotFound when it is not there.
-func (b *Backend) findDisk(ctx context.Context, cid string) (diskVolume, error) {
+// findVolume looks up the volume of a disk, snapshot or stemcell cid with
+// its path, format and size. ErrNotFound when it is not there.
+func (b *Backend) findVolume(ctx context.Context, cid string) (diskVolume, error) {
 	vol, err := b.lookupVolume(ctx, cid)
 	if err != nil {
 		return diskVolume{}, err
@@ -104,7 +104,7 @@ func (b *Backend) ensureSpace(ctx context.Context, size uint64) error {
 // ErrNotFound; a metadata sidecar left by an earlier, interrupted delete
 // is removed on the way.
 func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
-	d, err := b.findDisk(ctx, cid)
+	d, err := b.findVolume(ctx, cid)
 	if err != nil {
 		if isNotFound(err) {
 			_ = b.deleteMeta(ctx, cid)
@@ -118,8 +118,8 @@ func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("deleting disk '%s': %s: %w", cid, describeUsers(users), cpierr.ErrInUse)
 	}
-	if err := b.conn.StorageVolDelete(d.Vol, 0); err != nil {
-		return fmt.Errorf("deleting disk '%s': %w", cid, classify(err))
+	if err := b.deleteVolume(d.Vol); err != nil {
+		return fmt.Errorf("deleting disk '%s': %w", cid, err)
 	}
 	if err := b.deleteMeta(ctx, cid); err != nil {
 		return fmt.Errorf("deleting disk '%s': data deleted, but %w", cid, err)
@@ -154,7 +154,7 @@ func (b *Backend) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	if sizeMiB <= 0 {
 		return fmt.Errorf("resizing disk '%s': size must be a positive number of MiB, got %d", cid, sizeMiB)
 	}
-	d, err := b.findDisk(ctx, cid)
+	d, err := b.findVolume(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("resizing disk '%s': %w", cid, err)
 	}

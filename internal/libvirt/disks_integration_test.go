@@ -78,7 +78,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"}},
 		Devices: &libvirtxml.DomainDeviceList{
 			Disks:       []libvirtxml.DomainDisk{fileDiskDevice(rootPath, "qcow2", disk.Serial(rootVolumeName(cid)), vm.RootTarget)},
-			Controllers: testRootPorts(diskTestRootPorts),
+			Controllers: controllersFor("q35", diskTestRootPorts),
 		},
 	}
 	console := filepath.Join(e.cfg.ConsoleDir(), cid+".log")
@@ -189,15 +189,6 @@ func waitForConsole(t *testing.T, path, want string) {
 	}
 }
 
-func testRootPorts(n int) []libvirtxml.DomainController {
-	zero := uint(0)
-	controllers := []libvirtxml.DomainController{{Type: "pci", Model: "pcie-root", Index: &zero}}
-	for range n {
-		controllers = append(controllers, libvirtxml.DomainController{Type: "pci", Model: "pcie-root-port"})
-	}
-	return controllers
-}
-
 // newDisk creates a disk of sizeMiB in format and returns its CID.
 func (e *testEnv) newDisk(sizeMiB int, format disk.Format) string {
 	e.t.Helper()
@@ -293,7 +284,7 @@ func TestDiskCreateHasDelete(t *testing.T) {
 		if ok, err := e.b.HasDisk(ctx, cid); err != nil || !ok {
 			t.Fatalf("HasDisk(%s) = %v, %v; want true", cid, ok, err)
 		}
-		d, err := e.b.findDisk(ctx, cid)
+		d, err := e.b.findVolume(ctx, cid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -540,7 +531,7 @@ func TestResizeDisk(t *testing.T) {
 		if err := e.b.ResizeDisk(ctx, cid, 96); err != nil {
 			t.Fatalf("ResizeDisk grow %s: %v", format, err)
 		}
-		d, err := e.b.findDisk(ctx, cid)
+		d, err := e.b.findVolume(ctx, cid)
 		if err != nil || d.Capacity != 96*mib {
 			t.Errorf("%s disk after grow: %d bytes, %v; want %d", format, d.Capacity, err, 96*mib)
 		}
@@ -549,7 +540,7 @@ func TestResizeDisk(t *testing.T) {
 			t.Errorf("ResizeDisk shrink: got %v, want a plain error about shrinking", err)
 		}
 		wantErr(t, "ResizeDisk beyond the pool", e.b.ResizeDisk(ctx, cid, 1<<30), cpierr.ErrNoSpace)
-		if d, _ := e.b.findDisk(ctx, cid); d.Capacity != 96*mib {
+		if d, _ := e.b.findVolume(ctx, cid); d.Capacity != 96*mib {
 			t.Errorf("failed resizes changed the size to %d", d.Capacity)
 		}
 		if err := e.b.DeleteDisk(ctx, cid); err != nil {
@@ -681,7 +672,8 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 		cid := e.newDisk(4, format)
 		data := pattern(0xA5, 4*mib)
 		e.fillDisk(cid, format, data)
-		if _, err := e.b.AttachDisk(ctx, dom.Name, cid); err != nil {
+		target, err := e.b.AttachDisk(ctx, dom.Name, cid)
+		if err != nil {
 			t.Fatal(err)
 		}
 		snap := disk.NewSnapshotCID()
@@ -691,7 +683,7 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 		if running, _ := e.b.domainIsRunning(dom); !running {
 			t.Fatal("domain stopped during the snapshot")
 		}
-		e.assertAttachedAt(dom, cid, findDiskDevice(e.domainXML(dom, 0), cid, "").Target.Dev, format, true)
+		e.assertAttachedAt(dom, cid, target, format, true)
 		if err := e.b.DetachDisk(ctx, dom.Name, cid); err != nil {
 			t.Fatal(err)
 		}
@@ -819,4 +811,17 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 	if err != nil || len(got) != e.cfg.HotplugSlots {
 		t.Errorf("AttachedDisks lists %d disks, %v; want %d", len(got), err, e.cfg.HotplugSlots)
 	}
+}
+
+// snapshotMetadata returns a snapshot's metadata and the disk it was
+// taken from. ErrNotFound when the snapshot is not there.
+func (b *Backend) snapshotMetadata(ctx context.Context, snapCID string) (metaDocument, error) {
+	if _, err := b.lookupVolume(ctx, snapCID); err != nil {
+		return metaDocument{}, fmt.Errorf("reading snapshot '%s': %w", snapCID, err)
+	}
+	doc, err := b.readMeta(ctx, snapCID)
+	if err != nil {
+		return metaDocument{}, fmt.Errorf("reading metadata of snapshot '%s': %w", snapCID, err)
+	}
+	return doc, nil
 }

@@ -135,8 +135,7 @@ func checkQEMUAccess(conn *golibvirt.Libvirt, pool *libvirtxml.StoragePool, cfg 
 		dir = pool.Target.Path
 	}
 	var findings []doctor.Finding
-	probeDir := existingAncestor(dir)
-	if blocked := doctor.BlockedDirs(probeDir); len(blocked) > 0 {
+	if blocked := doctor.BlockedDirs(dir); len(blocked) > 0 {
 		findings = append(findings, doctor.Finding{Check: check, Status: doctor.Fail,
 			Detail: fmt.Sprintf("QEMU runs as its own user and cannot enter %s on the way to the pool %s", strings.Join(blocked, ", "), dir),
 			Fix:    "sudo chmod o+x " + strings.Join(blocked, " ") + "\n(or set \"store_dir\" under /var/lib, which QEMU can reach)"})
@@ -149,24 +148,6 @@ func checkQEMUAccess(conn *golibvirt.Libvirt, pool *libvirtxml.StoragePool, cfg 
 			Fix:    fmt.Sprintf("echo '  \"%s/**\" rwk,' | sudo tee -a /etc/apparmor.d/local/abstractions/libvirt-qemu && sudo systemctl reload apparmor\n(watch for 'apparmor=\"DENIED\"' in dmesg when a VM fails to start)", strings.TrimSuffix(cfg.StoreDir, "/"))})
 	}
 	return findings
-}
-
-func existingAncestor(path string) string {
-	for path != "/" {
-		if _, err := os.Stat(path); err == nil {
-			return path
-		}
-		path = parentDir(path)
-	}
-	return path
-}
-
-func parentDir(path string) string {
-	i := strings.LastIndex(strings.TrimSuffix(path, "/"), "/")
-	if i <= 0 {
-		return "/"
-	}
-	return path[:i]
 }
 
 func apparmorEnabled() bool {

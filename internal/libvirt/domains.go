@@ -57,33 +57,25 @@ func parseMarker(doc string) (vmMarker, error) {
 // marker. A missing domain and a domain that is not ours are both
 // ErrNotFound: a foreign domain must look absent to every CPI method.
 func (b *Backend) lookupOwnedDomain(cid string) (golibvirt.Domain, error) {
-	dom, err := b.conn.DomainLookupByName(cid)
-	if err != nil {
-		if isCode(err, golibvirt.ErrNoDomain) {
-			return golibvirt.Domain{}, fmt.Errorf("looking up domain '%s': %w", cid, classify(err))
-		}
-		return golibvirt.Domain{}, fmt.Errorf("looking up domain '%s': %w", cid, err)
-	}
-	owned, err := b.isOwned(dom)
-	if err != nil {
-		return golibvirt.Domain{}, err
-	}
-	if !owned {
-		return golibvirt.Domain{}, fmt.Errorf("domain '%s' exists but was not created by this CPI (no metadata in namespace %s): %w", cid, MetadataNS, cpierr.ErrNotFound)
-	}
-	return dom, nil
+	dom, _, err := b.lookupOwnedDomainMarker(cid)
+	return dom, err
 }
 
-// isOwned tells whether dom carries our metadata element.
-func (b *Backend) isOwned(dom golibvirt.Domain) (bool, error) {
-	_, err := b.readMarker(dom)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, errNoMarker):
-		return false, nil
+// lookupOwnedDomainMarker is lookupOwnedDomain that also returns the
+// marker it read to check ownership.
+func (b *Backend) lookupOwnedDomainMarker(cid string) (golibvirt.Domain, vmMarker, error) {
+	dom, err := b.conn.DomainLookupByName(cid)
+	if err != nil {
+		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("looking up domain '%s': %w", cid, classify(err))
 	}
-	return false, err
+	marker, err := b.readMarker(dom)
+	if errors.Is(err, errNoMarker) {
+		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("domain '%s' exists but was not created by this CPI (no metadata in namespace %s): %w", cid, MetadataNS, cpierr.ErrNotFound)
+	}
+	if err != nil {
+		return golibvirt.Domain{}, vmMarker{}, err
+	}
+	return dom, marker, nil
 }
 
 var errNoMarker = errors.New("no metadata element of this CPI")
@@ -98,10 +90,7 @@ func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
 		if isCode(err, golibvirt.ErrNoDomainMetadata) {
 			return vmMarker{}, errNoMarker
 		}
-		if isCode(err, golibvirt.ErrNoDomain) {
-			return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, classify(err))
-		}
-		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, err)
+		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, classify(err))
 	}
 	m, err := parseMarker(doc)
 	if err != nil {
@@ -135,25 +124,29 @@ func (b *Backend) domainIsRunning(dom golibvirt.Domain) (bool, error) {
 	return active == 1, nil
 }
 
+// ownedDomain is a domain of ours with the marker that showed it is ours.
+type ownedDomain struct {
+	golibvirt.Domain
+	marker vmMarker
+}
+
 // ownedDomains lists every domain (running or not) that carries our
 // marker. A domain that vanishes while we look is skipped.
-func (b *Backend) ownedDomains() ([]golibvirt.Domain, error) {
+func (b *Backend) ownedDomains() ([]ownedDomain, error) {
 	all, _, err := b.conn.ConnectListAllDomains(1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("listing domains: %w", err)
 	}
-	var owned []golibvirt.Domain
+	var owned []ownedDomain
 	for _, dom := range all {
-		ok, err := b.isOwned(dom)
-		if err != nil {
-			if errors.Is(err, cpierr.ErrNotFound) {
-				continue
-			}
+		marker, err := b.readMarker(dom)
+		switch {
+		case errors.Is(err, errNoMarker), errors.Is(err, cpierr.ErrNotFound):
+			continue
+		case err != nil:
 			return nil, err
 		}
-		if ok {
-			owned = append(owned, dom)
-		}
+		owned = append(owned, ownedDomain{Domain: dom, marker: marker})
 	}
 	return owned, nil
 }

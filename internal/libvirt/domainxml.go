@@ -128,7 +128,7 @@ func disksFor(p domainPlan) []libvirtxml.DomainDisk {
 	// the firmware would pick "the first hard disk", which persistent disks
 	// attached at creation could become.
 	root.Boot = &libvirtxml.DomainDeviceBoot{Order: 1}
-	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), disk.Serial(ephemeralVolumeName(p.Name)), vm.EphemeralTarget)
+	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), vm.EphemeralDiskSerial(p.Name), vm.EphemeralTarget)
 	disks := []libvirtxml.DomainDisk{root, ephemeral, configDriveDevice(p.ConfigPath)}
 	if faults.Active(faults.OmitConfigDrive) {
 		disks = disks[:2]

@@ -111,6 +111,9 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("domain running = %v, %v; want running", running, err)
 	}
 	assertDomainXML(t, e, dom, spec, scCID)
+	if _, err := os.Stat(filepath.Join(e.cfg.ConsoleDir(), spec.CID+".log")); err != nil {
+		t.Errorf("console log: %v", err)
+	}
 
 	if has, err := e.b.HasVM(ctx, spec.CID); err != nil || !has {
 		t.Errorf("HasVM(running) = %v, %v", has, err)
@@ -436,20 +439,4 @@ func TestParallelCreateAndDeleteVMs(t *testing.T) {
 	for _, s := range specs {
 		e.assertNothingLeftOf(s.CID)
 	}
-}
-
-func TestConsoleLogIsWritten(t *testing.T) {
-	e := newTestEnv(t)
-	spec := e.vmSpec(e.importStemcell(1<<30), e.isolatedNetwork())
-	if err := e.b.CreateVM(context.Background(), spec); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(e.cfg.ConsoleDir(), spec.CID+".log")
-	if _, err := os.Stat(path); err != nil {
-		t.Errorf("console log: %v", err)
-	}
-	if err := e.b.DeleteVM(context.Background(), spec.CID); err != nil {
-		t.Fatal(err)
-	}
-	e.assertNothingLeftOf(spec.CID)
 }

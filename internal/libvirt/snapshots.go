@@ -27,7 +27,7 @@ const backupPollInterval = 100 * time.Millisecond
 // push-mode backup job of that one disk into the new volume, which gives
 // the disk's contents at the instant the job began.
 func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) (err error) {
-	d, err := b.findDisk(ctx, diskCID)
+	d, err := b.findVolume(ctx, diskCID)
 	if err != nil {
 		return fmt.Errorf("snapshotting disk '%s': %w", diskCID, err)
 	}
@@ -126,12 +126,16 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 	if err != nil {
 		return err
 	}
-	dd, err := b.readDomainDisks(dom)
+	running, err := b.domainIsRunning(dom)
 	if err != nil {
 		return err
 	}
-	if !dd.Running {
+	if !running {
 		return errDomainStopped
+	}
+	live, err := b.domainDefinition(dom, 0)
+	if err != nil {
+		return err
 	}
 	target, err := b.createVolume(ctx, snapshotVolumeDoc(d, snapCID))
 	if err != nil {
@@ -141,7 +145,7 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 	if err != nil {
 		return err
 	}
-	doc, err := backupDocument(dd.Live, d, targetPath)
+	doc, err := backupDocument(live, d, targetPath)
 	if err != nil {
 		return err
 	}
@@ -239,25 +243,12 @@ func (b *Backend) DeleteSnapshot(ctx context.Context, snapCID string) error {
 		}
 		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
-	if err := b.conn.StorageVolDelete(vol, 0); err != nil {
-		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, classify(err))
+	if err := b.deleteVolume(vol); err != nil {
+		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
 	if err := b.deleteMeta(ctx, snapCID); err != nil {
 		return fmt.Errorf("deleting snapshot '%s': data deleted, but %w", snapCID, err)
 	}
 	b.log.Info("deleted snapshot", "snapshot", snapCID)
 	return nil
-}
-
-// snapshotMetadata returns a snapshot's metadata and the disk it was
-// taken from. ErrNotFound when the snapshot is not there.
-func (b *Backend) snapshotMetadata(ctx context.Context, snapCID string) (metaDocument, error) {
-	if _, err := b.lookupVolume(ctx, snapCID); err != nil {
-		return metaDocument{}, fmt.Errorf("reading snapshot '%s': %w", snapCID, err)
-	}
-	doc, err := b.readMeta(ctx, snapCID)
-	if err != nil {
-		return metaDocument{}, fmt.Errorf("reading metadata of snapshot '%s': %w", snapCID, err)
-	}
-	return doc, nil
 }

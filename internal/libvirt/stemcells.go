@@ -59,7 +59,8 @@ func stemcellVolumeDoc(cid string, img *stemcell.Image) libvirtxml.StorageVolume
 // ours still uses it as the backing file of its root disk: deleting it
 // would leave that VM unable to start again.
 func (b *Backend) DeleteStemcell(ctx context.Context, cid string) error {
-	if _, err := b.lookupVolume(ctx, cid); err != nil {
+	vol, err := b.lookupVolume(ctx, cid)
+	if err != nil {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)
 	}
 	users, err := b.vmsUsingStemcell(cid)
@@ -69,7 +70,8 @@ func (b *Backend) DeleteStemcell(ctx context.Context, cid string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("deleting stemcell '%s': still the base of the root disk of VMs %v: %w", cid, users, cpierr.ErrInUse)
 	}
-	if err := b.deleteVolumeIfExists(ctx, cid); err != nil {
+	// Gone meanwhile is what we wanted.
+	if err := b.deleteVolume(vol); err != nil && !isNotFound(err) {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)
 	}
 	b.log.Info("deleted stemcell", "stemcell", cid)
@@ -84,47 +86,21 @@ func (b *Backend) vmsUsingStemcell(cid string) ([]string, error) {
 	}
 	var users []string
 	for _, dom := range domains {
-		marker, err := b.readMarker(dom)
-		if err != nil {
-			continue // vanished or lost its marker meanwhile: not a user
-		}
-		if marker.StemcellCID == cid {
+		if dom.marker.StemcellCID == cid {
 			users = append(users, dom.Name)
 		}
 	}
 	return users, nil
 }
 
-// stemcellVolume is what a root overlay needs of its stemcell.
-type stemcellVolume struct {
-	Path     string
-	Format   string
-	Capacity uint64 // bytes
-}
-
-// lookupStemcell finds the stemcell volume and reads its path, format and
+// lookupStemcell finds the stemcell volume with its path, format and
 // virtual size.
-func (b *Backend) lookupStemcell(ctx context.Context, cid string) (stemcellVolume, error) {
-	vol, err := b.lookupVolume(ctx, cid)
+func (b *Backend) lookupStemcell(ctx context.Context, cid string) (diskVolume, error) {
+	v, err := b.findVolume(ctx, cid)
 	if err != nil {
-		return stemcellVolume{}, fmt.Errorf("finding stemcell '%s': %w", cid, err)
+		return diskVolume{}, fmt.Errorf("finding stemcell '%s': %w", cid, err)
 	}
-	def, err := b.volumeDefinition(vol)
-	if err != nil {
-		return stemcellVolume{}, fmt.Errorf("stemcell '%s': %w", cid, err)
-	}
-	if def.Target == nil || def.Target.Path == "" || def.Capacity == nil {
-		return stemcellVolume{}, fmt.Errorf("stemcell '%s': volume XML has no target path or capacity", cid)
-	}
-	format := "raw"
-	if def.Target.Format != nil && def.Target.Format.Type != "" {
-		format = def.Target.Format.Type
-	}
-	capacity, err := sizeInBytes(def.Capacity)
-	if err != nil {
-		return stemcellVolume{}, fmt.Errorf("stemcell '%s': %w", cid, err)
-	}
-	return stemcellVolume{Path: def.Target.Path, Format: format, Capacity: capacity}, nil
+	return v, nil
 }
 
 // volumeDefinition reads a volume's XML as libvirtxml types.

@@ -147,7 +147,7 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatQcow2)}},
 		BackingStore: &libvirtxml.StorageVolumeBackingStore{
 			Path:   base.Path,
-			Format: &libvirtxml.StorageVolumeTargetFormat{Type: base.Format},
+			Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(base.Format)},
 		},
 	}
 	_, path, err := b.createOwnedVolume(ctx, doc, "root disk", undo)
@@ -185,22 +185,11 @@ func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageV
 func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainDisk, error) {
 	devices := make([]libvirtxml.DomainDisk, 0, len(disks))
 	for _, d := range disks {
-		vol, err := b.lookupVolume(ctx, d.DiskCID)
+		v, err := b.findVolume(ctx, d.DiskCID)
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}
-		def, err := b.volumeDefinition(vol)
-		if err != nil {
-			return nil, fmt.Errorf("persistent disk '%s': %w", d.DiskCID, err)
-		}
-		if def.Target == nil || def.Target.Path == "" {
-			return nil, fmt.Errorf("persistent disk '%s': volume XML has no target path", d.DiskCID)
-		}
-		format := disk.FormatRaw
-		if def.Target.Format != nil && def.Target.Format.Type != "" {
-			format = disk.Format(def.Target.Format.Type)
-		}
-		devices = append(devices, persistentDiskDevice(def.Target.Path, format, d.DiskCID, d.Target))
+		devices = append(devices, persistentDiskDevice(v.Path, v.Format, d.DiskCID, d.Target))
 	}
 	return devices, nil
 }
@@ -231,14 +220,20 @@ func (b *Backend) prepareConsoleLog(path string, undo *undoList) error {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return fmt.Errorf("creating console log directory '%s': %w", dir, err)
 	}
-	undo.push(func() { b.removeConsoleLog(path) })
+	undo.push(func() {
+		if err := removeConsoleLog(path); err != nil {
+			b.log.Warn("could not remove console log", "path", path, "error", err)
+		}
+	})
 	return nil
 }
 
-func (b *Backend) removeConsoleLog(path string) {
+// removeConsoleLog removes the log; one QEMU never wrote is not an error.
+func removeConsoleLog(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		b.log.Warn("could not remove console log", "path", path, "error", err)
+		return fmt.Errorf("removing console log '%s': %w", path, err)
 	}
+	return nil
 }
 
 // defineDomain builds the XML and defines the (persistent) domain,
@@ -316,9 +311,9 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
-	if logPath := b.consoleLogPath(cid); isLocal(b.cfg.URI) {
-		if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("deleting VM '%s': removing console log '%s': %w", cid, logPath, err)
+	if isLocal(b.cfg.URI) {
+		if err := removeConsoleLog(b.consoleLogPath(cid)); err != nil {
+			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
 	if err := b.undefine(dom); err != nil {
@@ -401,11 +396,11 @@ func (b *Backend) waitForShutoff(ctx context.Context, dom golibvirt.Domain, time
 // in the description; in the persistent definition and, when the domain
 // runs, live.
 func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadata) error {
-	dom, err := b.lookupOwnedDomain(cid)
+	dom, marker, err := b.lookupOwnedDomainMarker(cid)
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
-	marker, err := b.readMarker(dom)
+	running, err := b.domainIsRunning(dom)
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
@@ -424,7 +419,7 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 		{"description", golibvirt.DomainMetadataDescription, descriptionFor(meta), nil, nil},
 	}
 	for _, c := range changes {
-		if err := b.setMetadata(dom, c.kind, c.value, c.key, c.uri); err != nil {
+		if err := b.setMetadata(dom, running, c.kind, c.value, c.key, c.uri); err != nil {
 			return fmt.Errorf("setting %s of VM '%s': %w", c.what, cid, err)
 		}
 	}
@@ -432,19 +427,15 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 }
 
 // setMetadata writes one kind of metadata to the definition and, when the
-// domain runs, to the live domain too. A domain that stops in between is
-// written in its definition only.
-func (b *Backend) setMetadata(dom golibvirt.Domain, kind golibvirt.DomainMetadataType, value string, key, uri golibvirt.OptString) error {
+// domain runs, to the live domain too. A domain that has stopped since
+// running was read is written in its definition only.
+func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt.DomainMetadataType, value string, key, uri golibvirt.OptString) error {
 	var text golibvirt.OptString
 	if value != "" {
 		text = golibvirt.OptString{value}
 	}
-	running, err := b.domainIsRunning(dom)
-	if err != nil {
-		return err
-	}
 	if running {
-		err = b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig|golibvirt.DomainAffectLive)
+		err := b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig|golibvirt.DomainAffectLive)
 		if err == nil || !isCode(err, golibvirt.ErrOperationInvalid) {
 			return classify(err)
 		}

@@ -83,11 +83,16 @@ func (b *Backend) deleteVolumeIfExists(ctx context.Context, name string) error {
 		}
 		return err
 	}
+	if err := b.deleteVolume(vol); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// deleteVolume deletes vol. One that vanished meanwhile is ErrNotFound.
+func (b *Backend) deleteVolume(vol golibvirt.StorageVol) error {
 	if err := b.conn.StorageVolDelete(vol, 0); err != nil {
-		if isCode(err, golibvirt.ErrNoStorageVol) {
-			return nil
-		}
-		return fmt.Errorf("deleting volume '%s': %w", name, classify(err))
+		return fmt.Errorf("deleting volume '%s': %w", vol.Name, classify(err))
 	}
 	return nil
 }
