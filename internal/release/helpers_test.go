@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // repoRoot is the repository root, two levels above this package.
@@ -69,17 +71,14 @@ type renderError struct {
 
 func (e *renderError) Error() string { return e.err.Error() + ": " + e.stderr }
 
-// yamlToJSON decodes a YAML file through ruby, which the tests need anyway,
-// so the project's go.mod carries no YAML module for tests alone.
-func yamlToJSON(t *testing.T, path string, into any) {
+// readYAML decodes the YAML file at path into into.
+func readYAML(t *testing.T, path string, into any) {
 	t.Helper()
-	ruby := requireRuby(t)
-	out, err := exec.Command(ruby, "-ryaml", "-rjson", "-e",
-		"puts JSON.dump(YAML.safe_load(File.read(ARGV[0])))", path).Output()
+	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("reading YAML %s: %v", path, err)
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(out, into); err != nil {
+	if err := yaml.Unmarshal(raw, into); err != nil {
 		t.Fatalf("decoding YAML %s: %v", path, err)
 	}
 }

@@ -12,15 +12,15 @@ import (
 
 // packageSpec is the part of a packages/<name>/spec these tests read.
 type packageSpec struct {
-	Name          string   `json:"name"`
-	Dependencies  []string `json:"dependencies"`
-	Files         []string `json:"files"`
-	ExcludedFiles []string `json:"excluded_files"`
+	Name          string   `yaml:"name"`
+	Dependencies  []string `yaml:"dependencies"`
+	Files         []string `yaml:"files"`
+	ExcludedFiles []string `yaml:"excluded_files"`
 }
 
 func readPackageSpec(t *testing.T, name string) packageSpec {
 	var spec packageSpec
-	yamlToJSON(t, filepath.Join(repoRoot(t), "packages", name, "spec"), &spec)
+	readYAML(t, filepath.Join(repoRoot(t), "packages", name, "spec"), &spec)
 	if spec.Name != name {
 		t.Fatalf("packages/%s/spec names itself %q", name, spec.Name)
 	}

@@ -28,17 +28,7 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 		{
 			name:       "spec defaults equal config defaults",
 			properties: map[string]any{"agent": map[string]any{"mbus": testMbus}},
-			want: config.Config{
-				Hypervisor:    config.DefaultHypervisor,
-				URI:           "qemu:///system",
-				StoreDir:      config.DefaultStoreDir,
-				StoragePool:   config.DefaultStoragePool,
-				Network:       config.DefaultNetwork,
-				RebootTimeout: config.DefaultRebootTimeout,
-				Machine:       config.DefaultMachine,
-				HotplugSlots:  config.DefaultHotplugSlots,
-				Agent:         config.Agent{Mbus: testMbus, NTP: []string{}},
-			},
+			want:       withAgent(config.Agent{Mbus: testMbus, NTP: []string{}}),
 		},
 		{
 			name: "create-env: every libvirt_cpi key and the local blobstore bosh.yml sets",
@@ -283,15 +273,15 @@ func writeExecutable(t *testing.T, path, content string) {
 
 // jobSpec is the part of jobs/libvirt_cpi/spec these tests read.
 type jobSpec struct {
-	Name       string                    `json:"name"`
-	Templates  map[string]string         `json:"templates"`
-	Packages   []string                  `json:"packages"`
-	Properties map[string]map[string]any `json:"properties"`
+	Name       string                    `yaml:"name"`
+	Templates  map[string]string         `yaml:"templates"`
+	Packages   []string                  `yaml:"packages"`
+	Properties map[string]map[string]any `yaml:"properties"`
 }
 
 func readJobSpec(t *testing.T) jobSpec {
 	var spec jobSpec
-	yamlToJSON(t, jobPath(t, "spec"), &spec)
+	readYAML(t, jobPath(t, "spec"), &spec)
 	return spec
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,7 +40,7 @@ func TestStemcellAPIv1SettingsFollowAttachAndDetach(t *testing.T) {
 	stemcell := importBootableStemcell(t)
 	v1 := suite.Client
 	v1.StemcellAPIVersion = 1
-	vmCID, run, err := v1.CreateVM("agent-v1", stemcell, map[string]any{"memory": 384}, networksSpec(25), map[string]any{}, nil)
+	vmCID, run, err := v1.CreateVM("agent-v1", stemcell, map[string]any{"memory": 384}, suite.Networks(25), map[string]any{}, nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, run.Stderr)
 	}
@@ -75,8 +74,8 @@ func TestUpdateDiskGrowsInPlace(t *testing.T) {
 	if got != diskCID {
 		t.Fatalf("update_disk answered %q; want the same CID %q", got, diskCID)
 	}
-	out, _ := exec.Command("virsh", "-c", suite.URI, "vol-info", "--pool", suite.Pool, diskCID, "--bytes").CombinedOutput()
-	if !strings.Contains(string(out), fmt.Sprint(48<<20)) {
+	out := mustVirsh(t, "vol-info", "--pool", suite.Pool, diskCID, "--bytes")
+	if !strings.Contains(out, fmt.Sprint(48<<20)) {
 		t.Fatalf("update_disk did not grow the volume to 48 MiB:\n%s", out)
 	}
 	wantError(t, call(t, "update_disk", diskCID, 64, map[string]any{"format": "raw"}), "NotSupported")

@@ -214,7 +214,7 @@ func TestParallelCreateVM(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			res := call(t, "create_vm", fmt.Sprintf("agent-%d", i), stemcell, map[string]any{"memory": 128, "ephemeral_disk": 512},
-				networksSpec(40+i), []string{}, map[string]any{})
+				suite.Networks(40+i), []string{}, map[string]any{})
 			if res.Response.Error != nil {
 				errs[i] = res.Response.Error.Type + ": " + res.Response.Error.Message
 				return

@@ -73,15 +73,13 @@ func waitForBoot(t *testing.T, vmCID string, from int) int {
 	return at + 1
 }
 
-func networksSpec(hostPart int) map[string]any { return suite.Networks(hostPart) }
-
 // createVM runs create_vm and returns the VM CID; the VM is deleted when the
 // test ends, if the test did not.
 func createVM(t *testing.T, stemcell string, diskCIDs []string, hostPart int) string {
 	t.Helper()
 	cid, run, err := suite.Client.CreateVM("agent-"+t.Name(), stemcell,
 		map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 1024},
-		networksSpec(hostPart), map[string]any{"bosh": map[string]any{"group": "it"}}, diskCIDs)
+		suite.Networks(hostPart), map[string]any{"bosh": map[string]any{"group": "it"}}, diskCIDs)
 	checkRun(t, run, nil)
 	if err != nil {
 		t.Fatalf("%v\nstderr:\n%s", err, run.Stderr)

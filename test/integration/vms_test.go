@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 )
 
 func TestInfo(t *testing.T) {
@@ -15,7 +18,7 @@ func TestInfo(t *testing.T) {
 		StemcellFormats []string `json:"stemcell_formats"`
 	}
 	json.Unmarshal(raw, &info)
-	if info.APIVersion != 2 || !contains(info.StemcellFormats, "openstack-qcow2") || !contains(info.StemcellFormats, "openstack-raw") {
+	if info.APIVersion != 2 || !slices.Contains(info.StemcellFormats, "openstack-qcow2") || !slices.Contains(info.StemcellFormats, "openstack-raw") {
 		t.Fatalf("info = %s", raw)
 	}
 }
@@ -66,7 +69,7 @@ func TestVMLifecycle(t *testing.T) {
 			t.Errorf("domain XML lacks %q", want)
 		}
 	}
-	if strings.Contains(xml, "mbus-secret-pw") {
+	if strings.Contains(xml, devenv.MbusPassword) {
 		t.Fatal("domain XML contains the mbus password")
 	}
 	if _, err := os.Stat(filepath.Join(suite.StoreDir, "console", vmCID+".log")); err != nil {
@@ -110,7 +113,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		networks map[string]any
 	}{
 		{"network that does not exist", stemcell, map[string]any{"n": map[string]any{"type": "dynamic", "cloud_properties": map[string]any{"name": "no-such-network"}}}},
-		{"stemcell that does not exist", "sc-00000000-0000-0000-0000-000000000000", networksSpec(12)},
+		{"stemcell that does not exist", "sc-00000000-0000-0000-0000-000000000000", suite.Networks(12)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,13 +167,4 @@ func TestCalculateVMCloudProperties(t *testing.T) {
 	if props["cpus"] != 2 || props["memory"] != 2048 || props["ephemeral_disk"] != 4096 {
 		t.Fatalf("calculate_vm_cloud_properties = %s", raw)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

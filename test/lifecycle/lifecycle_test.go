@@ -88,9 +88,9 @@ func (w *world) call(method string, args ...any) json.RawMessage {
 
 func (w *world) callString(method string, args ...any) string {
 	w.t.Helper()
-	var s string
-	if err := json.Unmarshal(w.call(method, args...), &s); err != nil {
-		w.t.Fatalf("%s: result is not a string", method)
+	s, run, err := w.env.Client.CallString(method, args...)
+	if err != nil {
+		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
 	}
 	return s
 }
