@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
-	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
@@ -66,13 +65,7 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 	if err := b.ensureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
-	doc := libvirtxml.StorageVolume{
-		Name:       spec.CID,
-		Capacity:   &libvirtxml.StorageVolumeSize{Value: size, Unit: "bytes"},
-		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(format)}},
-	}
-	if _, err := b.createVolume(ctx, doc); err != nil {
+	if _, err := b.createVolume(ctx, thinVolume(spec.CID, size, format)); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB (%s): %w", spec.CID, spec.SizeMiB, format, err)
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", format)

@@ -141,7 +141,7 @@ func (b *Backend) ownedDomains() ([]ownedDomain, error) {
 	for _, dom := range all {
 		marker, err := b.readMarker(dom)
 		switch {
-		case errors.Is(err, errNoMarker), errors.Is(err, cpierr.ErrNotFound):
+		case errors.Is(err, errNoMarker), isNotFound(err):
 			continue
 		case err != nil:
 			return nil, err

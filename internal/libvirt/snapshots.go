@@ -82,12 +82,7 @@ func (b *Backend) copyDisk(ctx context.Context, d diskVolume, snapCID string) (s
 
 // snapshotVolumeDoc is an empty volume like d named snapCID.
 func snapshotVolumeDoc(d diskVolume, snapCID string) libvirtxml.StorageVolume {
-	return libvirtxml.StorageVolume{
-		Name:       snapCID,
-		Capacity:   &libvirtxml.StorageVolumeSize{Value: d.Capacity, Unit: "bytes"},
-		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(d.Format)}},
-	}
+	return thinVolume(snapCID, d.Capacity, d.Format)
 }
 
 // cloneDisk copies a disk no QEMU has open (libvirt copies sparsely).

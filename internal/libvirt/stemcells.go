@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 )
 
@@ -47,12 +48,7 @@ func (b *Backend) ImportStemcell(ctx context.Context, cid string, img *stemcell.
 // replaces the file's bytes with root.img as it is (qcow2 stays qcow2).
 // Allocation 0 keeps a raw volume sparse until the upload fills it.
 func stemcellVolumeDoc(cid string, img *stemcell.Image) libvirtxml.StorageVolume {
-	return libvirtxml.StorageVolume{
-		Name:       cid,
-		Capacity:   &libvirtxml.StorageVolumeSize{Value: img.VirtualSize, Unit: "bytes"},
-		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(img.Format)}},
-	}
+	return thinVolume(cid, img.VirtualSize, disk.Format(img.Format))
 }
 
 // DeleteStemcell removes the stemcell volume. It refuses while a VM of

@@ -140,27 +140,17 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 		return "", err
 	}
 	name := rootVolumeName(spec.CID)
-	doc := libvirtxml.StorageVolume{
-		Name:       name,
-		Capacity:   &libvirtxml.StorageVolumeSize{Value: base.Capacity, Unit: "bytes"},
-		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatQcow2)}},
-		BackingStore: &libvirtxml.StorageVolumeBackingStore{
-			Path:   base.Path,
-			Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(base.Format)},
-		},
+	doc := thinVolume(name, base.Capacity, disk.FormatQcow2)
+	doc.BackingStore = &libvirtxml.StorageVolumeBackingStore{
+		Path:   base.Path,
+		Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(base.Format)},
 	}
 	_, path, err := b.createOwnedVolume(ctx, doc, "root disk", undo)
 	return path, err
 }
 
 func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	doc := libvirtxml.StorageVolume{
-		Name:       ephemeralVolumeName(spec.CID),
-		Capacity:   &libvirtxml.StorageVolumeSize{Value: uint64(spec.Props.EphemeralDiskMiB), Unit: "MiB"},
-		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
-		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatQcow2)}},
-	}
+	doc := thinVolume(ephemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*mib, disk.FormatQcow2)
 	_, path, err := b.createOwnedVolume(ctx, doc, "ephemeral disk", undo)
 	return path, err
 }
@@ -263,7 +253,7 @@ func (b *Backend) removeDomain(dom golibvirt.Domain) {
 	if err := b.destroyIfRunning(dom); err != nil {
 		b.log.Error("could not stop domain after a failure", "vm", dom.Name, "error", err)
 	}
-	if err := b.undefine(dom); err != nil && !errors.Is(err, cpierr.ErrNotFound) {
+	if err := b.undefine(dom); err != nil && !isNotFound(err) {
 		b.log.Error("could not undefine domain after a failure; remove it by hand", "vm", dom.Name, "error", err)
 	}
 }
@@ -330,7 +320,7 @@ func (b *Backend) HasVM(ctx context.Context, cid string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, cpierr.ErrNotFound):
+	case isNotFound(err):
 		return false, nil
 	}
 	return false, fmt.Errorf("checking VM '%s': %w", cid, err)

@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 )
 
 // Volume helpers shared by stemcells, VMs and disks. Every volume the CPI
@@ -29,6 +30,17 @@ func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.Stor
 		return golibvirt.StorageVol{}, fmt.Errorf("looking up volume '%s' in storage pool '%s': %w", name, pool.Name, classify(err))
 	}
 	return vol, nil
+}
+
+// thinVolume describes a volume of capacity bytes that allocates nothing up
+// front: blocks are allocated as they are written.
+func thinVolume(name string, capacity uint64, format disk.Format) libvirtxml.StorageVolume {
+	return libvirtxml.StorageVolume{
+		Name:       name,
+		Capacity:   &libvirtxml.StorageVolumeSize{Value: capacity, Unit: "bytes"},
+		Allocation: &libvirtxml.StorageVolumeSize{Value: 0, Unit: "bytes"},
+		Target:     &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(format)}},
+	}
 }
 
 // createVolume creates doc in the configured pool. A full pool wraps
