@@ -6,13 +6,14 @@
 #   sudo scripts/test.sh -short     skips the slowest checks (fault injection, the release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/go-env.sh
 export BOSH_LIBVIRT_CPI_URI=${BOSH_LIBVIRT_CPI_URI:-qemu:///system}
 
+# Re-run under host.sh, which installs and starts the daemons first.
 if [ "${1:-}" != "--with-host" ]; then
   exec scripts/host.sh with "$0" --with-host "$@"
 fi
 shift
+. scripts/go-env.sh
 
 echo "== test stemcell"
 make test-stemcell
