@@ -10,7 +10,7 @@
 set -euo pipefail
 
 RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
-PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
   syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
   ca-certificates curl git make)
