@@ -43,6 +43,21 @@ install() {
     as_root apt-get install -y -q --no-install-recommends $missing >/dev/null
 }
 
+# Without systemd there is no polkit: the daemon host.sh starts admits root
+# and the 'libvirt' group through the socket's owner and mode instead, so a
+# user in that group can use qemu:///system (libvirt's own scheme for
+# hosts without polkit).
+write_libvirtd_conf() {
+  as_root groupadd -f libvirt
+  cat >"$RUN_DIR/libvirtd.conf" <<'CONF'
+unix_sock_group = "libvirt"
+unix_sock_ro_perms = "0777"
+unix_sock_rw_perms = "0770"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+CONF
+}
+
 libvirt_answers() { timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; }
 docker_answers() { timeout 10 docker version >/dev/null 2>&1; }
 
@@ -67,7 +82,8 @@ start() {
     if ! pgrep -x virtlogd >/dev/null; then
       start_daemon virtlogd "$RUN_DIR/virtlogd.pid" virtlogd -d -p "$RUN_DIR/virtlogd.pid"
     fi
-    start_daemon libvirtd "$RUN_DIR/libvirtd.pid" libvirtd -d -p "$RUN_DIR/libvirtd.pid"
+    write_libvirtd_conf
+    start_daemon libvirtd "$RUN_DIR/libvirtd.pid" libvirtd -d -f "$RUN_DIR/libvirtd.conf" -p "$RUN_DIR/libvirtd.pid"
     for _ in $(seq 1 100); do libvirt_answers && break; sleep 0.2; done
     libvirt_answers || { log "libvirtd does not answer at qemu:///system"; exit 1; }
   fi

@@ -2,9 +2,10 @@
 # The project's test command: every unit test, then the suites that drive
 # the built CPI against a real libvirtd + QEMU, which this script installs
 # and starts itself (with dockerd) and stops at the end.
-#   sudo scripts/test.sh            everything
-#   sudo scripts/test.sh -short     skips the slowest checks (fault injection, the release build)
+#   scripts/test.sh            everything (as root, or re-run through sudo)
+#   scripts/test.sh -short         skips the slowest checks (fault injection, the release build)
 set -euo pipefail
+. "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 export BOSH_LIBVIRT_CPI_URI=${BOSH_LIBVIRT_CPI_URI:-qemu:///system}
 

@@ -25,7 +25,8 @@ const (
 
 // Config is the whole of cpi.json.
 type Config struct {
-	// Hypervisor is "kvm", "qemu" (TCG) or "auto" (kvm when /dev/kvm exists).
+	// Hypervisor is "kvm", "qemu" (TCG) or "auto": kvm when the connected
+	// libvirt host offers it and its CPU has vmx or svm.
 	Hypervisor string `json:"hypervisor"`
 	// URI is the libvirt connection URI; derived from Hypervisor when empty.
 	URI string `json:"uri"`
@@ -176,21 +177,6 @@ func (c Config) Validate() error {
 
 func validLibvirtName(name string) bool {
 	return name != "" && !strings.ContainsAny(name, "/\\\x00 ")
-}
-
-// DomainType is the libvirt domain type for the configured hypervisor:
-// "kvm" when asked for or when /dev/kvm exists under "auto", else "qemu".
-func (c Config) DomainType() string {
-	switch c.Hypervisor {
-	case "kvm":
-		return "kvm"
-	case "qemu":
-		return "qemu"
-	}
-	if _, err := os.Stat("/dev/kvm"); err == nil {
-		return "kvm"
-	}
-	return "qemu"
 }
 
 // LockDir is where cross-process lock files live.

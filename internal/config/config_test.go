@@ -51,7 +51,7 @@ func TestLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cpi.json")
 	os.WriteFile(path, []byte(`{"hypervisor":"qemu","agent":{"mbus":"https://h"}}`), 0o600)
 	cfg, err := Load(path)
-	if err != nil || cfg.DomainType() != "qemu" {
+	if err != nil || cfg.Hypervisor != "qemu" {
 		t.Fatalf("Load = %+v, %v", cfg, err)
 	}
 }

@@ -37,7 +37,7 @@ type RuntimeProbe func(ctx context.Context, cfg config.Config) []Finding
 
 // Run performs the local checks and then the runtime's.
 func Run(ctx context.Context, cfg config.Config, probe RuntimeProbe) []Finding {
-	findings := []Finding{checkStoreDir(cfg), checkAccelerator(cfg)}
+	findings := []Finding{checkStoreDir(cfg)}
 	return append(findings, probe(ctx, cfg)...)
 }
 
@@ -77,25 +77,6 @@ func checkStoreDir(cfg config.Config) Finding {
 	probe.Close()
 	os.Remove(probe.Name())
 	return Finding{check, OK, fmt.Sprintf("'%s' is writable", cfg.StoreDir), ""}
-}
-
-// kvmDevice is a variable so tests can point it elsewhere.
-var kvmDevice = "/dev/kvm"
-
-func checkAccelerator(cfg config.Config) Finding {
-	const check = "accelerator"
-	_, err := os.Stat(kvmDevice)
-	hasKVM := err == nil
-	switch {
-	case cfg.Hypervisor == "kvm" && !hasKVM:
-		return Finding{check, Fail, "hypervisor is 'kvm' but " + kvmDevice + " does not exist",
-			"load the module (sudo modprobe kvm_intel or kvm_amd), enable virtualization in the BIOS,\nor set \"hypervisor\": \"auto\" to fall back to QEMU TCG (slow)"}
-	case hasKVM:
-		return Finding{check, OK, "KVM available (" + kvmDevice + "): domains use type " + cfg.DomainType(), ""}
-	default:
-		return Finding{check, Warn, "no " + kvmDevice + ": domains use QEMU TCG (software emulation, much slower)",
-			"on bare metal: sudo modprobe kvm_intel (or kvm_amd); in a VM: enable nested virtualization"}
-	}
 }
 
 // BlockedDirs lists, from the root down, the directories on the way to

@@ -12,32 +12,6 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 )
 
-func TestAccelerator(t *testing.T) {
-	dir := t.TempDir()
-	present := filepath.Join(dir, "kvm")
-	os.WriteFile(present, nil, 0o600)
-	cases := []struct {
-		hypervisor, device string
-		want               Status
-	}{
-		{"kvm", filepath.Join(dir, "missing"), Fail},
-		{"auto", filepath.Join(dir, "missing"), Warn},
-		{"qemu", filepath.Join(dir, "missing"), Warn},
-		{"kvm", present, OK},
-		{"auto", present, OK},
-	}
-	for _, tc := range cases {
-		kvmDevice = tc.device
-		got := checkAccelerator(config.Config{Hypervisor: tc.hypervisor})
-		if got.Status != tc.want {
-			t.Errorf("hypervisor %s, device %s: status %s; want %s (%s)", tc.hypervisor, tc.device, got.Status, tc.want, got.Detail)
-		}
-		if got.Status != OK && got.Fix == "" {
-			t.Errorf("hypervisor %s: a %s finding without a fix", tc.hypervisor, got.Status)
-		}
-	}
-}
-
 func TestStoreDirNotWritable(t *testing.T) {
 	if os.Geteuid() == 0 {
 		// root writes anywhere; use a path under a regular file instead.
@@ -73,18 +47,17 @@ func TestBlockedDirs(t *testing.T) {
 }
 
 func TestRunPrintAndFailed(t *testing.T) {
-	kvmDevice = "/nonexistent/kvm"
 	cfg := config.Config{Hypervisor: "kvm", StoreDir: t.TempDir()}
 	probe := func(context.Context, config.Config) []Finding {
 		return []Finding{{"libvirtd", Fail, "cannot connect", "libvirtd -d"}}
 	}
 	findings := Run(context.Background(), cfg, probe)
-	if !Failed(findings) || len(findings) != 3 {
-		t.Fatalf("findings = %+v; want 3 with a failure", findings)
+	if !Failed(findings) || len(findings) != 2 {
+		t.Fatalf("findings = %+v; want 2 with a failure", findings)
 	}
 	var out bytes.Buffer
 	Print(&out, findings)
-	for _, want := range []string{"[ok  ] store_dir", "[FAIL] accelerator", "[FAIL] libvirtd: cannot connect", "fix: libvirtd -d"} {
+	for _, want := range []string{"[ok  ] store_dir", "[FAIL] libvirtd: cannot connect", "fix: libvirtd -d"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -38,7 +38,7 @@ type Backend struct {
 	log    *slog.Logger
 	locks  lock.Dir
 	pool   *golibvirt.StoragePool
-	domain string // libvirt domain type: "kvm" or "qemu"
+	accel  *accelDecision // decided once per call, on first use
 }
 
 // Open connects to the libvirtd named by cfg.URI.
@@ -51,8 +51,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 		conn:   conn,
 		cfg:    cfg,
 		log:    log,
-		locks:  lock.NewDir(cfg.LockDir()),
-		domain: cfg.DomainType(),
+		locks: lock.NewDir(cfg.LockDir()),
 	}, nil
 }
 
@@ -85,6 +84,34 @@ func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("connecting to libvirt at '%s': %w", uri, ctx.Err())
 	}
+}
+
+// domainType is the libvirt domain type for this host, decided from the
+// connected host's capabilities and logged with its reason once per call.
+func (b *Backend) domainType() (string, error) {
+	if b.accel != nil {
+		return b.accel.DomainType, nil
+	}
+	caps, err := hostCapabilities(b.conn)
+	if err != nil {
+		return "", err
+	}
+	d := decideDomainType(b.cfg.Hypervisor, caps)
+	b.accel = &d
+	b.log.Info("domain type decided", "domain_type", d.DomainType, "reason", d.Reason)
+	return d.DomainType, nil
+}
+
+func hostCapabilities(conn *golibvirt.Libvirt) (libvirtxml.Caps, error) {
+	var caps libvirtxml.Caps
+	raw, err := conn.ConnectGetCapabilities()
+	if err != nil {
+		return caps, fmt.Errorf("reading the libvirt host's capabilities: %w", err)
+	}
+	if err := caps.Unmarshal(raw); err != nil {
+		return caps, fmt.Errorf("parsing the libvirt host's capabilities: %w", err)
+	}
+	return caps, nil
 }
 
 // Close ends the connection.

@@ -57,32 +57,31 @@ func checkVersion(conn *golibvirt.Libvirt, uri string) doctor.Finding {
 	return doctor.Finding{Check: "libvirtd", Status: doctor.OK, Detail: fmt.Sprintf("reachable at %s (libvirt %d.%d.%d)", uri, v/1000000, v/1000%1000, v%1000)}
 }
 
+// checkDomainType reports the domain type create_vm will use on the
+// connected host and why, and fails when that type cannot run guests there.
 func checkDomainType(conn *golibvirt.Libvirt, cfg config.Config) doctor.Finding {
 	const check = "hypervisor"
-	raw, err := conn.ConnectGetCapabilities()
+	caps, err := hostCapabilities(conn)
 	if err != nil {
-		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("reading capabilities: %v", err), Fix: "sudo apt-get install qemu-system-x86"}
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: err.Error(), Fix: "sudo apt-get install qemu-system-x86, then restart libvirtd"}
 	}
-	var caps libvirtxml.Caps
-	if err := caps.Unmarshal(raw); err != nil {
-		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("parsing capabilities: %v", err)}
-	}
-	want := cfg.DomainType()
-	for _, guest := range caps.Guests {
-		if guest.OSType != "hvm" || guest.Arch.Name != "x86_64" {
-			continue
+	d := decideDomainType(cfg.Hypervisor, caps)
+	if !offersDomainType(caps, d.DomainType) {
+		fix := "sudo apt-get install qemu-system-x86, then restart libvirtd"
+		if d.DomainType == "kvm" {
+			fix = "load KVM on the libvirt host (sudo modprobe kvm_intel or kvm_amd) and restart libvirtd, or set \"hypervisor\": \"auto\""
 		}
-		for _, d := range guest.Arch.Domains {
-			if d.Type == want {
-				return doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("x86_64 guests of type '%s' (%s)", want, guest.Arch.Emulator)}
-			}
-		}
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("domain type '%s' (%s), but the host offers no x86_64 hvm guests of that type", d.DomainType, d.Reason), Fix: fix}
 	}
-	fix := "sudo apt-get install qemu-system-x86, then restart libvirtd"
-	if want == "kvm" {
-		fix = "load KVM (sudo modprobe kvm_intel or kvm_amd) and restart libvirtd, or set \"hypervisor\": \"qemu\""
+	switch {
+	case d.Broken && d.DomainType == "kvm":
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: "domain type 'kvm': " + d.Reason,
+			Fix: "set \"hypervisor\": \"auto\" (or \"qemu\") so domains use TCG, or enable VT-x/AMD-V (nested virtualization) for the host"}
+	case d.DomainType == "qemu" && cfg.Hypervisor == "auto":
+		return doctor.Finding{Check: check, Status: doctor.Warn, Detail: "domain type 'qemu': " + d.Reason,
+			Fix: "for KVM speed: enable VT-x/AMD-V in the host's firmware (or nested virtualization in its hypervisor) and load kvm_intel or kvm_amd"}
 	}
-	return doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("libvirt offers no x86_64 hvm guests of type '%s'", want), Fix: fix}
+	return doctor.Finding{Check: check, Status: doctor.OK, Detail: fmt.Sprintf("domain type '%s': %s", d.DomainType, d.Reason)}
 }
 
 func checkPool(conn *golibvirt.Libvirt, cfg config.Config) (*libvirtxml.StoragePool, doctor.Finding) {

@@ -115,8 +115,11 @@ func (b *Backend) ensureNetwork(nic vm.NIC) error {
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
 // drive, and resolves persistent disks, into a domain plan.
 func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, undo *undoList) (domainPlan, error) {
-	plan := newDomainPlan(spec, b.domain, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
-	var err error
+	domainType, err := b.domainType()
+	if err != nil {
+		return domainPlan{}, err
+	}
+	plan := newDomainPlan(spec, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
 	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
 		return domainPlan{}, err
 	}
