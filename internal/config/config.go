@@ -14,8 +14,14 @@ import (
 
 // Defaults for keys an operator may leave out.
 const (
-	DefaultHypervisor    = "auto"
-	DefaultStoreDir      = "/var/lib/bosh-libvirt-cpi"
+	DefaultHypervisor = "auto"
+	// DefaultStoreDir is root's; any other user gets DefaultUserStoreDir
+	// under its home, so the default works for whoever runs the CPI.
+	DefaultStoreDir     = "/var/lib/bosh-libvirt-cpi"
+	DefaultUserStoreDir = "~/.local/state/bosh-libvirt-cpi"
+	// DefaultPoolParent is where a system libvirtd keeps images; a pool the
+	// CPI creates goes into <DefaultPoolParent>/<storage_pool> there.
+	DefaultPoolParent    = "/var/lib/libvirt/images"
 	DefaultStoragePool   = "bosh"
 	DefaultNetwork       = "default"
 	DefaultRebootTimeout = 60
@@ -34,6 +40,9 @@ type Config struct {
 	StoreDir string `json:"store_dir"`
 	// StoragePool is the libvirt pool for stemcells and disks.
 	StoragePool string `json:"storage_pool"`
+	// PoolPath is the directory, on the libvirt host, of the pool the CPI
+	// creates when StoragePool does not exist; libvirtd creates it.
+	PoolPath string `json:"pool_path"`
 	// Network is the libvirt network for BOSH networks that name none.
 	Network string `json:"network"`
 	// RebootTimeout is how many seconds reboot_vm waits for a graceful
@@ -107,7 +116,11 @@ func (c *Config) applyDefaults() {
 	}
 	if c.StoreDir == "" {
 		c.StoreDir = DefaultStoreDir
+		if os.Geteuid() != 0 {
+			c.StoreDir = DefaultUserStoreDir
+		}
 	}
+	c.StoreDir = expandHome(c.StoreDir)
 	if c.StoragePool == "" {
 		c.StoragePool = DefaultStoragePool
 	}
@@ -128,6 +141,30 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// defaultPoolPath: a session daemon runs QEMU as the CPI's own user, so the
+// pool lives in store_dir; a system daemon's QEMU user must reach the pool,
+// which a home directory usually forbids, so it goes where libvirt keeps
+// images on that host (also right when the host is another machine).
+func (c Config) defaultPoolPath() string {
+	if u, err := url.Parse(c.URI); err == nil && u.Path == "/session" {
+		return filepath.Join(c.StoreDir, "pool")
+	}
+	return filepath.Join(DefaultPoolParent, c.StoragePool)
+}
+
+// expandHome turns a leading "~/" into the home of the user running the
+// CPI, so one job property serves whoever runs `bosh create-env`.
+func expandHome(path string) string {
+	if !strings.HasPrefix(path, "~/") {
+		return path
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return path // Validate reports it as not absolute
+	}
+	return filepath.Join(home, path[2:])
+}
+
 // Validate names the key and what is wrong with it.
 func (c Config) Validate() error {
 	var problems []string
@@ -143,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.StoreDir) {
 		add("key 'store_dir': must be an absolute path; got '%s'", c.StoreDir)
+	}
+	if c.PoolPath != "" && !filepath.IsAbs(expandHome(c.PoolPath)) {
+		add("key 'pool_path': must be an absolute path; got '%s'", c.PoolPath)
 	}
 	if !validLibvirtName(c.StoragePool) {
 		add("key 'storage_pool': '%s' is not a valid libvirt pool name", c.StoragePool)
@@ -188,14 +228,21 @@ func (c Config) ConsoleDir() string { return filepath.Join(c.StoreDir, "console"
 // VMDir is where per-VM files (agent settings) live.
 func (c Config) VMDir() string { return filepath.Join(c.StoreDir, "vms") }
 
-// PoolDir is the directory of the storage pool when the CPI creates it.
-func (c Config) PoolDir() string { return filepath.Join(c.StoreDir, "pool") }
+// PoolDir is the directory of the storage pool when the CPI creates it:
+// pool_path, else the default for the URI (kept out of PoolPath so that a
+// storage_pool or uri from the call's context moves the default with it).
+func (c Config) PoolDir() string {
+	if c.PoolPath != "" {
+		return expandHome(c.PoolPath)
+	}
+	return c.defaultPoolPath()
+}
 
 // overridableKeys are the keys a director CPI config may set per CPI; the
 // director merges those properties into every call's context. store_dir and
 // agent stay with the installed job.
 var overridableKeys = map[string]bool{
-	"hypervisor": true, "uri": true, "storage_pool": true, "network": true,
+	"hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
 	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
 }
 

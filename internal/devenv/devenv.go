@@ -97,7 +97,7 @@ func (e *Env) defineNetwork() error {
 func (e *Env) WriteConfig(path string, overrides map[string]any) error {
 	cfg := map[string]any{
 		"hypervisor": "auto", "uri": e.URI, "store_dir": e.StoreDir,
-		"storage_pool": e.Pool, "network": e.Network, "reboot_timeout": 10,
+		"storage_pool": e.Pool, "pool_path": filepath.Join(e.StoreDir, "pool"), "network": e.Network, "reboot_timeout": 10,
 		"agent": map[string]any{
 			"mbus":      "https://mbus:" + MbusPassword + "@0.0.0.0:6868",
 			"ntp":       []string{"time1.example"},

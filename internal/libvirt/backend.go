@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -43,10 +42,11 @@ type Backend struct {
 
 // Open connects to the libvirtd named by cfg.URI.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, error) {
-	conn, err := connect(ctx, cfg.URI)
+	conn, via, err := connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
+	log.Debug("connected to libvirt", "uri", cfg.URI, "via", via)
 	return &Backend{
 		conn:   conn,
 		cfg:    cfg,
@@ -55,35 +55,50 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 	}, nil
 }
 
-// connect dials uri (qemu:///system, qemu+unix:///system?socket=...,
-// qemu+tcp://host/system, qemu+tls://..., qemu+ssh://...).
-func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, error) {
+// connect dials uri (qemu:///system, qemu:///session, qemu+unix:///system?socket=...,
+// qemu+tcp://host/system, qemu+tls://..., qemu+ssh://...) and says what it
+// dialled (a socket path for local URIs).
+func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, string, error) {
 	parsed, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("parsing libvirt URI '%s': %w", uri, err)
+		return nil, "", fmt.Errorf("parsing libvirt URI '%s': %w", uri, err)
 	}
 	type result struct {
 		conn *golibvirt.Libvirt
+		via  string
 		err  error
 	}
 	done := make(chan result, 1)
 	go func() {
-		conn, err := golibvirt.ConnectToURI(parsed)
-		done <- result{conn, err}
+		conn, via, err := dial(ctx, parsed)
+		done <- result{conn, via, err}
 	}()
-	timer := time.NewTimer(dialTimeout)
+	timer := time.NewTimer(dialTimeout + sessionDaemonWait)
 	defer timer.Stop()
 	select {
 	case r := <-done:
 		if r.err != nil {
-			return nil, fmt.Errorf("connecting to libvirt at '%s' (is libvirtd running and its socket readable?): %w: %w", uri, r.err, cpierr.ErrUnreachable)
+			return nil, "", fmt.Errorf("connecting to libvirt at '%s'%s: %w: %w", uri, accessHint(r.err), r.err, cpierr.ErrUnreachable)
 		}
-		return r.conn, nil
+		return r.conn, r.via, nil
 	case <-timer.C:
-		return nil, fmt.Errorf("connecting to libvirt at '%s': no answer within %s: %w", uri, dialTimeout, cpierr.ErrUnreachable)
+		return nil, "", fmt.Errorf("connecting to libvirt at '%s': no answer within %s: %w", uri, dialTimeout, cpierr.ErrUnreachable)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("connecting to libvirt at '%s': %w", uri, ctx.Err())
+		return nil, "", fmt.Errorf("connecting to libvirt at '%s': %w", uri, ctx.Err())
 	}
+}
+
+// accessHint says, for the two ways a non-root user is refused by the
+// system daemon, what admits them.
+func accessHint(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "system bus"):
+		return " (libvirtd asks polkit to admit this user, and there is no system bus: without systemd, start libvirtd with auth_unix_rw = \"none\" and unix_sock_group = \"libvirt\" as scripts/host.sh does, and add the user to group libvirt)"
+	case strings.Contains(msg, "permission denied"):
+		return " (the socket does not admit this user: add it to the socket's group, usually libvirt, and log in again)"
+	}
+	return " (is libvirtd running and its socket readable?)"
 }
 
 // domainType is the libvirt domain type for this host, decided from the
@@ -158,16 +173,16 @@ func (b *Backend) storagePool(ctx context.Context) (golibvirt.StoragePool, error
 	return pool, nil
 }
 
+// definePool defines a directory pool and has libvirtd build it, so the
+// directory is made on the libvirt host, with the daemon's rights, whoever
+// runs the CPI and wherever the host is.
 func (b *Backend) definePool(name string) (golibvirt.StoragePool, error) {
 	dir := b.cfg.PoolDir()
-	// QEMU runs as its own user: the pool directory must be traversable.
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return golibvirt.StoragePool{}, fmt.Errorf("creating directory '%s' for storage pool '%s': %w", dir, name, err)
-	}
 	doc := libvirtxml.StoragePool{
-		Type:   "dir",
-		Name:   name,
-		Target: &libvirtxml.StoragePoolTarget{Path: dir},
+		Type: "dir",
+		Name: name,
+		// QEMU may run as its own user: the pool directory must be traversable.
+		Target: &libvirtxml.StoragePoolTarget{Path: dir, Permissions: &libvirtxml.StoragePoolTargetPermissions{Mode: "0711"}},
 	}
 	xml, err := doc.Marshal()
 	if err != nil {
@@ -176,6 +191,12 @@ func (b *Backend) definePool(name string) (golibvirt.StoragePool, error) {
 	pool, err := b.conn.StoragePoolDefineXML(xml, 0)
 	if err != nil {
 		return golibvirt.StoragePool{}, fmt.Errorf("defining storage pool '%s' at '%s': %w", name, dir, err)
+	}
+	if err := b.conn.StoragePoolBuild(pool, 0); err != nil {
+		if undefErr := b.conn.StoragePoolUndefine(pool); undefErr != nil {
+			b.log.Warn("could not undefine the pool it failed to build", "pool", name, "error", undefErr)
+		}
+		return golibvirt.StoragePool{}, fmt.Errorf("building storage pool '%s' at '%s' on the libvirt host: %w", name, dir, err)
 	}
 	if err := b.conn.StoragePoolSetAutostart(pool, 1); err != nil {
 		b.log.Warn("could not mark storage pool autostart", "pool", name, "error", err)

@@ -16,12 +16,12 @@ import (
 
 // Probe is the libvirt side of `cpi doctor`.
 func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
-	conn, err := connect(ctx, cfg.URI)
+	conn, via, err := connect(ctx, cfg.URI)
 	if err != nil {
 		return []doctor.Finding{{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)}}
 	}
 	defer conn.Disconnect()
-	findings := []doctor.Finding{checkVersion(conn, cfg.URI), checkDomainType(conn, cfg)}
+	findings := []doctor.Finding{checkVersion(conn, cfg.URI, via), checkDomainType(conn, cfg)}
 	pool, poolFinding := checkPool(conn, cfg)
 	findings = append(findings, poolFinding, checkNetwork(conn, cfg.Network))
 	if isLocal(cfg.URI) {
@@ -49,12 +49,12 @@ func isLocal(uri string) bool {
 	return err == nil && u.Host == "" && !strings.Contains(u.Scheme, "+tcp") && !strings.Contains(u.Scheme, "+tls") && !strings.Contains(u.Scheme, "+ssh")
 }
 
-func checkVersion(conn *golibvirt.Libvirt, uri string) doctor.Finding {
+func checkVersion(conn *golibvirt.Libvirt, uri, via string) doctor.Finding {
 	v, err := conn.ConnectGetLibVersion()
 	if err != nil {
 		return doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: fmt.Sprintf("connected to %s but it does not answer: %v", uri, err), Fix: "restart libvirtd"}
 	}
-	return doctor.Finding{Check: "libvirtd", Status: doctor.OK, Detail: fmt.Sprintf("reachable at %s (libvirt %d.%d.%d)", uri, v/1000000, v/1000%1000, v%1000)}
+	return doctor.Finding{Check: "libvirtd", Status: doctor.OK, Detail: fmt.Sprintf("reachable at %s through %s (libvirt %d.%d.%d)", uri, via, v/1000000, v/1000%1000, v%1000)}
 }
 
 // checkDomainType reports the domain type create_vm will use on the

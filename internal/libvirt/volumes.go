@@ -162,7 +162,7 @@ func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, 
 	if err != nil {
 		return fmt.Errorf("reading the size of volume '%s': %w", vol.Name, classify(err))
 	}
-	conn, err := connect(ctx, b.cfg.URI)
+	conn, _, err := connect(ctx, b.cfg.URI)
 	if err != nil {
 		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}

@@ -145,10 +145,36 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 	}
 }
 
+// directorStoreDir is the job's default store_dir: on a director the CPI
+// runs as vcap, which may write only below /var/vcap/data/<job> and
+// /var/vcap/sys/{log,run}/<job> (bpm).
+const directorStoreDir = "/var/vcap/data/libvirt_cpi"
+
+func TestDirectorStoreDirIsWritableByVcap(t *testing.T) {
+	rendered, err := renderTemplate(t, "cpi.json.erb", map[string]any{"agent": map[string]any{"mbus": testMbus}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(rendered))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cfg.StoreDir, "/var/vcap/data/libvirt_cpi") && !strings.HasPrefix(cfg.StoreDir, "/var/vcap/sys/run/libvirt_cpi") {
+		t.Fatalf("a director renders store_dir %q; the CPI runs as vcap there and can write only below /var/vcap/data/libvirt_cpi or /var/vcap/sys/run/libvirt_cpi", cfg.StoreDir)
+	}
+	preStart, err := renderTemplate(t, "pre-start.erb", map[string]any{"agent": map[string]any{"mbus": testMbus}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(preStart, "chown vcap:vcap \"$store_dir\"") || !strings.Contains(preStart, "store_dir='"+cfg.StoreDir+"'") {
+		t.Fatalf("pre-start does not give %s to vcap:\n%s", cfg.StoreDir, preStart)
+	}
+}
+
 // withAgent is a config with every default and the given agent settings.
 func withAgent(agent config.Agent) config.Config {
 	return config.Config{
-		Hypervisor: config.DefaultHypervisor, URI: "qemu:///system", StoreDir: config.DefaultStoreDir,
+		Hypervisor: config.DefaultHypervisor, URI: "qemu:///system", StoreDir: directorStoreDir,
 		StoragePool: config.DefaultStoragePool, Network: config.DefaultNetwork,
 		RebootTimeout: config.DefaultRebootTimeout, Machine: config.DefaultMachine,
 		HotplugSlots: config.DefaultHotplugSlots, Agent: agent,
@@ -294,7 +320,7 @@ func TestJobSpecMatchesTemplates(t *testing.T) {
 	if spec.Name != "libvirt_cpi" || !reflect.DeepEqual(spec.Packages, []string{"libvirt_cpi"}) {
 		t.Errorf("spec name %q packages %v; want libvirt_cpi / [libvirt_cpi]", spec.Name, spec.Packages)
 	}
-	wantTemplates := map[string]string{"cpi.erb": "bin/cpi", "cpi.json.erb": "config/cpi.json"}
+	wantTemplates := map[string]string{"cpi.erb": "bin/cpi", "cpi.json.erb": "config/cpi.json", "pre-start.erb": "bin/pre-start"}
 	if !reflect.DeepEqual(spec.Templates, wantTemplates) {
 		t.Errorf("templates = %v, want %v", spec.Templates, wantTemplates)
 	}
