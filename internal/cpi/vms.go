@@ -149,7 +149,11 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 			return nil, fmt.Errorf("network '%s' is of type %s but has no IP", name, net.Type())
 		}
 		settings.Networks[name] = agentNet
-		nics = append(nics, vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic()})
+		nic := vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic(), UserMode: nprops.Mode == network.ModeUser}
+		if nic.UserMode {
+			nic.LibvirtNetwork = ""
+		}
+		nics = append(nics, nic)
 	}
 	return nics, nil
 }

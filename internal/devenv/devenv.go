@@ -11,6 +11,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"os/exec"
@@ -41,21 +42,34 @@ type Env struct {
 // New builds the CPI from the module at moduleRoot (with buildTags, e.g.
 // "faultinject") and prepares an environment named after name (short,
 // [a-z0-9-]).
-func New(moduleRoot, uri, name string, buildTags ...string) (*Env, error) {
-	root, err := os.MkdirTemp("", "bosh-libvirt-cpi-"+name+"-")
+//
+// Its objects are named cpi-<name>-<pid> and its files live in
+// <tmp>/bosh-libvirt-cpi-<name>-<pid>-*: New first sweeps what runs whose
+// process is gone left behind (a killed run cannot clean up), and a
+// failing New removes what it made.
+func New(moduleRoot, uri, name string, buildTags ...string) (e *Env, err error) {
+	SweepDeadRuns(uri)
+	pid := os.Getpid()
+	root, err := os.MkdirTemp("", fmt.Sprintf("%s%s-%d-", rootPrefix, name, pid))
 	if err != nil {
 		return nil, err
 	}
 	// QEMU runs as its own user and must reach the pool under store_dir.
 	if err := os.Chmod(root, 0o755); err != nil {
+		os.RemoveAll(root)
 		return nil, err
 	}
-	id := fmt.Sprintf("%s-%d", name, os.Getpid()%100000)
-	e := &Env{
+	id := fmt.Sprintf("%s-%d", name, pid)
+	e = &Env{
 		URI: uri, Root: root, StoreDir: filepath.Join(root, "store"),
-		Pool: "cpi-" + id, Network: "cpi-" + id,
-		Subnet: fmt.Sprintf("10.%d.%d", 200+os.Getpid()%50, os.Getpid()%250),
+		Pool: objectPrefix + id, Network: objectPrefix + id,
+		Subnet: fmt.Sprintf("10.%d.%d", 200+pid%50, pid%250),
 	}
+	defer func() {
+		if err != nil {
+			e.removeAll()
+		}
+	}()
 	e.Client = cpiclient.Client{Binary: filepath.Join(root, "cpi"), ConfigPath: filepath.Join(root, "cpi.json")}
 	build := exec.Command("go", "build", "-tags", strings.Join(buildTags, ","), "-o", e.Client.Binary, "./cmd/cpi")
 	build.Dir = moduleRoot
@@ -74,10 +88,8 @@ func New(moduleRoot, uri, name string, buildTags ...string) (*Env, error) {
 // defineNetwork makes an isolated network (no forwarding) with DHCP, so
 // nothing depends on, or disturbs, the host's networks.
 func (e *Env) defineNetwork() error {
-	bridge := "vbr" + strings.TrimPrefix(e.Network, "cpi-")
-	if len(bridge) > 15 {
-		bridge = bridge[:15]
-	}
+	// Bridge names are at most 15 bytes: a hash of the network name fits.
+	bridge := fmt.Sprintf("vbr%08x", crc32.ChecksumIEEE([]byte(e.Network)))
 	xml := fmt.Sprintf(`<network><name>%s</name><bridge name='%s'/><ip address='%s.1' netmask='255.255.255.0'><dhcp><range start='%s.100' end='%s.200'/></dhcp></ip></network>`,
 		e.Network, bridge, e.Subnet, e.Subnet, e.Subnet)
 	file := filepath.Join(e.Root, "network.xml")
@@ -111,8 +123,8 @@ func (e *Env) WriteConfig(path string, overrides map[string]any) error {
 	return os.WriteFile(path, raw, 0o600)
 }
 
-// Close removes the network and the (then empty) pool and the files. It
-// reports what the CPI left behind.
+// Close reports what the CPI left behind, then removes everything the
+// environment holds (leftovers too), so even a failed run leaves nothing.
 func (e *Env) Close() error {
 	var problems []string
 	if doms, err := e.Domains(); err == nil && len(doms) > 0 {
@@ -121,24 +133,27 @@ func (e *Env) Close() error {
 	if vols, err := e.Volumes(); err == nil && len(vols) > 0 {
 		problems = append(problems, fmt.Sprintf("volumes left in pool %s: %v", e.Pool, vols))
 	}
-	if out, err := e.Virsh("net-destroy", e.Network); err != nil && !strings.Contains(out, "not active") {
-		problems = append(problems, out)
-	}
-	if out, err := e.Virsh("net-undefine", e.Network); err != nil {
-		problems = append(problems, out)
-	}
-	e.Virsh("pool-destroy", e.Pool)
-	e.Virsh("pool-undefine", e.Pool)
-	os.RemoveAll(e.Root)
+	problems = append(problems, e.removeAll()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return nil
 }
 
+// removeAll takes down, newest first, whatever of the environment exists:
+// domains using its files, its pool, its network, its directory. It
+// carries on past failures and returns them.
+func (e *Env) removeAll() []string {
+	problems := removeRun(e.URI, e.Root, e.Network)
+	os.RemoveAll(e.Root)
+	return problems
+}
+
 // Virsh runs virsh against the environment's libvirtd.
-func (e *Env) Virsh(args ...string) (string, error) {
-	out, err := exec.Command("virsh", append([]string{"-c", e.URI}, args...)...).CombinedOutput()
+func (e *Env) Virsh(args ...string) (string, error) { return virsh(e.URI, args...) }
+
+func virsh(uri string, args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-c", uri}, args...)...).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
 

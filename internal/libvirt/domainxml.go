@@ -185,7 +185,7 @@ func controllersFor(machine string, rootPorts int) []libvirtxml.DomainController
 // every NIC needs a network name and a unicast MAC.
 func validateNICs(nics []vm.NIC) error {
 	for _, nic := range nics {
-		if nic.LibvirtNetwork == "" {
+		if nic.LibvirtNetwork == "" && !nic.UserMode {
 			return fmt.Errorf("NIC for BOSH network '%s' names no libvirt network", nic.BOSHNetwork)
 		}
 		mac, err := net.ParseMAC(nic.MAC)
@@ -204,9 +204,13 @@ func validateNICs(nics []vm.NIC) error {
 func interfacesFor(nics []vm.NIC) []libvirtxml.DomainInterface {
 	ifaces := make([]libvirtxml.DomainInterface, 0, len(nics))
 	for _, nic := range nics {
+		source := &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: nic.LibvirtNetwork}}
+		if nic.UserMode {
+			source = &libvirtxml.DomainInterfaceSource{User: &libvirtxml.DomainInterfaceSourceUser{}}
+		}
 		ifaces = append(ifaces, libvirtxml.DomainInterface{
 			MAC:    &libvirtxml.DomainInterfaceMAC{Address: strings.ToLower(nic.MAC)},
-			Source: &libvirtxml.DomainInterfaceSource{Network: &libvirtxml.DomainInterfaceSourceNetwork{Network: nic.LibvirtNetwork}},
+			Source: source,
 			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
 			// BOSH VMs never boot from the network; without the iPXE
 			// option ROM the firmware skips a slow step of every boot.

@@ -123,6 +123,19 @@ func TestDomainNICsKeepTheirMAC(t *testing.T) {
 	}
 }
 
+func TestUserModeNICHasNoNetworkAndPassesSchemaChecks(t *testing.T) {
+	p := testPlan("qemu", "q35", 0)
+	p.NICs = []vm.NIC{{BOSHNetwork: "laptop", MAC: "52:54:00:ab:cd:09", UserMode: true, Dynamic: true}}
+	if err := validateNICs(p.NICs); err != nil {
+		t.Fatalf("validateNICs refuses a user-mode NIC: %v", err)
+	}
+	def, _ := rebuilt(t, p)
+	iface := def.Devices.Interfaces[0]
+	if iface.Source == nil || iface.Source.User == nil || iface.Source.Network != nil || iface.MAC.Address != "52:54:00:ab:cd:09" {
+		t.Fatalf("interface = %+v; want a user-mode source with the settings' MAC", iface)
+	}
+}
+
 func TestDomainDisks(t *testing.T) {
 	diskCID := "disk-99999999-8888-7777-6666-555555555555"
 	persistent := persistentDiskDevice("/pool/"+diskCID, disk.FormatRaw, diskCID, "vdc")

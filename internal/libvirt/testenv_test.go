@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -51,19 +52,27 @@ func libvirtURI(t *testing.T) string {
 		}
 		t.Skipf("%s not set: skipping tests against a real libvirtd", devenv.URIEnv)
 	}
+	sweepOnce.Do(func() { devenv.SweepDeadRuns(uri) })
 	return uri
 }
+
+// sweepOnce: what killed earlier runs left is removed before the first test.
+var sweepOnce sync.Once
 
 // newTestEnv connects to the daemon with a config whose storage pool and
 // store dir belong to this test alone.
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	uri := libvirtURI(t)
+	store := traversableTempDir(t)
 	e := &testEnv{t: t, cfg: config.Config{
-		Hypervisor:    "auto",
-		URI:           uri,
-		StoreDir:      traversableTempDir(t),
-		StoragePool:   "bosh-test-" + randomHex(t, 4),
+		Hypervisor: "auto",
+		URI:        uri,
+		StoreDir:   store,
+		// Named like devenv's runs (cpi-<name>-<pid>, files in
+		// bosh-libvirt-cpi-<name>-<pid>-*) so a killed run is swept later.
+		StoragePool:   fmt.Sprintf("cpi-lvtest%s-%d", randomHex(t, 4), os.Getpid()),
+		PoolPath:      filepath.Join(store, "pool"),
 		Network:       "default",
 		RebootTimeout: 2,
 		Machine:       config.DefaultMachine,
@@ -92,7 +101,7 @@ func (e *testEnv) OpenBackend() *Backend {
 // reach into: t.TempDir() is mode 0700.
 func traversableTempDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "bosh-libvirt-cpi-test-")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("bosh-libvirt-cpi-lvtest-%d-", os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}

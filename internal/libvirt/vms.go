@@ -77,7 +77,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 func (b *Backend) ensureNetworks(nics []vm.NIC) error {
 	seen := map[string]bool{}
 	for _, nic := range nics {
-		if seen[nic.LibvirtNetwork] {
+		if nic.UserMode || seen[nic.LibvirtNetwork] {
 			continue
 		}
 		seen[nic.LibvirtNetwork] = true

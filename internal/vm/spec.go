@@ -51,6 +51,8 @@ type NIC struct {
 	MAC            string
 	IP             string // empty for dynamic networks
 	Dynamic        bool
+	// UserMode: QEMU user-mode networking instead of LibvirtNetwork.
+	UserMode bool
 }
 
 // AttachedDisk is a persistent disk planned at a device target.
