@@ -32,12 +32,12 @@ const dialTimeout = 10 * time.Second
 
 // Backend is one connection to libvirtd for the duration of one CPI call.
 type Backend struct {
-	conn   *golibvirt.Libvirt
-	cfg    config.Config
-	log    *slog.Logger
-	locks  lock.Dir
-	pool   *golibvirt.StoragePool
-	accel  *accelDecision // decided once per call, on first use
+	conn  *golibvirt.Libvirt
+	cfg   config.Config
+	log   *slog.Logger
+	locks lock.Dir
+	pool  *golibvirt.StoragePool
+	accel *accelDecision // decided once per call, on first use
 }
 
 // Open connects to the libvirtd named by cfg.URI.
@@ -48,9 +48,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 	}
 	log.Debug("connected to libvirt", "uri", cfg.URI, "via", via)
 	return &Backend{
-		conn:   conn,
-		cfg:    cfg,
-		log:    log,
+		conn:  conn,
+		cfg:   cfg,
+		log:   log,
 		locks: lock.NewDir(cfg.LockDir()),
 	}, nil
 }
