@@ -18,6 +18,9 @@ type Client struct {
 	ConfigPath string
 	// StemcellAPIVersion goes into context.vm.stemcell.api_version.
 	StemcellAPIVersion int
+	// As is a command the binary runs under, e.g. setpriv to run it as
+	// another user; empty runs it directly.
+	As []string
 }
 
 // Response is the CPI's answer.
@@ -67,7 +70,8 @@ func (c Client) Request(method string, args ...any) []byte {
 // RunRaw starts the binary with request on stdin. An error means no
 // parseable response came back.
 func (c Client) RunRaw(request []byte) (Run, error) {
-	cmd := exec.Command(c.Binary, "-configPath", c.ConfigPath)
+	argv := append(append([]string{}, c.As...), c.Binary, "-configPath", c.ConfigPath)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin = bytes.NewReader(request)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -16,15 +16,17 @@ import (
 
 // Probe is the libvirt side of `cpi doctor`.
 func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
+	access := checkAccess(cfg)
 	conn, via, err := connect(ctx, cfg.URI)
 	if err != nil {
-		return []doctor.Finding{{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)}}
+		return append(access, doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)})
 	}
 	defer conn.Disconnect()
-	findings := []doctor.Finding{checkVersion(conn, cfg.URI, via), checkDomainType(conn, cfg)}
+	findings := append(access, checkVersion(conn, cfg.URI, via), checkDomainType(conn, cfg))
 	pool, poolFinding := checkPool(conn, cfg)
 	findings = append(findings, poolFinding, checkNetwork(conn, cfg.Network))
-	if isLocal(cfg.URI) {
+	// A session daemon runs QEMU as the CPI's user: nothing to check there.
+	if u, _ := url.Parse(cfg.URI); isLocal(cfg.URI) && !isSession(u) {
 		findings = append(findings, checkQEMUAccess(conn, pool, cfg)...)
 	}
 	return findings
@@ -46,7 +48,7 @@ func connectFix(uri string) string {
 
 func isLocal(uri string) bool {
 	u, err := url.Parse(uri)
-	return err == nil && u.Host == "" && !strings.Contains(u.Scheme, "+tcp") && !strings.Contains(u.Scheme, "+tls") && !strings.Contains(u.Scheme, "+ssh")
+	return err == nil && isLocalUnix(u)
 }
 
 func checkVersion(conn *golibvirt.Libvirt, uri, via string) doctor.Finding {

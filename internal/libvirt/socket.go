@@ -104,7 +104,7 @@ const sessionDaemonWait = 10 * time.Second
 // what libvirt's client library does for a session URI: there is no API for
 // it. The daemon exits by itself once idle.
 func startSessionDaemon(sock string) (string, error) {
-	cmd := exec.Command("libvirtd", "--daemon", "--timeout=120")
+	cmd := exec.Command(libvirtdBinary(), "--daemon", "--timeout=120")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("starting the session libvirtd for this user: %v: %s", err, strings.TrimSpace(string(out)))
 	}
@@ -116,6 +116,15 @@ func startSessionDaemon(sock string) (string, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return "", fmt.Errorf("the session libvirtd started but made no socket at %s within %s", sock, sessionDaemonWait)
+}
+
+// libvirtdBinary: a user's PATH often lacks /usr/sbin, where it is
+// installed; libvirt's own client uses its compiled-in path the same way.
+func libvirtdBinary() string {
+	if path, err := exec.LookPath("libvirtd"); err == nil {
+		return path
+	}
+	return "/usr/sbin/libvirtd"
 }
 
 // dial connects to uri: on the socket dialerFor picked, or as go-libvirt

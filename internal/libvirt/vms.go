@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -187,16 +188,29 @@ func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) 
 	return devices, nil
 }
 
-// remoteConsoleDir is where the console log goes when libvirtd runs on
-// another host: store_dir is on the CPI's machine, but libvirt's own log
-// directory exists wherever its QEMU driver runs.
+// remoteConsoleDir is where the console log goes when store_dir is no
+// place for QEMU: libvirtd runs on another host (store_dir is on the CPI's
+// machine), or a non-root user drives the system daemon (store_dir is in a
+// home QEMU's user cannot enter). libvirt's own log directory exists
+// wherever its QEMU driver runs.
 const remoteConsoleDir = "/var/log/libvirt/qemu"
+
+// consoleInStoreDir tells whether QEMU can write the console log under
+// store_dir: libvirtd is local and QEMU's files are the CPI user's
+// (root, or a session daemon that runs QEMU as the user itself).
+func (b *Backend) consoleInStoreDir() bool {
+	if !isLocal(b.cfg.URI) {
+		return false
+	}
+	u, err := url.Parse(b.cfg.URI)
+	return os.Geteuid() == 0 || (err == nil && isSession(u))
+}
 
 // consoleLogPath is where QEMU writes the VM's serial console: under
 // store_dir for a local libvirtd, in libvirt's log directory on the host
 // for a remote one.
 func (b *Backend) consoleLogPath(cid string) string {
-	if !isLocal(b.cfg.URI) {
+	if !b.consoleInStoreDir() {
 		return filepath.Join(remoteConsoleDir, cid+"-console.log")
 	}
 	return filepath.Join(b.cfg.ConsoleDir(), cid+".log")
@@ -206,7 +220,7 @@ func (b *Backend) consoleLogPath(cid string) string {
 // user) and registers the log's removal. QEMU creates the file itself. On
 // a remote host there is nothing to prepare and nothing the CPI can remove.
 func (b *Backend) prepareConsoleLog(path string, undo *undoList) error {
-	if !isLocal(b.cfg.URI) {
+	if !b.consoleInStoreDir() {
 		return nil
 	}
 	dir := filepath.Dir(path)
@@ -304,7 +318,7 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
-	if isLocal(b.cfg.URI) {
+	if b.consoleInStoreDir() {
 		if err := removeConsoleLog(b.consoleLogPath(cid)); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
