@@ -93,6 +93,11 @@ func osUser(t *testing.T, name string, groups ...string) *user.User {
 			t.Fatalf("useradd %s: %v: %s", name, err, out)
 		}
 	}
+	if len(groups) > 0 { // a user kept from an earlier run may have lost a group
+		if out, err := exec.Command("usermod", "-aG", strings.Join(groups, ","), name).CombinedOutput(); err != nil {
+			t.Fatalf("usermod %s: %v: %s", name, err, out)
+		}
+	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
