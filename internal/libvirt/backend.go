@@ -213,10 +213,25 @@ func (b *Backend) ensurePoolActive(pool golibvirt.StoragePool) error {
 	if active == 1 {
 		return nil
 	}
-	if err := b.conn.StoragePoolCreate(pool, 0); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+	err = b.conn.StoragePoolCreate(pool, 0)
+	if err != nil && !isCode(err, golibvirt.ErrOperationInvalid) && b.isDirPool(pool) {
+		// A directory pool whose directory went away (a cleaned home, a
+		// wiped disk) starts again once libvirtd has made it anew.
+		b.log.Warn("storage pool does not start; building its directory", "pool", pool.Name, "error", err)
+		err = b.conn.StoragePoolCreate(pool, golibvirt.StoragePoolCreateWithBuild)
+	}
+	if err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
 		return fmt.Errorf("starting storage pool '%s': %w", pool.Name, err)
 	}
 	return nil
+}
+
+// isDirPool: building is harmless only for directory pools (building other
+// kinds formats disks or volume groups).
+func (b *Backend) isDirPool(pool golibvirt.StoragePool) bool {
+	raw, err := b.conn.StoragePoolGetXMLDesc(pool, 0)
+	var doc libvirtxml.StoragePool
+	return err == nil && doc.Unmarshal(raw) == nil && doc.Type == "dir"
 }
 
 // isCode tells whether err carries libvirt error number code.

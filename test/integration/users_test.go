@@ -62,7 +62,12 @@ func TestUserNotInLibvirtGroupIsToldWhy(t *testing.T) {
 func TestPlainUserOnSessionDaemonWithUserModeNetwork(t *testing.T) {
 	u := osUser(t, "boshcpi-ses")
 	client := userClient(t, u, map[string]any{"uri": "qemu:///session"})
-	t.Cleanup(func() { exec.Command("pkill", "-u", u.Username, "-x", "libvirtd").Run() })
+	t.Cleanup(func() {
+		for _, args := range [][]string{{"pool-destroy", "bosh"}, {"pool-undefine", "bosh"}} {
+			exec.Command("setpriv", append(asUser(u), append([]string{"virsh", "-c", "qemu:///session"}, args...)...)...).Run()
+		}
+		exec.Command("pkill", "-u", u.Username, "-x", "libvirtd").Run()
+	})
 	store := filepath.Join(u.HomeDir, ".local/state/bosh-libvirt-cpi")
 
 	networks := map[string]any{"laptop": map[string]any{
