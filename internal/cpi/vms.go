@@ -150,6 +150,9 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		}
 		settings.Networks[name] = agentNet
 		nic := vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic(), UserMode: nprops.Mode == network.ModeUser}
+		if nic.Create, err = network.PlanFor(nprops, name, net.IP(), net.Netmask(), net.Gateway()); err != nil {
+			return nil, err
+		}
 		if nic.UserMode {
 			nic.LibvirtNetwork = ""
 		}

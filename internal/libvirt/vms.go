@@ -50,7 +50,10 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 	if err := validateNICs(spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	if err := b.ensureNetworks(spec.NICs); err != nil {
+	if err := b.ensureNetworks(ctx, spec.NICs); err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.reserveAddresses(spec, &undo); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	plan, err := b.prepareVolumes(ctx, spec, &undo)
@@ -75,23 +78,26 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 
 // ensureNetworks checks every libvirt network a NIC names exists, and
 // starts it when it is defined but inactive.
-func (b *Backend) ensureNetworks(nics []vm.NIC) error {
+func (b *Backend) ensureNetworks(ctx context.Context, nics []vm.NIC) error {
 	seen := map[string]bool{}
 	for _, nic := range nics {
 		if nic.UserMode || seen[nic.LibvirtNetwork] {
 			continue
 		}
 		seen[nic.LibvirtNetwork] = true
-		if err := b.ensureNetwork(nic); err != nil {
+		if err := b.ensureNetwork(ctx, nic); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *Backend) ensureNetwork(nic vm.NIC) error {
+func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 	name := nic.LibvirtNetwork
 	net, err := b.conn.NetworkLookupByName(name)
+	if err != nil && isCode(err, golibvirt.ErrNoNetwork) && nic.Create != nil {
+		return b.createNetwork(ctx, nic)
+	}
 	if err != nil {
 		if isCode(err, golibvirt.ErrNoNetwork) {
 			return fmt.Errorf("libvirt network '%s' (for BOSH network '%s') does not exist; create it or set the network's cloud_properties.name: %w: %w", name, nic.BOSHNetwork, err, cpierr.ErrNotFound)
@@ -322,6 +328,11 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 		if err := removeConsoleLog(b.consoleLogPath(cid)); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
+	}
+	// Reservations go before the domain: a delete killed in between is
+	// repeated by the director and finds the domain to finish with.
+	if def, err := b.domainDefinition(dom, golibvirt.DomainXMLInactive); err == nil {
+		b.releaseAddresses(*def)
 	}
 	if err := b.undefine(dom); err != nil {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)

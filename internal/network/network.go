@@ -13,8 +13,14 @@ type Props struct {
 	// Name is the libvirt network; the CPI config's default when empty.
 	Name string `json:"name"`
 	// Mode is how the NIC reaches a network: empty for the existing
-	// libvirt network Name, ModeUser for QEMU's user-mode networking.
+	// libvirt network Name, ModeUser for QEMU's user-mode networking, or
+	// one of the created modes (nat, isolated, open, bridge): Name is made
+	// when it does not exist.
 	Mode string `json:"mode"`
+	// Bridge is the host bridge of mode bridge.
+	Bridge string `json:"bridge"`
+	// DHCPRange is "<first>-<last>", a dynamic range for a created network.
+	DHCPRange string `json:"dhcp_range"`
 }
 
 // ModeUser is QEMU's user-mode networking (NAT inside the QEMU process): no
@@ -28,8 +34,8 @@ func ParseProps(src cloudprops.Source, boshName string) (Props, error) {
 	if err := cloudprops.Decode(src, &props, fmt.Sprintf("cloud_properties of network '%s'", boshName)); err != nil {
 		return Props{}, err
 	}
-	if props.Mode != "" && props.Mode != ModeUser {
-		return Props{}, fmt.Errorf("cloud_properties of network '%s': mode '%s' is not known; use \"%s\" or leave it out for an existing libvirt network", boshName, props.Mode, ModeUser)
+	if props.Mode != "" && props.Mode != ModeUser && !createdModes[props.Mode] {
+		return Props{}, fmt.Errorf("cloud_properties of network '%s': mode '%s' is not one of nat, isolated, open, bridge, user (or left out for an existing libvirt network)", boshName, props.Mode)
 	}
 	return props, nil
 }

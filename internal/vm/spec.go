@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 )
 
 // Device targets inside the guest. Persistent disks take the letters after
@@ -53,6 +54,9 @@ type NIC struct {
 	Dynamic        bool
 	// UserMode: QEMU user-mode networking instead of LibvirtNetwork.
 	UserMode bool
+	// Create is the libvirt network to make when LibvirtNetwork is
+	// missing; nil when it must exist.
+	Create *network.Plan
 }
 
 // AttachedDisk is a persistent disk planned at a device target.

@@ -1,0 +1,261 @@
+package libvirt
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"hash/crc32"
+	"net"
+	"os"
+	"slices"
+	"strings"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+// networkMarker marks libvirt networks the CPI made. libvirt 9.0's network
+// XML has no <metadata>; a portgroup is kept in the definition on every
+// host, local or remote, changes nothing for interfaces that do not name
+// it, and survives the loss of store_dir. Only networks carrying it are
+// ever changed (DHCP reservations) or removed.
+const networkMarker = "bosh-libvirt-cpi"
+
+// networkXML is the definition of a network planned from a VM's settings.
+func networkXML(p *network.Plan) (string, error) {
+	doc := libvirtxml.Network{
+		Name:       p.Name,
+		PortGroups: []libvirtxml.NetworkPortGroup{{Name: networkMarker}},
+	}
+	switch p.Mode {
+	case network.ModeBridge:
+		doc.Forward = &libvirtxml.NetworkForward{Mode: "bridge"}
+		doc.Bridge = &libvirtxml.NetworkBridge{Name: p.HostBridge}
+		return doc.Marshal()
+	case network.ModeNAT:
+		doc.Forward = &libvirtxml.NetworkForward{Mode: "nat"}
+	case network.ModeOpen:
+		doc.Forward = &libvirtxml.NetworkForward{Mode: "open"}
+	}
+	// Bridge names are at most 15 bytes: a hash of the network name fits.
+	doc.Bridge = &libvirtxml.NetworkBridge{Name: fmt.Sprintf("bosh%08x", crc32.ChecksumIEEE([]byte(p.Name))), STP: "on"}
+	ones, _ := p.Subnet.Mask.Size()
+	dhcp := &libvirtxml.NetworkDHCP{}
+	if p.DHCPFirst != nil {
+		dhcp.Ranges = []libvirtxml.NetworkDHCPRange{{Start: p.DHCPFirst.String(), End: p.DHCPLast.String()}}
+	}
+	doc.IPs = []libvirtxml.NetworkIP{{Address: p.Gateway.String(), Prefix: uint(ones), DHCP: dhcp}}
+	return doc.Marshal()
+}
+
+// createNetwork defines, starts and autostarts the planned network unless
+// it exists by then. Parallel create_vm calls make one network: creation
+// is under a lock and looks again inside it.
+func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
+	p := nic.Create
+	unlock, err := b.locks.Lock(ctx, "network-"+p.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := b.conn.NetworkLookupByName(p.Name); err == nil {
+		return nil
+	}
+	if p.Subnet != nil {
+		if err := b.refuseOverlaps(p); err != nil {
+			return err
+		}
+	}
+	doc, err := networkXML(p)
+	if err != nil {
+		return fmt.Errorf("building XML for libvirt network '%s': %w", p.Name, err)
+	}
+	netw, err := b.conn.NetworkDefineXML(doc)
+	if err != nil {
+		return fmt.Errorf("defining libvirt network '%s' (for BOSH network '%s'): %w", p.Name, nic.BOSHNetwork, err)
+	}
+	// Another create_vm may find the defined network inactive and start it
+	// first: "already active" is success.
+	if err := b.conn.NetworkCreate(netw); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+		if undefErr := b.conn.NetworkUndefine(netw); undefErr != nil {
+			b.log.Warn("could not undefine the network it failed to start", "network", p.Name, "error", undefErr)
+		}
+		return fmt.Errorf("starting new libvirt network '%s': %w", p.Name, err)
+	}
+	if err := b.conn.NetworkSetAutostart(netw, 1); err != nil {
+		b.log.Warn("could not mark libvirt network autostart", "network", p.Name, "error", err)
+	}
+	b.log.Info("created libvirt network", "network", p.Name, "mode", p.Mode, "subnet", fmt.Sprint(p.Subnet), "gateway", fmt.Sprint(p.Gateway))
+	return nil
+}
+
+// refuseOverlaps names the libvirt network or host route a new subnet
+// would collide with. Host routes are known only for a local libvirtd; a
+// remote one refuses to start a colliding network by itself.
+func (b *Backend) refuseOverlaps(p *network.Plan) error {
+	nets, _, err := b.conn.ConnectListAllNetworks(1, 0)
+	if err != nil {
+		return fmt.Errorf("listing libvirt networks: %w", err)
+	}
+	for _, other := range nets {
+		doc, err := b.networkDoc(other)
+		if err != nil {
+			continue
+		}
+		for _, s := range networkSubnets(doc) {
+			if network.Overlaps(p.Subnet, s) {
+				return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps libvirt network '%s' (%s)", p.Name, p.Subnet, other.Name, s)
+			}
+		}
+	}
+	if !isLocal(b.cfg.URI) {
+		return nil
+	}
+	routes, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return nil
+	}
+	for _, r := range hostRoutes(string(routes)) {
+		if network.Overlaps(p.Subnet, r.subnet) {
+			return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps the host route %s on %s", p.Name, p.Subnet, r.subnet, r.dev)
+		}
+	}
+	return nil
+}
+
+type hostRoute struct {
+	dev    string
+	subnet *net.IPNet
+}
+
+// hostRoutes parses /proc/net/route (little-endian hex), default routes left out.
+func hostRoutes(table string) []hostRoute {
+	var routes []hostRoute
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, mask := hexIP(f[1]), hexIP(f[7])
+		if dst == nil || mask == nil || dst.IsUnspecified() {
+			continue
+		}
+		routes = append(routes, hostRoute{f[0], &net.IPNet{IP: dst, Mask: net.IPMask(mask)}})
+	}
+	return routes
+}
+
+func hexIP(h string) net.IP {
+	var v uint32
+	if _, err := fmt.Sscanf(h, "%08X", &v); err != nil {
+		return nil
+	}
+	return net.IPv4(byte(v), byte(v>>8), byte(v>>16), byte(v>>24)).To4()
+}
+
+func (b *Backend) networkDoc(n golibvirt.Network) (libvirtxml.Network, error) {
+	var doc libvirtxml.Network
+	raw, err := b.conn.NetworkGetXMLDesc(n, 0)
+	if err == nil {
+		err = doc.Unmarshal(raw)
+	}
+	return doc, err
+}
+
+func networkSubnets(doc libvirtxml.Network) []*net.IPNet {
+	var out []*net.IPNet
+	for _, ip := range doc.IPs {
+		addr := net.ParseIP(ip.Address).To4()
+		if addr == nil {
+			continue
+		}
+		mask := net.CIDRMask(int(ip.Prefix), 32)
+		if ip.Netmask != "" {
+			mask = net.IPMask(net.ParseIP(ip.Netmask).To4())
+		}
+		out = append(out, &net.IPNet{IP: addr.Mask(mask), Mask: mask})
+	}
+	return out
+}
+
+func ownsNetwork(doc libvirtxml.Network) bool {
+	return slices.ContainsFunc(doc.PortGroups, func(g libvirtxml.NetworkPortGroup) bool { return g.Name == networkMarker })
+}
+
+// reserveAddresses gives each manual NIC on a network the CPI made a DHCP
+// host entry (MAC -> IP, name = agent id), so the network's DHCP and DNS
+// know the VM; undone on failure and by DeleteVM.
+func (b *Backend) reserveAddresses(spec vm.Spec, undo *undoList) error {
+	for _, nic := range spec.NICs {
+		if nic.IP == "" || nic.UserMode {
+			continue
+		}
+		netw, doc, ok := b.ownedNetwork(nic.LibvirtNetwork)
+		if !ok || len(doc.IPs) == 0 {
+			continue
+		}
+		host := libvirtxml.NetworkDHCPHost{MAC: strings.ToLower(nic.MAC), Name: spec.AgentID, IP: nic.IP}
+		if err := b.updateDHCPHost(netw, golibvirt.NetworkUpdateCommandAddLast, host); err != nil {
+			return fmt.Errorf("reserving %s for %s in libvirt network '%s': %w", nic.IP, nic.MAC, nic.LibvirtNetwork, err)
+		}
+		undo.push(func() { b.releaseAddress(nic.LibvirtNetwork, host.MAC) })
+	}
+	return nil
+}
+
+// releaseAddresses removes the DHCP host entries of the domain's NICs.
+func (b *Backend) releaseAddresses(def libvirtxml.Domain) {
+	if def.Devices == nil {
+		return
+	}
+	for _, iface := range def.Devices.Interfaces {
+		if iface.Source != nil && iface.Source.Network != nil && iface.MAC != nil {
+			b.releaseAddress(iface.Source.Network.Network, iface.MAC.Address)
+		}
+	}
+}
+
+func (b *Backend) releaseAddress(networkName, mac string) {
+	netw, doc, ok := b.ownedNetwork(networkName)
+	if !ok || len(doc.IPs) == 0 || doc.IPs[0].DHCP == nil {
+		return // libvirt drops a <dhcp> left without hosts
+	}
+	for _, h := range doc.IPs[0].DHCP.Hosts {
+		if strings.EqualFold(h.MAC, mac) {
+			if err := b.updateDHCPHost(netw, golibvirt.NetworkUpdateCommandDelete, h); err != nil {
+				b.log.Warn("could not remove DHCP reservation", "network", networkName, "mac", mac, "error", err)
+			}
+		}
+	}
+}
+
+func (b *Backend) ownedNetwork(name string) (golibvirt.Network, libvirtxml.Network, bool) {
+	netw, err := b.conn.NetworkLookupByName(name)
+	if err != nil {
+		return netw, libvirtxml.Network{}, false
+	}
+	doc, err := b.networkDoc(netw)
+	return netw, doc, err == nil && ownsNetwork(doc)
+}
+
+// xmlOf encodes one libvirtxml element (a network update names a single
+// element, not a whole document).
+func xmlOf(v any) (string, error) {
+	raw, err := xml.Marshal(v)
+	return string(raw), err
+}
+
+func (b *Backend) updateDHCPHost(netw golibvirt.Network, cmd golibvirt.NetworkUpdateCommand, host libvirtxml.NetworkDHCPHost) error {
+	raw, err := xmlOf(host)
+	if err != nil {
+		return err
+	}
+	flags := golibvirt.NetworkUpdateAffectConfig
+	if active, _ := b.conn.NetworkIsActive(netw); active == 1 {
+		flags |= golibvirt.NetworkUpdateAffectLive
+	}
+	return b.conn.NetworkUpdateCompat(netw, cmd, golibvirt.NetworkSectionIPDhcpHost, -1, raw, flags)
+}
