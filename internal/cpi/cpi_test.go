@@ -111,7 +111,8 @@ func (r *recordingBackend) Close() error { return nil }
 
 const (
 	validVM       = "vm-11111111-2222-3333-4444-555555555555"
-	validDisk     = "disk-11111111-2222-3333-4444-555555555555"
+	validDisk     = "virtio-abcdefgh23456"
+	legacyDisk    = "disk-11111111-2222-3333-4444-555555555555"
 	validStemcell = "sc-11111111-2222-3333-4444-555555555555"
 )
 
@@ -198,7 +199,7 @@ func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 		t.Errorf("network details lost: %+v", s.Networks)
 	}
 	hint := s.Disks.Persistent[validDisk]
-	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || hint.Path != "/dev/vdc" || hint.ID != disk.Serial(validDisk) || len(hint.ID) < 20 {
+	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || hint.Path != "/dev/vdc" || hint.ID != disk.DiskSerial(validDisk) {
 		t.Errorf("persistent disk plan %+v, hint %+v", spec.Disks, hint)
 	}
 	if s.Disks.System != "/dev/vda" || s.Disks.Ephemeral == nil || s.Disks.Ephemeral.Path != "/dev/vdb" {
@@ -260,7 +261,7 @@ func TestCreateVMRetryFlag(t *testing.T) {
 }
 
 func TestForeignCIDsTouchNothing(t *testing.T) {
-	for _, bad := range []string{"../../etc", "other-domain", "vm-1", "disk-../x", validDisk + "/.."} {
+	for _, bad := range []string{"../../etc", "other-domain", "vm-1", "disk-../x", validDisk + "/..", "virtio-../../etc/x", "virtio-*"} {
 		backend := &recordingBackend{}
 		c := newTestCPI(t, backend, 2)
 		assertType(t, c.DeleteVM(apiv1.NewVMCID(bad)), cpierr.TypeVMNotFound)
@@ -305,22 +306,46 @@ func TestBackendSentinelsBecomeDirectorTypes(t *testing.T) {
 }
 
 func TestAttachDiskHint(t *testing.T) {
+	// The hint's id is the disk's serial: for a by-id CID the one whose
+	// by-id link is the CID, for a legacy CID its hash serial.
+	for cid, wantID := range map[string]string{validDisk: "abcdefgh23456", legacyDisk: disk.Serial(legacyDisk)} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, 2)
+		hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(cid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(hint)
+		var got disk.Hint
+		json.Unmarshal(raw, &got)
+		if got.ID != wantID || got.Path != "/dev/vdd" {
+			t.Fatalf("disk %s: hint %s; want id %s", cid, raw, wantID)
+		}
+		for _, call := range backend.calls {
+			if strings.HasPrefix(call, "ReplaceConfigDrive") {
+				t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
+			}
+		}
+	}
+}
+
+// TestCreateDiskMintsByIDCIDs: a new disk's CID is "virtio-" plus the
+// 13-character serial the backend gives it, 20 characters in all, so the
+// guest's /dev/disk/by-id link of the disk is the CID.
+func TestCreateDiskMintsByIDCIDs(t *testing.T) {
 	backend := &recordingBackend{}
 	c := newTestCPI(t, backend, 2)
-	hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk))
+	cid, err := c.CreateDisk(64, props(t, `{}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := json.Marshal(hint)
-	var got disk.Hint
-	json.Unmarshal(raw, &got)
-	if got.ID != disk.Serial(validDisk) || len(got.ID) != 20 || got.Path != "/dev/vdd" {
-		t.Fatalf("hint %s", raw)
+	id := cid.AsString()
+	serial, ok := strings.CutPrefix(id, "virtio-")
+	if !ok || len(id) != 20 || disk.DiskSerial(id) != serial || !disk.ValidCID(id) {
+		t.Fatalf("create_disk CID %q: want virtio-<13-character serial> with DiskSerial the serial (got %q)", id, disk.DiskSerial(id))
 	}
-	for _, call := range backend.calls {
-		if strings.HasPrefix(call, "ReplaceConfigDrive") {
-			t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
-		}
+	if got := strings.Join(backend.calls, "\n"); !strings.Contains(got, "CreateDisk "+id+" 64 qcow2") {
+		t.Fatalf("backend calls %s", got)
 	}
 }
 

@@ -129,8 +129,8 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 
 	diskCID := w.callString("create_disk", 64, map[string]any{}, vm1)
-	h := w.attach(vm1, diskCID)
-	first, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	w.attach(vm1, diskCID)
+	first, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
-	again, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	again, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
 	if err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
@@ -162,8 +162,8 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2 := w.attach(vm2, diskCID)
-	carried, err := checkDiskResolves(env, vm2, h2, next2, bootTimeout)
+	w.attach(vm2, diskCID)
+	carried, err := checkDiskResolves(env, vm2, diskCID, next2, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,8 +184,7 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h3 := guestcheck.Hint{ID: h.ID, Path: "/dev/vdc"}
-	if err := checkBootTimeDisk(env, vm3, diskCID, h3); err != nil {
+	if err := checkBootTimeDisk(env, vm3, diskCID); err != nil {
 		t.Fatal(err)
 	}
 	w.call("detach_disk", vm3, diskCID)
@@ -217,9 +216,8 @@ func rebootStart(env *devenv.Env, vmCID string, before int) int {
 }
 
 // checkBootTimeDisk: a disk named in create_vm's disk_cids is in the
-// settings the guest read at boot, and its hint there resolves by the
-// agent's rules.
-func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint) error {
+// settings the guest read at boot, and the agent's rules find it by its CID.
+func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string) error {
 	settings, _, err := env.WaitForReport(vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
 	if err != nil {
 		return err
@@ -236,7 +234,7 @@ func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint
 	if resolved.Event == guestcheck.EventError {
 		return fmt.Errorf("VM %s: the guest could not resolve disk %s from its settings: %s", vmCID, diskCID, raw(resolved))
 	}
-	_, err = checkDiskResolves(env, vmCID, h, 0, bootTimeout)
+	_, err = checkDiskResolves(env, vmCID, diskCID, 0, bootTimeout)
 	return err
 }
 
@@ -266,7 +264,8 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			diskCID := w.callString("create_disk", 16, map[string]any{}, vm)
 			defer w.env.Client.Call("delete_disk", diskCID)
 			defer w.env.Client.Call("detach_disk", vm, diskCID)
-			_, err := checkDiskResolves(w.env, vm, w.attach(vm, diskCID), 0, 60*time.Second)
+			w.attach(vm, diskCID)
+			_, err := checkDiskResolves(w.env, vm, diskCID, 0, 60*time.Second)
 			return err
 		}},
 	}
