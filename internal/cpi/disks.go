@@ -27,7 +27,7 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 	if err != nil {
 		return apiv1.DiskCID{}, err
 	}
-	spec := disk.Spec{CID: disk.NewCID(), SizeMiB: size, Format: dprops.Format}
+	spec := disk.Spec{CID: newDiskCID(), SizeMiB: size, Format: dprops.Format}
 	err = c.withLocks([]string{spec.CID}, func() error {
 		return cpierr.Wrap(b.CreateDisk(c.ctx, spec), "creating disk '%s' of %d MiB", spec.CID, size)
 	})
@@ -240,10 +240,13 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 // virtio serial as id (the agent keeps it but looks the disk up by its CID,
 // which is the by-id name of that serial) and the device path as fallback.
 func hintFor(diskCID, target string) disk.Hint {
-	hint := disk.HintFor(disk.DiskSerial(diskCID), target)
-	if faults.Active(faults.WrongDiskHint) {
-		// Another disk's serial and a device that does not exist.
-		hint = disk.HintFor(disk.Serial(diskCID+"-other"), "vdzz")
+	return disk.HintFor(disk.DiskSerial(diskCID), target)
+}
+
+// newDiskCID is a fresh disk CID: the name of the disk's by-id link.
+func newDiskCID() string {
+	if faults.Active(faults.WrongDiskCID) {
+		return disk.LegacyCID()
 	}
-	return hint
+	return disk.NewCID()
 }

@@ -234,6 +234,9 @@ func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string) error {
 	if resolved.Event == guestcheck.EventError {
 		return fmt.Errorf("VM %s: the guest could not resolve disk %s from its settings: %s", vmCID, diskCID, raw(resolved))
 	}
+	if resolved.Via != "id" {
+		return fmt.Errorf("VM %s: the guest found disk %s by %s, not by its CID in /dev/disk/by-id: %s", vmCID, diskCID, resolved.Via, raw(resolved))
+	}
 	_, err = checkDiskResolves(env, vmCID, diskCID, 0, bootTimeout)
 	return err
 }
@@ -257,7 +260,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
 			return err
 		}},
-		{"wrong-disk-hint", func(vm string) error {
+		{"wrong-disk-cid", func(vm string) error {
 			if _, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, bootTimeout); err != nil {
 				return fmt.Errorf("unexpected boot failure: %w", err)
 			}
