@@ -198,12 +198,33 @@ func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 	if s.Networks["manual"].IP != "10.0.0.10" || s.Networks["manual"].Gateway != "10.0.0.1" || !s.Networks["dyn"].UseDHCP {
 		t.Errorf("network details lost: %+v", s.Networks)
 	}
-	hint := s.Disks.Persistent[validDisk]
-	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || hint.Path != "/dev/vdc" || hint.ID != disk.DiskSerial(validDisk) {
-		t.Errorf("persistent disk plan %+v, hint %+v", spec.Disks, hint)
+	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || spec.Disks[0].DiskCID != validDisk {
+		t.Errorf("persistent disk plan %+v", spec.Disks)
+	}
+	if len(s.Disks.Persistent) != 0 {
+		t.Errorf("stemcell API 2: disks.persistent must be empty, got %+v", s.Disks.Persistent)
 	}
 	if s.Disks.System != "/dev/vda" || s.Disks.Ephemeral == nil || s.Disks.Ephemeral.Path != "/dev/vdb" {
 		t.Errorf("system/ephemeral hints: %+v", s.Disks)
+	}
+}
+
+// TestCreateVMPersistentSettingsByStemcellAPI: the boot-time settings name
+// the disks of disk_cids for stemcell API 1 only, whose config drive
+// follows attach and detach; from API 2 on disks.persistent is {}.
+func TestCreateVMPersistentSettingsByStemcellAPI(t *testing.T) {
+	for api, want := range map[int]string{1: `{"` + validDisk + `":{"id":"abcdefgh23456","path":"/dev/vdc"}}`, 2: `{}`, 3: `{}`} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, api)
+		_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, twoNetworks),
+			[]apiv1.DiskCID{apiv1.NewDiskCID(validDisk)}, apiv1.NewVMEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(settingsOf(t, backend.created[0]).Disks.Persistent)
+		if string(got) != want {
+			t.Errorf("stemcell API %d: disks.persistent = %s; want %s", api, got, want)
+		}
 	}
 }
 

@@ -99,7 +99,7 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	if spec.NICs, err = c.planNICs(networks, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
-	if spec.Disks, err = planDisks(diskCIDs, &settings); err != nil {
+	if spec.Disks, err = c.planDisks(diskCIDs, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
 	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, nil)); err != nil {
@@ -155,8 +155,13 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 }
 
 // planDisks places persistent disks named at creation after the ephemeral
-// disk and records their hints in the settings.
-func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
+// disk. Only for stemcell API 1, whose config drive follows attach and
+// detach, are their hints recorded in the settings: from API 2 on the
+// config drive is never rewritten, and an agent that boots with a disk in
+// disks.persistent that the director has since moved refuses to start
+// ("Unexpected disk attached"); the director tells it of its disks itself
+// (add_persistent_disk), as OpenStack's CPI relies on with persistent: {}.
+func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
 	var planned []vm.AttachedDisk
 	for i, d := range diskCIDs {
 		id := d.AsString()
@@ -168,7 +173,9 @@ func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm
 			return nil, err
 		}
 		planned = append(planned, vm.AttachedDisk{DiskCID: id, Target: target})
-		settings.Disks.Persistent[id] = hintFor(id, target)
+		if c.needsSettingsRewrite() {
+			settings.Disks.Persistent[id] = hintFor(id, target)
+		}
 	}
 	return planned, nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
@@ -100,7 +101,14 @@ func (w *world) manualIP(host int) string { return fmt.Sprintf("%s.%d", w.env.Su
 // createVM boots a VM with one manual and one dynamic network.
 func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
 	w.t.Helper()
-	cid, run, err := w.env.Client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
+	return w.createVMWith(w.env.Client, agentID, host, diskCIDs)
+}
+
+// createVMWith is createVM through client (e.g. one that sends another
+// stemcell API version).
+func (w *world) createVMWith(client cpiclient.Client, agentID string, host int, diskCIDs []string) string {
+	w.t.Helper()
+	cid, run, err := client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
 		w.env.Networks(host), map[string]any{}, diskCIDs)
 	if err != nil {
 		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
@@ -178,17 +186,34 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 	w.call("delete_vm", vm1)
 
-	// create_vm with disk_cids: the disk is in the settings at boot.
+	// create_vm with disk_cids, stemcell API 2: the boot-time settings name
+	// no persistent disk (the director announces its disks to the agent),
+	// and the agent's rules find the disk by its CID.
 	vm3 := w.createVM("agent-three", 12, []string{diskCID})
-	_, err = checkBoot(env, vm3, "agent-three", w.manualIP(12), 0, bootTimeout)
-	if err != nil {
+	if _, err = checkBoot(env, vm3, "agent-three", w.manualIP(12), 0, bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	if err := checkBootTimeDisk(env, vm3, diskCID); err != nil {
+	if err := checkBootTimeDisk(env, vm3, diskCID, false); err != nil {
 		t.Fatal(err)
 	}
 	w.call("detach_disk", vm3, diskCID)
 	w.call("delete_vm", vm3)
+
+	// Stemcell API 1: the disk is in the settings at boot, and the guest
+	// resolves it from there by its CID, not by path.
+	v1 := env.Client
+	v1.StemcellAPIVersion = 1
+	vm4 := w.createVMWith(v1, "agent-four", 13, []string{diskCID})
+	if _, err = checkBoot(env, vm4, "agent-four", w.manualIP(13), 0, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkBootTimeDisk(env, vm4, diskCID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := v1.Call("detach_disk", vm4, diskCID); err != nil {
+		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	w.call("delete_vm", vm4)
 	w.call("delete_disk", diskCID)
 	w.call("delete_stemcell", w.stemcell)
 	if left := env.LeftOver(); len(left) > 0 {
@@ -216,10 +241,19 @@ func rebootStart(env *devenv.Env, vmCID string, before int) int {
 }
 
 // checkBootTimeDisk: a disk named in create_vm's disk_cids is in the
-// settings the guest read at boot, and the agent's rules find it by its CID.
-func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string) error {
+// settings the guest read at boot exactly when inSettings (stemcell API 1),
+// the guest then resolves it from there by its CID in /dev/disk/by-id, and
+// the agent's rules find it by its CID in any case.
+func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, inSettings bool) error {
 	settings, _, err := env.WaitForReport(vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
 	if err != nil {
+		return err
+	}
+	if !inSettings {
+		if len(settings.Disks) > 0 {
+			return fmt.Errorf("VM %s: stemcell API 2 settings must leave disks.persistent empty; the guest read %v", vmCID, settings.Disks)
+		}
+		_, err = checkDiskResolves(env, vmCID, diskCID, 0, bootTimeout)
 		return err
 	}
 	if !slices.Contains(settings.Disks, diskCID) {
