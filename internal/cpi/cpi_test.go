@@ -228,6 +228,35 @@ func TestCreateVMPersistentSettingsByStemcellAPI(t *testing.T) {
 	}
 }
 
+// TestCreateVMGivesVipNetworksNoNIC: a vip network gets no NIC and no MAC
+// (the agent skips it; a NIC of its own would sit on the default network
+// without an address), and stays in the settings as the director sent it,
+// its cloud_properties (another system's) not read as ours.
+func TestCreateVMGivesVipNetworksNoNIC(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	nets := `{
+ "manual": {"type":"manual","ip":"10.0.0.10","netmask":"255.255.255.0","gateway":"10.0.0.1","dns":["8.8.8.8"],"default":["dns","gateway"],"cloud_properties":{}},
+ "public": {"type":"vip","ip":"203.0.113.5","cloud_properties":{"floating_pool":"ext"}}
+}`
+	_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, nets), nil, apiv1.NewVMEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := backend.created[0]
+	if len(spec.NICs) != 1 || spec.NICs[0].BOSHNetwork != "manual" {
+		t.Fatalf("NICs %+v; want the manual network's alone", spec.NICs)
+	}
+	s := settingsOf(t, spec)
+	vip, ok := s.Networks["public"]
+	if !ok || vip.Type != "vip" || vip.IP != "203.0.113.5" || vip.MAC != "" || string(vip.CloudProperties) != `{"floating_pool":"ext"}` {
+		t.Fatalf("vip network in the settings: %+v (present %v)", vip, ok)
+	}
+	if s.Networks["manual"].MAC != spec.NICs[0].MAC {
+		t.Fatalf("manual network MAC %q, NIC MAC %q", s.Networks["manual"].MAC, spec.NICs[0].MAC)
+	}
+}
+
 func TestCreateVMRejectsBadInputWithoutTouchingTheBackend(t *testing.T) {
 	cases := []struct {
 		name, props, nets, stemcell string

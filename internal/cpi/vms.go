@@ -108,8 +108,13 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	return spec, settings, nil
 }
 
-// planNICs gives each BOSH network a NIC with a fresh MAC, in name order so
-// that the first NIC is stable across calls.
+// vipNetworkType is the network type whose address some other system maps
+// to the VM: it has no NIC of its own, and the agent skips it.
+const vipNetworkType = "vip"
+
+// planNICs gives each BOSH network but vip ones a NIC with a fresh MAC, in
+// name order so that the first NIC is stable across calls. vip networks go
+// into the settings as the director sent them.
 func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings) ([]vm.NIC, error) {
 	if len(networks) == 0 {
 		return nil, errors.New("no networks given: a BOSH VM needs at least one")
@@ -122,6 +127,14 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	var nics []vm.NIC
 	for _, name := range names {
 		net := networks[name]
+		if net.Type() == vipNetworkType {
+			vip, err := agentNetwork(name, net, false, "")
+			if err != nil {
+				return nil, err
+			}
+			settings.Networks[name] = vip
+			continue
+		}
 		nprops, err := network.ParseProps(net.CloudProps(), name)
 		if err != nil {
 			return nil, err
@@ -133,17 +146,13 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		if err != nil {
 			return nil, err
 		}
-		marshaler, ok := net.(json.Marshaler)
-		if !ok {
-			return nil, fmt.Errorf("network '%s' cannot be encoded", name)
-		}
 		settingsMAC := mac
 		if faults.Active(faults.WrongSettingsMAC) {
 			settingsMAC = "52:54:00:ff:ff:fe"
 		}
-		agentNet, err := agentsettings.NetworkFrom(marshaler, net.IsDynamic(), settingsMAC)
+		agentNet, err := agentNetwork(name, net, net.IsDynamic(), settingsMAC)
 		if err != nil {
-			return nil, fmt.Errorf("network '%s': %w", name, err)
+			return nil, err
 		}
 		if !net.IsDynamic() && net.IP() == "" {
 			return nil, fmt.Errorf("network '%s' is of type %s but has no IP", name, net.Type())
@@ -152,6 +161,19 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		nics = append(nics, vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic()})
 	}
 	return nics, nil
+}
+
+// agentNetwork is the settings form of one director network.
+func agentNetwork(name string, net apiv1.Network, dynamic bool, mac string) (agentsettings.Network, error) {
+	marshaler, ok := net.(json.Marshaler)
+	if !ok {
+		return agentsettings.Network{}, fmt.Errorf("network '%s' cannot be encoded", name)
+	}
+	n, err := agentsettings.NetworkFrom(marshaler, dynamic, mac)
+	if err != nil {
+		return agentsettings.Network{}, fmt.Errorf("network '%s': %w", name, err)
+	}
+	return n, nil
 }
 
 // planDisks places persistent disks named at creation after the ephemeral

@@ -98,7 +98,10 @@ func (w *world) callString(method string, args ...any) string {
 
 func (w *world) manualIP(host int) string { return fmt.Sprintf("%s.%d", w.env.Subnet, host) }
 
-// createVM boots a VM with one manual and one dynamic network.
+// createVM boots a VM with one manual, one dynamic and one vip network.
+// The vip network (as bosh-deployment's external-ip ops file adds) must get
+// no NIC: checkBoot wants a NIC report for every MAC of the domain, and the
+// agent configures none for vip.
 func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
 	w.t.Helper()
 	return w.createVMWith(w.env.Client, agentID, host, diskCIDs)
@@ -108,8 +111,10 @@ func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
 // stemcell API version).
 func (w *world) createVMWith(client cpiclient.Client, agentID string, host int, diskCIDs []string) string {
 	w.t.Helper()
+	networks := w.env.Networks(host)
+	networks["public"] = map[string]any{"type": "vip", "ip": fmt.Sprintf("203.0.113.%d", host), "cloud_properties": map[string]any{}}
 	cid, run, err := client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
-		w.env.Networks(host), map[string]any{}, diskCIDs)
+		networks, map[string]any{}, diskCIDs)
 	if err != nil {
 		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
 	}
