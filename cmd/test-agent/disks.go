@@ -387,14 +387,15 @@ func writeFileSynced(path string, data []byte) error {
 	return f.Close()
 }
 
-// resolveSettingsDisk resolves a hint from the settings the way the agent
-// does: the by-id rule, waiting while no link matches yet; then the path
-// rule. It reports the device found, or an error.
+// resolveSettingsDisk resolves a disk from the settings the way the agent
+// of today's OpenStack stemcells does: its disk CID ("" for the ephemeral
+// disk, which has none) by the by-id rule, waiting while no link matches
+// yet; then the hint's path. It reports the device found, or an error.
 func (w *diskWatcher) resolveSettingsDisk(event, diskCID string, h guestcheck.Hint, wait time.Duration) {
 	r := guestcheck.Report{Event: event, DiskCID: diskCID, Hint: &h}
 	deadline := time.Now().Add(wait)
 	for {
-		match, err := guestcheck.MatchID(h.ID, w.allNames())
+		match, err := guestcheck.OpenStackRule.Match(diskCID, w.allNames())
 		if err == nil {
 			r.Via = "id"
 			r.Device, _ = filepath.EvalSymlinks(match)

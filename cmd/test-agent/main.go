@@ -2,8 +2,10 @@
 // as /init of the stemcell's initramfs and does, with what the CPI gives a
 // VM, what a BOSH agent does at boot: it reads its settings from the
 // config drive (label config-2), configures each network on the NIC with
-// its MAC, and finds the ephemeral and persistent disks by their hints,
-// keeping /dev/disk/by-id as udev would. It reports each step as one JSON
+// its MAC, and finds the disks as the agent of today's OpenStack stemcells
+// does: a persistent disk of the settings by its disk CID in
+// /dev/disk/by-id, the ephemeral disk by its hint's path, keeping
+// /dev/disk/by-id as udev would. It reports each step as one JSON
 // line prefixed "TEST-AGENT " on the serial console, so tests on the host
 // can check the guest's view. Data disks get a filesystem and a marker
 // naming them, which shows data carried from one VM to the next.

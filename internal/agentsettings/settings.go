@@ -41,8 +41,8 @@ type Network struct {
 	Alias           string          `json:"alias,omitempty"`
 	CloudProperties json.RawMessage `json:"cloud_properties,omitempty"`
 	// MAC is how the agent finds the NIC for this network: it must equal
-	// the MAC in the domain definition.
-	MAC           string `json:"mac"`
+	// the MAC in the domain definition. vip networks have no NIC and none.
+	MAC           string `json:"mac,omitempty"`
 	Preconfigured bool   `json:"preconfigured"`
 	UseDHCP       bool   `json:"use_dhcp"`
 }

@@ -111,7 +111,8 @@ func (r *recordingBackend) Close() error { return nil }
 
 const (
 	validVM       = "vm-11111111-2222-3333-4444-555555555555"
-	validDisk     = "disk-11111111-2222-3333-4444-555555555555"
+	validDisk     = "virtio-abcdefgh23456"
+	legacyDisk    = "disk-11111111-2222-3333-4444-555555555555"
 	validStemcell = "sc-11111111-2222-3333-4444-555555555555"
 )
 
@@ -197,12 +198,62 @@ func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 	if s.Networks["manual"].IP != "10.0.0.10" || s.Networks["manual"].Gateway != "10.0.0.1" || !s.Networks["dyn"].UseDHCP {
 		t.Errorf("network details lost: %+v", s.Networks)
 	}
-	hint := s.Disks.Persistent[validDisk]
-	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || hint.Path != "/dev/vdc" || hint.ID != disk.Serial(validDisk) || len(hint.ID) < 20 {
-		t.Errorf("persistent disk plan %+v, hint %+v", spec.Disks, hint)
+	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || spec.Disks[0].DiskCID != validDisk {
+		t.Errorf("persistent disk plan %+v", spec.Disks)
+	}
+	if len(s.Disks.Persistent) != 0 {
+		t.Errorf("stemcell API 2: disks.persistent must be empty, got %+v", s.Disks.Persistent)
 	}
 	if s.Disks.System != "/dev/vda" || s.Disks.Ephemeral == nil || s.Disks.Ephemeral.Path != "/dev/vdb" {
 		t.Errorf("system/ephemeral hints: %+v", s.Disks)
+	}
+}
+
+// TestCreateVMPersistentSettingsByStemcellAPI: the boot-time settings name
+// the disks of disk_cids for stemcell API 1 only, whose config drive
+// follows attach and detach; from API 2 on disks.persistent is {}.
+func TestCreateVMPersistentSettingsByStemcellAPI(t *testing.T) {
+	for api, want := range map[int]string{1: `{"` + validDisk + `":{"id":"abcdefgh23456","path":"/dev/vdc"}}`, 2: `{}`, 3: `{}`} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, api)
+		_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, twoNetworks),
+			[]apiv1.DiskCID{apiv1.NewDiskCID(validDisk)}, apiv1.NewVMEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := json.Marshal(settingsOf(t, backend.created[0]).Disks.Persistent)
+		if string(got) != want {
+			t.Errorf("stemcell API %d: disks.persistent = %s; want %s", api, got, want)
+		}
+	}
+}
+
+// TestCreateVMGivesVipNetworksNoNIC: a vip network gets no NIC and no MAC
+// (the agent skips it; a NIC of its own would sit on the default network
+// without an address), and stays in the settings as the director sent it,
+// its cloud_properties (another system's) not read as ours.
+func TestCreateVMGivesVipNetworksNoNIC(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	nets := `{
+ "manual": {"type":"manual","ip":"10.0.0.10","netmask":"255.255.255.0","gateway":"10.0.0.1","dns":["8.8.8.8"],"default":["dns","gateway"],"cloud_properties":{}},
+ "public": {"type":"vip","ip":"203.0.113.5","cloud_properties":{"floating_pool":"ext"}}
+}`
+	_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, nets), nil, apiv1.NewVMEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := backend.created[0]
+	if len(spec.NICs) != 1 || spec.NICs[0].BOSHNetwork != "manual" {
+		t.Fatalf("NICs %+v; want the manual network's alone", spec.NICs)
+	}
+	s := settingsOf(t, spec)
+	vip, ok := s.Networks["public"]
+	if !ok || vip.Type != "vip" || vip.IP != "203.0.113.5" || vip.MAC != "" || string(vip.CloudProperties) != `{"floating_pool":"ext"}` {
+		t.Fatalf("vip network in the settings: %+v (present %v)", vip, ok)
+	}
+	if s.Networks["manual"].MAC != spec.NICs[0].MAC {
+		t.Fatalf("manual network MAC %q, NIC MAC %q", s.Networks["manual"].MAC, spec.NICs[0].MAC)
 	}
 }
 
@@ -214,7 +265,7 @@ func TestCreateVMRejectsBadInputWithoutTouchingTheBackend(t *testing.T) {
 	}{
 		{"unknown VM key", `{"cpus":1,"memroy":5}`, twoNetworks, validStemcell, nil, "memroy"},
 		{"aliases disagree", `{"cpus":1,"cpu":2}`, twoNetworks, validStemcell, nil, "disagree"},
-		{"unknown network key", `{}`, `{"n":{"type":"dynamic","cloud_properties":{"bridge":"br0"}}}`, validStemcell, nil, "bridge"},
+		{"unknown network key", `{}`, `{"n":{"type":"dynamic","cloud_properties":{"vlan":"12"}}}`, validStemcell, nil, "vlan"},
 		{"foreign stemcell", `{}`, twoNetworks, "../../etc/passwd", nil, "not a stemcell CID"},
 		{"foreign disk", `{}`, twoNetworks, validStemcell, []string{"disk-../../x"}, "not a disk CID"},
 		{"no networks", `{}`, `{}`, validStemcell, nil, "no networks"},
@@ -260,7 +311,7 @@ func TestCreateVMRetryFlag(t *testing.T) {
 }
 
 func TestForeignCIDsTouchNothing(t *testing.T) {
-	for _, bad := range []string{"../../etc", "other-domain", "vm-1", "disk-../x", validDisk + "/.."} {
+	for _, bad := range []string{"../../etc", "other-domain", "vm-1", "disk-../x", validDisk + "/..", "virtio-../../etc/x", "virtio-*"} {
 		backend := &recordingBackend{}
 		c := newTestCPI(t, backend, 2)
 		assertType(t, c.DeleteVM(apiv1.NewVMCID(bad)), cpierr.TypeVMNotFound)
@@ -305,22 +356,46 @@ func TestBackendSentinelsBecomeDirectorTypes(t *testing.T) {
 }
 
 func TestAttachDiskHint(t *testing.T) {
+	// The hint's id is the disk's serial: for a by-id CID the one whose
+	// by-id link is the CID, for a legacy CID its hash serial.
+	for cid, wantID := range map[string]string{validDisk: "abcdefgh23456", legacyDisk: disk.Serial(legacyDisk)} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, 2)
+		hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(cid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(hint)
+		var got disk.Hint
+		json.Unmarshal(raw, &got)
+		if got.ID != wantID || got.Path != "/dev/vdd" {
+			t.Fatalf("disk %s: hint %s; want id %s", cid, raw, wantID)
+		}
+		for _, call := range backend.calls {
+			if strings.HasPrefix(call, "ReplaceConfigDrive") {
+				t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
+			}
+		}
+	}
+}
+
+// TestCreateDiskMintsByIDCIDs: a new disk's CID is "virtio-" plus the
+// 13-character serial the backend gives it, 20 characters in all, so the
+// guest's /dev/disk/by-id link of the disk is the CID.
+func TestCreateDiskMintsByIDCIDs(t *testing.T) {
 	backend := &recordingBackend{}
 	c := newTestCPI(t, backend, 2)
-	hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(validDisk))
+	cid, err := c.CreateDisk(64, props(t, `{}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _ := json.Marshal(hint)
-	var got disk.Hint
-	json.Unmarshal(raw, &got)
-	if got.ID != disk.Serial(validDisk) || len(got.ID) != 20 || got.Path != "/dev/vdd" {
-		t.Fatalf("hint %s", raw)
+	id := cid.AsString()
+	serial, ok := strings.CutPrefix(id, "virtio-")
+	if !ok || len(id) != 20 || disk.DiskSerial(id) != serial || !disk.ValidCID(id) {
+		t.Fatalf("create_disk CID %q: want virtio-<13-character serial> with DiskSerial the serial (got %q)", id, disk.DiskSerial(id))
 	}
-	for _, call := range backend.calls {
-		if strings.HasPrefix(call, "ReplaceConfigDrive") {
-			t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
-		}
+	if got := strings.Join(backend.calls, "\n"); !strings.Contains(got, "CreateDisk "+id+" 64 qcow2") {
+		t.Fatalf("backend calls %s", got)
 	}
 }
 

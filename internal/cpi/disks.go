@@ -27,7 +27,7 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 	if err != nil {
 		return apiv1.DiskCID{}, err
 	}
-	spec := disk.Spec{CID: disk.NewCID(), SizeMiB: size, Format: dprops.Format}
+	spec := disk.Spec{CID: newDiskCID(), SizeMiB: size, Format: dprops.Format}
 	err = c.withLocks([]string{spec.CID}, func() error {
 		return cpierr.Wrap(b.CreateDisk(c.ctx, spec), "creating disk '%s' of %d MiB", spec.CID, size)
 	})
@@ -73,8 +73,9 @@ func (c *CPI) AttachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
 }
 
 // AttachDiskV2 attaches the disk (hot-plugged when the VM runs, persisted in
-// its definition) and returns the hint the agent resolves: the virtio
-// serial as id, the device path as fallback.
+// its definition) and returns the hint: the virtio serial as id, the device
+// path as fallback. The agent finds the disk by its CID, which is the
+// guest's /dev/disk/by-id name of that serial.
 func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.DiskHint, error) {
 	vmID, diskID := vmCID.AsString(), diskCID.AsString()
 	if !vm.ValidCID(vmID) {
@@ -235,12 +236,17 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 	})
 }
 
-// hintFor is the agent's hint for a persistent disk at target.
+// hintFor is the agent's hint for a persistent disk at target: the disk's
+// virtio serial as id (the agent keeps it but looks the disk up by its CID,
+// which is the by-id name of that serial) and the device path as fallback.
 func hintFor(diskCID, target string) disk.Hint {
-	hint := disk.HintFor(disk.Serial(diskCID), target)
-	if faults.Active(faults.WrongDiskHint) {
-		// Another disk's serial and a device that does not exist.
-		hint = disk.HintFor(disk.Serial(diskCID+"-other"), "vdzz")
+	return disk.HintFor(disk.DiskSerial(diskCID), target)
+}
+
+// newDiskCID is a fresh disk CID: the name of the disk's by-id link.
+func newDiskCID() string {
+	if faults.Active(faults.WrongDiskCID) {
+		return disk.LegacyCID()
 	}
-	return hint
+	return disk.NewCID()
 }

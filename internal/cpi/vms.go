@@ -99,7 +99,7 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	if spec.NICs, err = c.planNICs(networks, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
-	if spec.Disks, err = planDisks(diskCIDs, &settings); err != nil {
+	if spec.Disks, err = c.planDisks(diskCIDs, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
 	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, nil)); err != nil {
@@ -108,8 +108,13 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	return spec, settings, nil
 }
 
-// planNICs gives each BOSH network a NIC with a fresh MAC, in name order so
-// that the first NIC is stable across calls.
+// vipNetworkType is the network type whose address some other system maps
+// to the VM: it has no NIC of its own, and the agent skips it.
+const vipNetworkType = "vip"
+
+// planNICs gives each BOSH network but vip ones a NIC with a fresh MAC, in
+// name order so that the first NIC is stable across calls. vip networks go
+// into the settings as the director sent them.
 func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings) ([]vm.NIC, error) {
 	if len(networks) == 0 {
 		return nil, errors.New("no networks given: a BOSH VM needs at least one")
@@ -122,6 +127,14 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	var nics []vm.NIC
 	for _, name := range names {
 		net := networks[name]
+		if net.Type() == vipNetworkType {
+			vip, err := agentNetwork(name, net, false, "")
+			if err != nil {
+				return nil, err
+			}
+			settings.Networks[name] = vip
+			continue
+		}
 		nprops, err := network.ParseProps(net.CloudProps(), name)
 		if err != nil {
 			return nil, err
@@ -133,17 +146,13 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		if err != nil {
 			return nil, err
 		}
-		marshaler, ok := net.(json.Marshaler)
-		if !ok {
-			return nil, fmt.Errorf("network '%s' cannot be encoded", name)
-		}
 		settingsMAC := mac
 		if faults.Active(faults.WrongSettingsMAC) {
 			settingsMAC = "52:54:00:ff:ff:fe"
 		}
-		agentNet, err := agentsettings.NetworkFrom(marshaler, net.IsDynamic(), settingsMAC)
+		agentNet, err := agentNetwork(name, net, net.IsDynamic(), settingsMAC)
 		if err != nil {
-			return nil, fmt.Errorf("network '%s': %w", name, err)
+			return nil, err
 		}
 		if !net.IsDynamic() && net.IP() == "" {
 			return nil, fmt.Errorf("network '%s' is of type %s but has no IP", name, net.Type())
@@ -161,9 +170,27 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	return nics, nil
 }
 
+// agentNetwork is the settings form of one director network.
+func agentNetwork(name string, net apiv1.Network, dynamic bool, mac string) (agentsettings.Network, error) {
+	marshaler, ok := net.(json.Marshaler)
+	if !ok {
+		return agentsettings.Network{}, fmt.Errorf("network '%s' cannot be encoded", name)
+	}
+	n, err := agentsettings.NetworkFrom(marshaler, dynamic, mac)
+	if err != nil {
+		return agentsettings.Network{}, fmt.Errorf("network '%s': %w", name, err)
+	}
+	return n, nil
+}
+
 // planDisks places persistent disks named at creation after the ephemeral
-// disk and records their hints in the settings.
-func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
+// disk. Only for stemcell API 1, whose config drive follows attach and
+// detach, are their hints recorded in the settings: from API 2 on the
+// config drive is never rewritten, and an agent that boots with a disk in
+// disks.persistent that the director has since moved refuses to start
+// ("Unexpected disk attached"); the director tells it of its disks itself
+// (add_persistent_disk), as OpenStack's CPI relies on with persistent: {}.
+func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
 	var planned []vm.AttachedDisk
 	for i, d := range diskCIDs {
 		id := d.AsString()
@@ -175,7 +202,9 @@ func planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm
 			return nil, err
 		}
 		planned = append(planned, vm.AttachedDisk{DiskCID: id, Target: target})
-		settings.Disks.Persistent[id] = hintFor(id, target)
+		if c.needsSettingsRewrite() {
+			settings.Disks.Persistent[id] = hintFor(id, target)
+		}
 	}
 	return planned, nil
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
 // Secrets put into the config so tests can check they never leak.
@@ -216,13 +217,35 @@ func (e *Env) LeftOver(keep ...string) []string {
 			left = append(left, "volume "+v)
 		}
 	}
-	for _, dir := range []string{"console", "vms"} {
-		entries, _ := os.ReadDir(filepath.Join(e.StoreDir, dir))
+	return append(left, leftOverFiles(e.StoreDir)...)
+}
+
+// leftOverFiles are the files under store_dir that a VM leaves until it is
+// deleted: console logs and saved settings. The console logs delete_vm
+// keeps on purpose are not among them.
+func leftOverFiles(storeDir string) []string {
+	var left []string
+	for _, dir := range []string{"console", "vms", vm.KeptConsoleDir("console")} {
+		entries, _ := os.ReadDir(filepath.Join(storeDir, dir))
 		for _, f := range entries {
-			left = append(left, "file "+dir+"/"+f.Name())
+			if !keptConsoleEntry(dir, f) {
+				left = append(left, "file "+dir+"/"+f.Name())
+			}
 		}
 	}
 	return left
+}
+
+// keptConsoleEntry tells whether a store_dir entry is what delete_vm keeps
+// on purpose: the directory of kept console logs, or a kept log in it.
+// A live VM's console log is not.
+func keptConsoleEntry(dir string, f os.DirEntry) bool {
+	keptDir := vm.KeptConsoleDir("console")
+	if dir == "console" {
+		return f.IsDir() && filepath.Join(dir, f.Name()) == keptDir
+	}
+	_, kept := vm.KeptConsoleLogTime(f.Name())
+	return dir == keptDir && kept && f.Type().IsRegular()
 }
 
 // Networks is one manual network with a static IP (hostPart) and one

@@ -3,10 +3,13 @@
 package disk
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -17,16 +20,43 @@ import (
 // length of the disk ID the agent globs for in /dev/disk/by-id.
 const SerialLength = 20
 
+// ByIDPrefix starts the /dev/disk/by-id link udev gives a virtio-blk disk:
+// "virtio-<serial>".
+const ByIDPrefix = "virtio-"
+
+// CIDSerialLength is the serial length of a disk whose CID is its by-id
+// name: ByIDPrefix plus the serial make exactly SerialLength characters, so
+// the agent's older "*<CID[0:20]>" glob sees the whole CID.
+const CIDSerialLength = SerialLength - len(ByIDPrefix)
+
 var (
-	cidPattern      = regexp.MustCompile(`^disk-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-	snapshotPattern = regexp.MustCompile(`^snap-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	// A disk CID is the name of the disk's link in the guest's
+	// /dev/disk/by-id, so every bosh-agent variant resolves the disk by its
+	// CID (bosh-contract.md §6).
+	cidPattern = regexp.MustCompile(`^` + ByIDPrefix + `[a-z2-7]{13}$`)
+	// CIDs minted before the by-id scheme; still accepted everywhere.
+	legacyCIDPattern = regexp.MustCompile(`^disk-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	snapshotPattern  = regexp.MustCompile(`^snap-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	serialEncoding   = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 )
 
-// NewCID makes a fresh disk CID.
-func NewCID() string { return "disk-" + uuid.NewString() }
+// NewCID makes a fresh disk CID: "virtio-" and a random 13-character serial
+// (64 random bits) that becomes the disk's virtio-blk serial.
+func NewCID() string {
+	var b [8]byte
+	rand.Read(b[:]) // since Go 1.24 it never returns an error
+	return ByIDPrefix + serialEncoding.EncodeToString(b[:])
+}
 
-// ValidCID tells whether cid has the shape of a disk CID this CPI made.
-func ValidCID(cid string) bool { return cidPattern.MatchString(cid) }
+// LegacyCID makes a CID of the scheme before by-id names ("disk-<uuid>"),
+// which the CPI still accepts; tests and fault injection use it.
+func LegacyCID() string { return "disk-" + uuid.NewString() }
+
+// ValidCID tells whether cid has the shape of a disk CID this CPI made,
+// under either scheme.
+func ValidCID(cid string) bool {
+	return cidPattern.MatchString(cid) || legacyCIDPattern.MatchString(cid)
+}
 
 // NewSnapshotCID makes a fresh snapshot CID.
 func NewSnapshotCID() string { return "snap-" + uuid.NewString() }
@@ -34,13 +64,22 @@ func NewSnapshotCID() string { return "snap-" + uuid.NewString() }
 // ValidSnapshotCID tells whether cid has the shape of a snapshot CID.
 func ValidSnapshotCID(cid string) bool { return snapshotPattern.MatchString(cid) }
 
-// Serial is the virtio-blk serial for a device name (a disk CID, or a VM CID
-// plus a role). It is exactly SerialLength hex characters, so QEMU keeps all
-// of it and the guest sees /dev/disk/by-id/virtio-<serial>; the agent's
-// "*<id[0:20]>" glob then matches that one link and no partition link.
+// Serial is the virtio-blk serial for a device name (a VM CID plus a role,
+// or a legacy disk CID). It is exactly SerialLength hex characters, so QEMU
+// keeps all of it and the guest sees /dev/disk/by-id/virtio-<serial>.
 func Serial(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return hex.EncodeToString(sum[:])[:SerialLength]
+}
+
+// DiskSerial is the virtio-blk serial of a persistent disk: for a CID of
+// the by-id scheme the part after "virtio-", so the guest's by-id link is
+// the CID itself; for a legacy CID the hash rule it was attached with.
+func DiskSerial(cid string) string {
+	if cidPattern.MatchString(cid) {
+		return strings.TrimPrefix(cid, ByIDPrefix)
+	}
+	return Serial(cid)
 }
 
 // Hint is what attach_disk returns (API v2) and what the agent settings carry.

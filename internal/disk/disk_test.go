@@ -2,6 +2,7 @@ package disk
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -12,7 +13,7 @@ func (r rawSource) As(v any) error { return json.Unmarshal([]byte(r), v) }
 func TestSerialIsTwentyUniqueCharacters(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 2000; i++ {
-		s := Serial(NewCID())
+		s := Serial(LegacyCID())
 		if len(s) != SerialLength {
 			t.Fatalf("serial %q has %d characters", s, len(s))
 		}
@@ -23,6 +24,30 @@ func TestSerialIsTwentyUniqueCharacters(t *testing.T) {
 	}
 	if Serial("disk-a") != Serial("disk-a") {
 		t.Fatal("Serial is not deterministic")
+	}
+}
+
+// TestNewCIDsAreByIDNames: "virtio-" plus a unique 13-character serial,
+// 20 characters that QEMU keeps whole and udev keeps as they are.
+func TestNewCIDsAreByIDNames(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 2000; i++ {
+		cid := NewCID()
+		serial := DiskSerial(cid)
+		if len(cid) != SerialLength || ByIDPrefix+serial != cid || len(serial) != CIDSerialLength {
+			t.Fatalf("CID %q, serial %q: want virtio-<serial>, %d characters", cid, serial, SerialLength)
+		}
+		if strings.Trim(serial, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+			t.Fatalf("serial %q has characters outside [a-z2-7]", serial)
+		}
+		if seen[cid] {
+			t.Fatalf("CID %q repeated", cid)
+		}
+		seen[cid] = true
+	}
+	legacy := LegacyCID()
+	if DiskSerial(legacy) != Serial(legacy) {
+		t.Errorf("a legacy CID's serial changed: %q, want the hash %q", DiskSerial(legacy), Serial(legacy))
 	}
 }
 
@@ -59,15 +84,21 @@ func TestParseProps(t *testing.T) {
 }
 
 func TestCIDShapes(t *testing.T) {
-	if !ValidCID(NewCID()) || !ValidSnapshotCID(NewSnapshotCID()) {
-		t.Fatal("fresh CIDs must be valid")
+	for _, good := range []string{NewCID(), LegacyCID(), "virtio-abcdefgh23456", "disk-11111111-2222-3333-4444-555555555555"} {
+		if !ValidCID(good) {
+			t.Errorf("ValidCID(%q) = false", good)
+		}
 	}
-	for _, bad := range []string{"disk-x", "../../etc", NewSnapshotCID(), "disk-" + NewCID()} {
+	if !ValidSnapshotCID(NewSnapshotCID()) {
+		t.Fatal("fresh snapshot CIDs must be valid")
+	}
+	for _, bad := range []string{"disk-x", "../../etc", NewSnapshotCID(), "disk-" + LegacyCID(), "virtio-abcdefgh2345", "virtio-abcdefgh234567",
+		"virtio-ABCDEFGH23456", "virtio-abcdefgh23450", "virtio-abc/../../xyz1", "scsi-abcdefgh23456"} {
 		if ValidCID(bad) {
 			t.Errorf("ValidCID(%q) = true", bad)
 		}
 	}
-	if ValidSnapshotCID(NewCID()) {
+	if ValidSnapshotCID(NewCID()) || ValidSnapshotCID(LegacyCID()) {
 		t.Error("a disk CID passes as a snapshot CID")
 	}
 }

@@ -8,8 +8,10 @@ package faults
 const (
 	// OmitConfigDrive creates VMs without their config drive.
 	OmitConfigDrive = "omit-config-drive"
-	// WrongDiskHint returns attach_disk hints whose id matches no device.
-	WrongDiskHint = "wrong-disk-hint"
+	// WrongDiskCID makes create_disk mint CIDs that are not the disk's
+	// /dev/disk/by-id name (the legacy "disk-<uuid>" scheme): the agent
+	// then finds no disk by its CID.
+	WrongDiskCID = "wrong-disk-cid"
 	// WrongSettingsMAC writes agent settings whose MACs differ from the domain's.
 	WrongSettingsMAC = "wrong-settings-mac"
 )

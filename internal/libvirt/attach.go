@@ -82,7 +82,7 @@ func domainDiskList(def *libvirtxml.Domain) []libvirtxml.DomainDisk {
 // findDiskDevice finds the disk of cid in def: by our serial, or by its
 // source file (a disk attached by hand or by older code has no serial).
 func findDiskDevice(def *libvirtxml.Domain, cid, volPath string) *libvirtxml.DomainDisk {
-	serial := disk.Serial(cid)
+	serial := disk.DiskSerial(cid)
 	disks := domainDiskList(def)
 	for i := range disks {
 		if disks[i].Serial == serial || (volPath != "" && diskSourcePath(disks[i]) == volPath) {

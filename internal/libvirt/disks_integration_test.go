@@ -242,8 +242,8 @@ func (e *testEnv) assertAttachedAt(dom golibvirt.Domain, diskCID, target string,
 			e.t.Errorf("disk %s source %s, want %s", diskCID, diskSourcePath(*dev), e.diskPath(diskCID))
 		case dev.Driver == nil || dev.Driver.Type != string(format):
 			e.t.Errorf("disk %s driver %+v, want type %s", diskCID, dev.Driver, format)
-		case dev.Target.Bus != "virtio" || len(dev.Serial) != disk.SerialLength:
-			e.t.Errorf("disk %s bus %s serial %q, want virtio and a %d-char serial", diskCID, dev.Target.Bus, dev.Serial, disk.SerialLength)
+		case dev.Target.Bus != "virtio" || disk.ByIDPrefix+dev.Serial != diskCID:
+			e.t.Errorf("disk %s bus %s serial %q, want virtio and the serial that makes the by-id link the CID", diskCID, dev.Target.Bus, dev.Serial)
 		}
 	}
 }

@@ -7,11 +7,12 @@ import (
 )
 
 // persistentDiskDevice is the <disk> element for a persistent disk. It is a
-// virtio-blk device whose serial is disk.Serial(diskCID): exactly the 20
-// bytes QEMU keeps, so the guest sees /dev/disk/by-id/virtio-<serial> and
-// the agent's "*<id[0:20]>" glob matches that one device and no partition.
+// virtio-blk device whose serial is disk.DiskSerial(diskCID): the guest
+// sees /dev/disk/by-id/virtio-<serial>, which for a disk CID of the by-id
+// scheme is the CID itself, so the agent's by-id globs over the CID match
+// that one device and no partition.
 func persistentDiskDevice(volPath string, format disk.Format, diskCID, target string) libvirtxml.DomainDisk {
-	return fileDiskDevice(volPath, string(format), disk.Serial(diskCID), target)
+	return fileDiskDevice(volPath, string(format), disk.DiskSerial(diskCID), target)
 }
 
 // fileDiskDevice is a virtio-blk disk backed by a file in the pool.

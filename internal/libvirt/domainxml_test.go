@@ -137,7 +137,14 @@ func TestUserModeNICHasNoNetworkAndPassesSchemaChecks(t *testing.T) {
 }
 
 func TestDomainDisks(t *testing.T) {
-	diskCID := "disk-99999999-8888-7777-6666-555555555555"
+	legacy := "disk-99999999-8888-7777-6666-555555555555"
+	// A by-id CID's serial makes the guest's link the CID; a legacy CID keeps its hash.
+	for cid, serial := range map[string]string{"virtio-abcdefgh23456": "abcdefgh23456", legacy: disk.Serial(legacy)} {
+		t.Run(cid, func(t *testing.T) { checkDomainDisks(t, cid, serial) })
+	}
+}
+
+func checkDomainDisks(t *testing.T, diskCID, serial string) {
 	persistent := persistentDiskDevice("/pool/"+diskCID, disk.FormatRaw, diskCID, "vdc")
 	def, _ := rebuilt(t, testPlan("qemu", "q35", 0, persistent))
 	want := []struct {
@@ -147,7 +154,7 @@ func TestDomainDisks(t *testing.T) {
 		{"disk", "vda", "virtio", "/pool/" + testCID + "-root", "qcow2", disk.Serial(testCID + "-root"), true, false},
 		{"disk", "vdb", "virtio", "/pool/" + testCID + "-ephemeral", "qcow2", disk.Serial(testCID + "-ephemeral"), false, false},
 		{"cdrom", "sda", "sata", "/pool/" + testCID + "-config.iso", "raw", "", false, true},
-		{"disk", "vdc", "virtio", "/pool/" + diskCID, "raw", disk.Serial(diskCID), false, false},
+		{"disk", "vdc", "virtio", "/pool/" + diskCID, "raw", serial, false, false},
 	}
 	if len(def.Devices.Disks) != len(want) {
 		t.Fatalf("%d disks, want %d", len(def.Devices.Disks), len(want))

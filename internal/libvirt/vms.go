@@ -306,8 +306,9 @@ func (b *Backend) undefine(dom golibvirt.Domain) error {
 	return nil
 }
 
-// DeleteVM stops the VM at once and removes it with the volumes it owns
-// and its console log. Persistent disks, even when still attached, are
+// DeleteVM stops the VM at once and removes it with the volumes it owns;
+// its console log is moved aside and kept, bounded (keepConsoleLog), for a
+// post-mortem. Persistent disks, even when still attached, are
 // never touched: only volumes named <cid>-root/-ephemeral/-config.iso go.
 // The domain is undefined last, so a call that fails half way can be
 // retried: until then the VM is still found.
@@ -325,7 +326,7 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 		}
 	}
 	if b.consoleInStoreDir() {
-		if err := removeConsoleLog(b.consoleLogPath(cid)); err != nil {
+		if err := keepConsoleLog(b.log, b.consoleLogPath(cid), cid, time.Now()); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}

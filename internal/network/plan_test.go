@@ -53,7 +53,11 @@ func TestPlanFor(t *testing.T) {
 
 func TestParsePropsModes(t *testing.T) {
 	for mode, ok := range map[string]bool{"": true, "user": true, "nat": true, "isolated": true, "open": true, "bridge": true, "route": false, "NAT": false} {
-		_, err := ParseProps(mapSource{"name": "n", "mode": mode}, "private")
+		props := mapSource{"name": "n", "mode": mode}
+		if mode == "bridge" {
+			props["bridge"] = "br0"
+		}
+		_, err := ParseProps(props, "private")
 		if (err == nil) != ok {
 			t.Errorf("mode %q: err = %v; want ok %v", mode, err, ok)
 		}
@@ -66,3 +70,11 @@ type mapSource map[string]any
 func (m mapSource) As(out any) error { raw, _ := json.Marshal(m); return json.Unmarshal(raw, out) }
 
 func (m mapSource) MarshalJSON() ([]byte, error) { return json.Marshal(map[string]any(m)) }
+
+func TestParsePropsRefusesKeysOfOtherModes(t *testing.T) {
+	for _, props := range []mapSource{{"bridge": "br0"}, {"mode": "nat", "bridge": "br0"}, {"dhcp_range": "10.0.0.2-10.0.0.9"}, {"mode": "user", "dhcp_range": "10.0.0.2-10.0.0.9"}} {
+		if _, err := ParseProps(props, "private"); err == nil || !strings.Contains(err.Error(), "only used") {
+			t.Errorf("%v: err = %v; want a refusal", props, err)
+		}
+	}
+}

@@ -130,16 +130,8 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rendered, err := renderTemplate(t, "cpi.json.erb", tt.properties)
-			if err != nil {
-				t.Fatalf("rendering: %v", err)
-			}
-			got, err := config.Parse([]byte(rendered))
-			if err != nil {
-				t.Fatalf("internal/config rejects the rendered cpi.json: %v\n%s", err, rendered)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("parsed config differs\n got: %#v\nwant: %#v\nrendered:\n%s", got, tt.want, rendered)
+			if got := renderedConfig(t, tt.properties); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("parsed config differs\n got: %#v\nwant: %#v", got, tt.want)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 )
 
 // configDriveSettings reads the agent settings out of the VM's config drive
@@ -51,7 +52,7 @@ func TestStemcellAPIv1SettingsFollowAttachAndDetach(t *testing.T) {
 		t.Fatalf("%v\n%s", err, run.Stderr)
 	}
 	hint, ok := configDriveSettings(t, vmCID).Disks.Persistent[diskCID]
-	if !ok || len(hint.ID) < 20 || !strings.HasPrefix(hint.Path, "/dev/vd") {
+	if !ok || disk.ByIDPrefix+hint.ID != diskCID || !strings.HasPrefix(hint.Path, "/dev/vd") {
 		t.Fatalf("after attach the config drive has no usable hint for %s: %+v", diskCID, hint)
 	}
 	waitForBoot(t, vmCID, 0)

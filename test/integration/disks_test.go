@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
 
@@ -24,8 +25,8 @@ func attach(t *testing.T, vmCID, diskCID string) guestcheck.Hint {
 	t.Helper()
 	var h guestcheck.Hint
 	raw := mustCall(t, "attach_disk", vmCID, diskCID)
-	if err := json.Unmarshal(raw, &h); err != nil || len(h.ID) < guestcheck.IDLength || !strings.HasPrefix(h.Path, "/dev/vd") {
-		t.Fatalf("attach_disk hint %s: want an id of 20+ characters and a /dev/vdX path", raw)
+	if err := json.Unmarshal(raw, &h); err != nil || disk.ByIDPrefix+h.ID != diskCID || !strings.HasPrefix(h.Path, "/dev/vd") {
+		t.Fatalf("attach_disk hint %s for disk %s: want the serial whose by-id link is the CID as id, and a /dev/vdX path", raw, diskCID)
 	}
 	return h
 }
@@ -136,11 +137,35 @@ func TestCreateVMWithDiskCIDs(t *testing.T) {
 	assertNothingLeft(t, "sc-")
 }
 
+// TestLegacyDiskCIDsStillServed: a disk an older CPI made under the CID
+// scheme "disk-<uuid>" (here a volume of that name made by hand) is still
+// served, attached with the hash serial it always had.
+func TestLegacyDiskCIDsStillServed(t *testing.T) {
+	stemcell := importStemcell(t, "1G")
+	legacy := disk.LegacyCID()
+	mustVirsh(t, "vol-create-as", suite.Pool, legacy, "16M", "--format", "qcow2")
+	t.Cleanup(func() { virsh("vol-delete", "--pool", suite.Pool, legacy) })
+	if got := string(mustCall(t, "has_disk", legacy)); got != "true" {
+		t.Fatalf("has_disk(%s) = %s", legacy, got)
+	}
+	mustCall(t, "set_disk_metadata", legacy, map[string]any{"deployment": "old"})
+	vmCID := createVM(t, stemcell, []string{legacy}, 24)
+	if got := getDisks(t, vmCID); len(got) != 1 || got[0] != legacy {
+		t.Fatalf("get_disks = %v", got)
+	}
+	if !domainHasSerial(t, vmCID, disk.Serial(legacy), true) {
+		t.Fatalf("disk %s is not attached with its hash serial %s", legacy, disk.Serial(legacy))
+	}
+	mustCall(t, "delete_vm", vmCID)
+	mustCall(t, "delete_disk", legacy)
+	assertNothingLeft(t, "sc-")
+}
+
 func TestBadDiskInput(t *testing.T) {
 	stemcell := importStemcell(t, "1G")
 	vmCID := createVM(t, stemcell, nil, 23)
 	unknown := "disk-00000000-0000-0000-0000-000000000000"
-	for _, cid := range []string{unknown, "../../etc/passwd", vmCID + "-root"} {
+	for _, cid := range []string{unknown, "virtio-aaaaaaaaaaaaa", "../../etc/passwd", vmCID + "-root"} {
 		wantError(t, call(t, "delete_disk", cid), "DiskNotFound")
 		wantError(t, call(t, "attach_disk", vmCID, cid), "DiskNotFound")
 		wantError(t, call(t, "set_disk_metadata", cid, map[string]any{"a": "b"}), "DiskNotFound")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
 func TestInfo(t *testing.T) {
@@ -91,6 +92,14 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("has_vm after delete = %s", got)
 	}
 	wantError(t, call(t, "delete_vm", vmCID), "VMNotFound")
+	// The console log is kept aside for a post-mortem, not removed.
+	if _, err := os.Stat(filepath.Join(suite.StoreDir, "console", vmCID+".log")); !os.IsNotExist(err) {
+		t.Errorf("the live console log is still there after delete_vm: %v", err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(vm.KeptConsoleDir(filepath.Join(suite.StoreDir, "console")), vmCID+"-*.log"))
+	if len(kept) != 1 {
+		t.Errorf("kept console logs of %s: %v; want one", vmCID, kept)
+	}
 	assertNothingLeft(t, "sc-")
 }
 

@@ -70,18 +70,18 @@ func checkBoot(env *devenv.Env, vmCID, agentID, manualIP string, from int, timeo
 }
 
 // checkDiskResolves waits for the guest to see the attached disk, then
-// applies the agent's resolver rules to the hint over every by-id name the
-// guest reported: exactly one name may match, and as the disk's own report
-// carries a matching name, that one is the disk's.
-func checkDiskResolves(env *devenv.Env, vmCID string, h guestcheck.Hint, from int, timeout time.Duration) (report, error) {
-	if len(h.ID) < guestcheck.IDLength {
-		return report{}, fmt.Errorf("hint id %q is shorter than the %d characters the agent requires", h.ID, guestcheck.IDLength)
-	}
-	seen, _, err := env.WaitForReport(vmCID, from, timeout, fmt.Sprintf("disk report matching hint %+v", h), func(r report) bool {
-		return r.Event == guestcheck.EventDisk && anyHasSuffix(r.ByID, h.ID[:guestcheck.IDLength])
+// applies the agent's by-id rule to the disk CID, as bosh-agent does, over
+// every by-id name the guest reported: under each of the three agent
+// variants exactly one name must match (the same one, so the disk's own,
+// which the report waited for carries). The hint's id plays no part: the
+// agent never reads it.
+func checkDiskResolves(env *devenv.Env, vmCID, diskCID string, from int, timeout time.Duration) (report, error) {
+	seen, _, err := env.WaitForReport(vmCID, from, timeout, fmt.Sprintf("disk report whose by-id names hold disk CID %s", diskCID), func(r report) bool {
+		_, err := guestcheck.OpenStackRule.Match(diskCID, r.ByID)
+		return r.Event == guestcheck.EventDisk && err == nil
 	})
 	if err != nil {
-		return report{}, err
+		return report{}, fmt.Errorf("%w(the agent looks a persistent disk up by its CID in /dev/disk/by-id)", err)
 	}
 	var names []string
 	for _, r := range env.GuestReports(vmCID) {
@@ -89,19 +89,10 @@ func checkDiskResolves(env *devenv.Env, vmCID string, h guestcheck.Hint, from in
 			names = append(names, r.ByID...)
 		}
 	}
-	if _, err := guestcheck.ResolveHint(h, uniq(names), nil); err != nil {
-		return seen, fmt.Errorf("VM %s: the agent would not resolve hint %+v: %w", vmCID, h, err)
+	if _, err := guestcheck.MatchAll(diskCID, uniq(names)); err != nil {
+		return seen, fmt.Errorf("VM %s: the agent would not find disk %s by id: %w", vmCID, diskCID, err)
 	}
 	return seen, nil
-}
-
-func anyHasSuffix(names []string, suffix string) bool {
-	for _, n := range names {
-		if strings.HasSuffix(n, suffix) {
-			return true
-		}
-	}
-	return false
 }
 
 func uniq(in []string) []string {

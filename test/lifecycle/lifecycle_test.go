@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
@@ -97,11 +98,23 @@ func (w *world) callString(method string, args ...any) string {
 
 func (w *world) manualIP(host int) string { return fmt.Sprintf("%s.%d", w.env.Subnet, host) }
 
-// createVM boots a VM with one manual and one dynamic network.
+// createVM boots a VM with one manual, one dynamic and one vip network.
+// The vip network (as bosh-deployment's external-ip ops file adds) must get
+// no NIC: checkBoot wants a NIC report for every MAC of the domain, and the
+// agent configures none for vip.
 func (w *world) createVM(agentID string, host int, diskCIDs []string) string {
 	w.t.Helper()
-	cid, run, err := w.env.Client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
-		w.env.Networks(host), map[string]any{}, diskCIDs)
+	return w.createVMWith(w.env.Client, agentID, host, diskCIDs)
+}
+
+// createVMWith is createVM through client (e.g. one that sends another
+// stemcell API version).
+func (w *world) createVMWith(client cpiclient.Client, agentID string, host int, diskCIDs []string) string {
+	w.t.Helper()
+	networks := w.env.Networks(host)
+	networks["public"] = map[string]any{"type": "vip", "ip": fmt.Sprintf("203.0.113.%d", host), "cloud_properties": map[string]any{}}
+	cid, run, err := client.CreateVM(agentID, w.stemcell, map[string]any{"cpus": 1, "memory": 384, "ephemeral_disk": 512},
+		networks, map[string]any{}, diskCIDs)
 	if err != nil {
 		w.t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
 	}
@@ -129,8 +142,8 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 
 	diskCID := w.callString("create_disk", 64, map[string]any{}, vm1)
-	h := w.attach(vm1, diskCID)
-	first, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	w.attach(vm1, diskCID)
+	first, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +159,7 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
-	again, err := checkDiskResolves(env, vm1, h, next, bootTimeout)
+	again, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
 	if err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
@@ -162,8 +175,8 @@ func TestGuestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2 := w.attach(vm2, diskCID)
-	carried, err := checkDiskResolves(env, vm2, h2, next2, bootTimeout)
+	w.attach(vm2, diskCID)
+	carried, err := checkDiskResolves(env, vm2, diskCID, next2, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,18 +191,34 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 	w.call("delete_vm", vm1)
 
-	// create_vm with disk_cids: the disk is in the settings at boot.
+	// create_vm with disk_cids, stemcell API 2: the boot-time settings name
+	// no persistent disk (the director announces its disks to the agent),
+	// and the agent's rules find the disk by its CID.
 	vm3 := w.createVM("agent-three", 12, []string{diskCID})
-	_, err = checkBoot(env, vm3, "agent-three", w.manualIP(12), 0, bootTimeout)
-	if err != nil {
+	if _, err = checkBoot(env, vm3, "agent-three", w.manualIP(12), 0, bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	h3 := guestcheck.Hint{ID: h.ID, Path: "/dev/vdc"}
-	if err := checkBootTimeDisk(env, vm3, diskCID, h3); err != nil {
+	if err := checkBootTimeDisk(env, vm3, diskCID, false); err != nil {
 		t.Fatal(err)
 	}
 	w.call("detach_disk", vm3, diskCID)
 	w.call("delete_vm", vm3)
+
+	// Stemcell API 1: the disk is in the settings at boot, and the guest
+	// resolves it from there by its CID, not by path.
+	v1 := env.Client
+	v1.StemcellAPIVersion = 1
+	vm4 := w.createVMWith(v1, "agent-four", 13, []string{diskCID})
+	if _, err = checkBoot(env, vm4, "agent-four", w.manualIP(13), 0, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkBootTimeDisk(env, vm4, diskCID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := v1.Call("detach_disk", vm4, diskCID); err != nil {
+		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	w.call("delete_vm", vm4)
 	w.call("delete_disk", diskCID)
 	w.call("delete_stemcell", w.stemcell)
 	if left := env.LeftOver(); len(left) > 0 {
@@ -217,11 +246,19 @@ func rebootStart(env *devenv.Env, vmCID string, before int) int {
 }
 
 // checkBootTimeDisk: a disk named in create_vm's disk_cids is in the
-// settings the guest read at boot, and its hint there resolves by the
-// agent's rules.
-func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint) error {
+// settings the guest read at boot exactly when inSettings (stemcell API 1),
+// the guest then resolves it from there by its CID in /dev/disk/by-id, and
+// the agent's rules find it by its CID in any case.
+func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, inSettings bool) error {
 	settings, _, err := env.WaitForReport(vmCID, 0, bootTimeout, "settings report", func(r report) bool { return r.Event == guestcheck.EventSettings })
 	if err != nil {
+		return err
+	}
+	if !inSettings {
+		if len(settings.Disks) > 0 {
+			return fmt.Errorf("VM %s: stemcell API 2 settings must leave disks.persistent empty; the guest read %v", vmCID, settings.Disks)
+		}
+		_, err = checkDiskResolves(env, vmCID, diskCID, 0, bootTimeout)
 		return err
 	}
 	if !slices.Contains(settings.Disks, diskCID) {
@@ -236,7 +273,10 @@ func checkBootTimeDisk(env *devenv.Env, vmCID, diskCID string, h guestcheck.Hint
 	if resolved.Event == guestcheck.EventError {
 		return fmt.Errorf("VM %s: the guest could not resolve disk %s from its settings: %s", vmCID, diskCID, raw(resolved))
 	}
-	_, err = checkDiskResolves(env, vmCID, h, 0, bootTimeout)
+	if resolved.Via != "id" {
+		return fmt.Errorf("VM %s: the guest found disk %s by %s, not by its CID in /dev/disk/by-id: %s", vmCID, diskCID, resolved.Via, raw(resolved))
+	}
+	_, err = checkDiskResolves(env, vmCID, diskCID, 0, bootTimeout)
 	return err
 }
 
@@ -259,14 +299,15 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
 			return err
 		}},
-		{"wrong-disk-hint", func(vm string) error {
+		{"wrong-disk-cid", func(vm string) error {
 			if _, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, bootTimeout); err != nil {
 				return fmt.Errorf("unexpected boot failure: %w", err)
 			}
 			diskCID := w.callString("create_disk", 16, map[string]any{}, vm)
 			defer w.env.Client.Call("delete_disk", diskCID)
 			defer w.env.Client.Call("detach_disk", vm, diskCID)
-			_, err := checkDiskResolves(w.env, vm, w.attach(vm, diskCID), 0, 60*time.Second)
+			w.attach(vm, diskCID)
+			_, err := checkDiskResolves(w.env, vm, diskCID, 0, 60*time.Second)
 			return err
 		}},
 	}

@@ -1,0 +1,124 @@
+package release
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+)
+
+// opsFileOp is one operation of a bosh ops file.
+type opsFileOp struct {
+	Type  string `yaml:"type"`
+	Path  string `yaml:"path"`
+	Value any    `yaml:"value"`
+}
+
+func readOpsFile(t *testing.T, name string) []opsFileOp {
+	t.Helper()
+	var ops []opsFileOp
+	readYAML(t, filepath.Join(repoRoot(t), "manifests", name), &ops)
+	return ops
+}
+
+func opAt(t *testing.T, ops []opsFileOp, path string) opsFileOp {
+	t.Helper()
+	for _, op := range ops {
+		if op.Path == path {
+			return op
+		}
+	}
+	t.Fatalf("manifests/cpi.yml has no operation on %s", path)
+	return opsFileOp{}
+}
+
+// TestCreateEnvOpsFileFollowsBoshDeployment: manifests/cpi.yml sets what
+// bosh-deployment's CPI ops files set the way they set it: hypervisor
+// explicit, NTP through the agents' env (not the CPI's ntp property, which
+// that env overrides), and the director's CPI job without the instance
+// group's blobstore, so the agents' blobstore password is not copied into
+// every VM's settings. Both CPI jobs' properties render a cpi.json that
+// config parses.
+func TestCreateEnvOpsFileFollowsBoshDeployment(t *testing.T) {
+	ops := readOpsFile(t, "cpi.yml")
+	for _, op := range ops {
+		if strings.Contains(op.Path, "/cloud_provider/properties/ntp") {
+			t.Errorf("ntp is set through %s; bosh-deployment sets it in /resource_pools/0/env/bosh/ntp", op.Path)
+		}
+	}
+	for _, path := range []string{"/resource_pools/0/env/bosh/ntp?", "/instance_groups/name=bosh/properties/agent/env/bosh/ntp?"} {
+		if ntp, ok := opAt(t, ops, path).Value.([]any); !ok || len(ntp) == 0 {
+			t.Errorf("%s: %v; want a list of NTP servers", path, ntp)
+		}
+	}
+
+	// create-env's CPI: bosh.yml's cloud_provider properties plus ours.
+	createEnv := map[string]any{
+		"libvirt_cpi": opAt(t, ops, "/cloud_provider/properties/libvirt_cpi?").Value,
+		"agent":       map[string]any{"mbus": testMbus},
+		"blobstore":   map[string]any{"provider": "local", "path": "/var/vcap/micro_bosh/data/cache"},
+	}
+	if cfg := renderedConfig(t, createEnv); cfg.Hypervisor != "auto" {
+		t.Errorf("create-env CPI: hypervisor %q; want auto set explicitly", cfg.Hypervisor)
+	}
+
+	job, ok := opAt(t, ops, "/instance_groups/name=bosh/jobs/-").Value.(map[string]any)
+	props, _ := job["properties"].(map[string]any)
+	if !ok || job["name"] != "libvirt_cpi" || props == nil {
+		t.Fatalf("director's CPI job: %v", job)
+	}
+	if blobstore, present := props["blobstore"]; !present || blobstore != nil {
+		t.Errorf("director's CPI job: blobstore %v (present %v); want null, as bosh-deployment's virtualbox/cpi.yml", blobstore, present)
+	}
+	// Rendered as the job gets them: blobstore null leaves the spec's
+	// defaults, the variables filled in.
+	cfg := renderedConfig(t, map[string]any{
+		"libvirt_cpi": withURI(props["libvirt_cpi"], "qemu+tcp://192.168.122.1/system"),
+		"agent":       map[string]any{"mbus": "nats://10.0.0.6:4222"},
+	})
+	if cfg.Agent.Blobstore != nil || cfg.Hypervisor != "auto" {
+		t.Errorf("director's CPI: agent blobstore %+v, hypervisor %q; want none and auto", cfg.Agent.Blobstore, cfg.Hypervisor)
+	}
+}
+
+// withURI is the job's libvirt_cpi properties with the variable-bearing uri
+// replaced by a value.
+func withURI(libvirtCPI any, uri string) map[string]any {
+	out := map[string]any{}
+	if m, ok := libvirtCPI.(map[string]any); ok {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	out["uri"] = uri
+	return out
+}
+
+func renderedConfig(t *testing.T, properties map[string]any) config.Config {
+	t.Helper()
+	out, err := renderTemplate(t, "cpi.json.erb", properties)
+	if err != nil {
+		t.Fatalf("rendering cpi.json.erb with %v: %v", properties, err)
+	}
+	cfg, err := config.Parse([]byte(out))
+	if err != nil {
+		t.Fatalf("config.Parse of the rendered cpi.json: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+// TestDocsNameANobleStemcell: bosh-deployment's releases are compiled for
+// noble; the docs and the ops file must not send users to jammy.
+func TestDocsNameANobleStemcell(t *testing.T) {
+	for _, doc := range []string{"README.md", "docs/create-env.md", "manifests/cpi.yml"} {
+		raw, err := os.ReadFile(filepath.Join(repoRoot(t), doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), "ubuntu-jammy") || !strings.Contains(string(raw), "bosh-openstack-kvm-ubuntu-noble") {
+			t.Errorf("%s must name the bosh-openstack-kvm-ubuntu-noble stemcell and no jammy one", doc)
+		}
+	}
+}
