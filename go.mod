@@ -9,12 +9,10 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/kdomanski/iso9660 v0.4.0
 	github.com/klauspost/compress v1.18.0
+	golang.org/x/crypto v0.55.0
 	golang.org/x/sys v0.47.0
 	gopkg.in/yaml.v3 v3.0.1
 	libvirt.org/go/libvirtxml v1.12001.0
 )
 
-require (
-	github.com/kr/pretty v0.3.1 // indirect
-	golang.org/x/crypto v0.55.0 // indirect
-)
+require github.com/kr/pretty v0.3.1 // indirect

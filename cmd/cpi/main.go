@@ -34,6 +34,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "doctor" {
 		return runDoctor(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "keygen" {
+		return runKeygen(args[1:], stdout, stderr)
+	}
 	flags := flag.NewFlagSet("cpi", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("configPath", "", "path to cpi.json")

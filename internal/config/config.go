@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Defaults for keys an operator may leave out.
@@ -53,6 +55,9 @@ type Config struct {
 	// HotplugSlots is how many spare PCIe root ports a q35 domain gets so
 	// persistent disks can be hot-plugged.
 	HotplugSlots int `json:"hotplug_slots"`
+	// SSHPublicKey (an authorized_keys line) goes into every VM's meta-data
+	// public-keys, where the agent takes vcap's SSH key from.
+	SSHPublicKey string `json:"ssh_public_key"`
 	// Agent is copied into every VM's agent settings.
 	Agent Agent `json:"agent"`
 }
@@ -200,6 +205,11 @@ func (c Config) Validate() error {
 	}
 	if c.HotplugSlots < 0 || c.HotplugSlots > 200 {
 		add("key 'hotplug_slots': must be between 1 and 200; got %d", c.HotplugSlots)
+	}
+	if c.SSHPublicKey != "" {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.SSHPublicKey)); err != nil {
+			add("key 'ssh_public_key': not an SSH public key in authorized_keys form: %v", err)
+		}
 	}
 	if c.Agent.Mbus == "" {
 		add("key 'agent.mbus': must be set (e.g. https://mbus:PASSWORD@0.0.0.0:6868)")

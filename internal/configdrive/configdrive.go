@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/kdomanski/iso9660"
 
@@ -66,7 +67,10 @@ func buildISO(files map[string][]byte) ([]byte, error) {
 
 // ReadUserData returns ec2/latest/user-data from an ISO made by Build, for
 // rewriting the settings of stemcells without API v2.
-func ReadUserData(iso []byte) ([]byte, error) {
+func ReadUserData(iso []byte) ([]byte, error) { return ReadFile(iso, "ec2", "latest", "user-data") }
+
+// ReadFile returns the file at path (one name per directory level).
+func ReadFile(iso []byte, path ...string) ([]byte, error) {
 	img, err := iso9660.OpenImage(bytes.NewReader(iso))
 	if err != nil {
 		return nil, fmt.Errorf("opening config drive image: %w", err)
@@ -75,13 +79,13 @@ func ReadUserData(iso []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config drive root: %w", err)
 	}
-	f, err := find(root, "ec2", "latest", "user-data")
+	f, err := find(root, path...)
 	if err != nil {
 		return nil, err
 	}
 	buf := new(bytes.Buffer)
 	if _, err := buf.ReadFrom(f.Reader()); err != nil {
-		return nil, fmt.Errorf("reading user-data: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", strings.Join(path, "/"), err)
 	}
 	return buf.Bytes(), nil
 }

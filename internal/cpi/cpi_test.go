@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -471,5 +472,34 @@ func TestContextPropertiesOverrideConfig(t *testing.T) {
 	}
 	if _, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{"machine":"isapc"}`)}); err == nil {
 		t.Fatal("an invalid context override was accepted")
+	}
+}
+
+func TestSSHKeysReachMetaData(t *testing.T) {
+	const cfgKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuI op@lab"
+	const vmKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuJ vm@lab"
+	for _, api := range []int{1, 2} {
+		backend := &recordingBackend{}
+		c := newTestCPI(t, backend, api)
+		c.cfg.SSHPublicKey = cfgKey
+		if _, _, err := c.CreateVMV2(apiv1.NewAgentID("agent-k"), apiv1.NewStemcellCID(validStemcell),
+			props(t, `{"ssh_public_key":"`+vmKey+`"}`), networks(t, twoNetworks), nil, apiv1.NewVMEnv(nil)); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := configdrive.ReadFile(backend.created[0].ConfigDrive, "ec2", "latest", "meta-data.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var meta agentsettings.MetaData
+		json.Unmarshal(raw, &meta)
+		if meta.PublicKeys["0"].OpenSSHKey != cfgKey || meta.PublicKeys["1"].OpenSSHKey != vmKey {
+			t.Errorf("API %d: meta-data public-keys = %+v; want cpi.json's key then the VM's", api, meta.PublicKeys)
+		}
+		if api == 1 {
+			key, err := os.ReadFile(c.keysPath(backend.created[0].CID))
+			if err != nil || string(key) != vmKey {
+				t.Errorf("API 1: the VM's key is not kept for config drive rewrites: %q %v", key, err)
+			}
+		}
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
@@ -51,8 +53,12 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 		if err := c.saveSettingsIfNeeded(spec.CID, settings); err != nil {
 			return err
 		}
+		if err := c.saveKeysIfNeeded(spec.CID, spec.Props.SSHPublicKey); err != nil {
+			return err
+		}
 		if err := b.CreateVM(c.ctx, spec); err != nil {
 			_ = removeFile(c.settingsPath(spec.CID))
+			_ = removeFile(c.keysPath(spec.CID))
 			return err
 		}
 		return nil
@@ -102,10 +108,22 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	if spec.Disks, err = c.planDisks(diskCIDs, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
-	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, nil)); err != nil {
+	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, c.publicKeys(vmProps))); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
 	return spec, settings, nil
+}
+
+// publicKeys are the SSH keys of the VM's meta-data: cpi.json's, then the
+// VM's own cloud_properties key.
+func (c *CPI) publicKeys(props vm.Props) []string {
+	var keys []string
+	for _, k := range []string{c.cfg.SSHPublicKey, props.SSHPublicKey} {
+		if k = strings.TrimSpace(k); k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // vipNetworkType is the network type whose address some other system maps
@@ -215,7 +233,7 @@ func (c *CPI) DeleteVM(cid apiv1.VMCID) error {
 	return c.onObject(vmKind, cid.AsString(), "deleting", func(b Backend, id string) error {
 		err := b.DeleteVM(c.ctx, id)
 		if err == nil || errors.Is(err, cpierr.ErrNotFound) {
-			if rmErr := removeFile(c.settingsPath(id)); rmErr != nil && err == nil {
+			if rmErr := errors.Join(removeFile(c.settingsPath(id)), removeFile(c.keysPath(id))); rmErr != nil && err == nil {
 				return rmErr
 			}
 		}
@@ -283,6 +301,25 @@ func (c *CPI) settingsPath(vmCID string) string {
 
 func (c *CPI) needsSettingsRewrite() bool { return c.stemcellAPIVersion < 2 }
 
+// keysPath keeps a stemcell-API-v1 VM's own SSH key (its cloud_properties'),
+// which its rewritten config drive must carry again.
+func (c *CPI) keysPath(vmCID string) string {
+	return filepath.Join(c.cfg.VMDir(), vmCID+".ssh_public_key")
+}
+
+func (c *CPI) saveKeysIfNeeded(vmCID, key string) error {
+	if !c.needsSettingsRewrite() || key == "" {
+		return nil
+	}
+	return os.WriteFile(c.keysPath(vmCID), []byte(key), 0o600)
+}
+
+// savedKeys are the meta-data keys of a VM whose config drive is rewritten.
+func (c *CPI) savedKeys(vmCID string) []string {
+	key, _ := os.ReadFile(c.keysPath(vmCID))
+	return c.publicKeys(vm.Props{SSHPublicKey: string(key)})
+}
+
 func (c *CPI) saveSettingsIfNeeded(vmCID string, settings agentsettings.Settings) error {
 	if !c.needsSettingsRewrite() {
 		return nil
@@ -316,7 +353,7 @@ func (c *CPI) rewriteSettings(b Backend, vmCID string, change func(*agentsetting
 		settings.Disks.Persistent = map[string]disk.Hint{}
 	}
 	change(&settings)
-	iso, err := configdrive.Build(settings, agentsettings.NewMetaData(vmCID, nil))
+	iso, err := configdrive.Build(settings, agentsettings.NewMetaData(vmCID, c.savedKeys(vmCID)))
 	if err != nil {
 		return err
 	}

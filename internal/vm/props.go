@@ -5,6 +5,8 @@ package vm
 import (
 	"fmt"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cloudprops"
 )
 
@@ -20,17 +22,20 @@ type Props struct {
 	CPUs             int `json:"cpus"`
 	MemoryMiB        int `json:"memory"`
 	EphemeralDiskMiB int `json:"ephemeral_disk"`
+	// SSHPublicKey joins cpi.json's in the VM's meta-data public-keys.
+	SSHPublicKey string `json:"ssh_public_key"`
 }
 
 // rawProps also accepts cpu/ram/disk, the names bosh-deployment's cloud
 // configs (and calculate_vm_cloud_properties' input) use.
 type rawProps struct {
-	CPUs             *int `json:"cpus"`
-	MemoryMiB        *int `json:"memory"`
-	EphemeralDiskMiB *int `json:"ephemeral_disk"`
-	CPU              *int `json:"cpu"`
-	RAM              *int `json:"ram"`
-	Disk             *int `json:"disk"`
+	CPUs             *int   `json:"cpus"`
+	MemoryMiB        *int   `json:"memory"`
+	EphemeralDiskMiB *int   `json:"ephemeral_disk"`
+	CPU              *int   `json:"cpu"`
+	RAM              *int   `json:"ram"`
+	Disk             *int   `json:"disk"`
+	SSHPublicKey     string `json:"ssh_public_key"`
 }
 
 // ParseProps decodes and validates VM cloud_properties.
@@ -39,7 +44,12 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 	if err := cloudprops.Decode(src, &raw, "VM cloud_properties"); err != nil {
 		return Props{}, err
 	}
-	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB}
+	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey}
+	if props.SSHPublicKey != "" {
+		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(props.SSHPublicKey)); err != nil {
+			return Props{}, fmt.Errorf("VM cloud_properties: 'ssh_public_key' is not an SSH public key in authorized_keys form: %v", err)
+		}
+	}
 	pairs := []struct {
 		name, alias string
 		value, aka  *int

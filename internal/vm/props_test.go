@@ -10,20 +10,25 @@ type rawSource string
 
 func (r rawSource) As(v any) error { return json.Unmarshal([]byte(r), v) }
 
+// testKey is an ed25519 public key made for this test.
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuI op@lab"
+
 func TestParseProps(t *testing.T) {
 	cases := []struct {
 		in      string
 		want    Props
 		wantErr string
 	}{
-		{`{}`, Props{DefaultCPUs, DefaultMemoryMiB, DefaultEphemeralDiskMiB}, ""},
-		{`{"cpus":4,"memory":8192,"ephemeral_disk":20480}`, Props{4, 8192, 20480}, ""},
-		{`{"cpu":2,"ram":1024,"disk":3000}`, Props{2, 1024, 3000}, ""},
-		{`{"cpus":2,"cpu":2}`, Props{2, DefaultMemoryMiB, DefaultEphemeralDiskMiB}, ""},
+		{`{}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB}, ""},
+		{`{"cpus":4,"memory":8192,"ephemeral_disk":20480}`, Props{CPUs: 4, MemoryMiB: 8192, EphemeralDiskMiB: 20480}, ""},
+		{`{"cpu":2,"ram":1024,"disk":3000}`, Props{CPUs: 2, MemoryMiB: 1024, EphemeralDiskMiB: 3000}, ""},
+		{`{"cpus":2,"cpu":2}`, Props{CPUs: 2, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB}, ""},
 		{`{"cpus":2,"cpu":3}`, Props{}, "disagree"},
 		{`{"memory":0}`, Props{}, "memory"},
 		{`{"cpus":"two"}`, Props{}, "cpus"},
 		{`{"instance_type":"m1.small"}`, Props{}, "instance_type"},
+		{`{"ssh_public_key":"` + testKey + `"}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: testKey}, ""},
+		{`{"ssh_public_key":"ssh-rsa not-base64"}`, Props{}, "ssh_public_key"},
 	}
 	for _, tc := range cases {
 		got, err := ParseProps(rawSource(tc.in))
