@@ -45,7 +45,7 @@ type createdVM struct {
 }
 
 func (b *createdVM) CreateVM(_ context.Context, spec vm.Spec) error { b.spec = spec; return nil }
-func (b *createdVM) Close() error                                  { return nil }
+func (b *createdVM) Close() error                                   { return nil }
 
 // createVM runs the CPI's create_vm for a stemcell API version with one
 // persistent disk and returns the spec the backend got and the settings as
