@@ -20,6 +20,10 @@ echo "== test stemcell"
 make test-stemcell
 echo "== go vet"
 go vet ./...
+# A module of its own (bosh-agent stays out of the CPI's go.mod): the
+# settings create_vm writes, decoded with bosh-agent's own types.
+echo "== agent settings through bosh-agent's types (test/agentdecode)"
+(cd test/agentdecode && go vet ./... && go test -count=1 "$@" ./...)
 echo "== tests"
 # -p 1: the suites share one libvirtd and two cores; one package at a time
 # keeps guest boots under TCG from starving each other.
