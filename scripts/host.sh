@@ -5,11 +5,15 @@
 #   scripts/host.sh start     start virtlogd, libvirtd (and dockerd) unless they
 #                             already answer; records what it started
 #   scripts/host.sh stop      stop only what 'start' started
-#   scripts/host.sh with CMD  install, start, run CMD, then stop what it started
+#   scripts/host.sh with CMD  install, start, run CMD, then stop what this run
+#                             started (never daemons an earlier start left running)
 # State lives in $BOSH_LIBVIRT_CPI_RUN (default /run/bosh-libvirt-cpi-host).
 set -euo pipefail
 
 RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
+# The pid files of what was started: 'start' and 'stop' share one list; a
+# 'with' run keeps its own, so it stops only what it started itself.
+STARTED=$RUN_DIR/started
 PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
   syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
@@ -71,13 +75,12 @@ start_daemon() { # name pidfile command...
     sleep 0.1
   done
   [ -s "$pidfile" ] || { log "$name did not write $pidfile"; return 1; }
-  echo "$pidfile" >>"$RUN_DIR/started"
+  echo "$pidfile" >>"$STARTED"
 }
 
 start() {
   as_root mkdir -p "$RUN_DIR" /var/run/libvirt /var/lib/libvirt/qemu
-  : >"$RUN_DIR/started.tmp"; cat "$RUN_DIR/started" >>"$RUN_DIR/started.tmp" 2>/dev/null || true
-  mv "$RUN_DIR/started.tmp" "$RUN_DIR/started"
+  touch "$STARTED"
   if ! libvirt_answers; then
     if ! pgrep -x virtlogd >/dev/null; then
       start_daemon virtlogd "$RUN_DIR/virtlogd.pid" virtlogd -d -p "$RUN_DIR/virtlogd.pid"
@@ -92,26 +95,27 @@ start() {
     as_root sh -c "dockerd -p '$RUN_DIR/dockerd.pid' >'$RUN_DIR/dockerd.log' 2>&1 &"
     for _ in $(seq 1 150); do docker_answers && break; sleep 0.2; done
     docker_answers || { log "dockerd does not answer; see $RUN_DIR/dockerd.log"; exit 1; }
-    echo "$RUN_DIR/dockerd.pid" >>"$RUN_DIR/started"
+    echo "$RUN_DIR/dockerd.pid" >>"$STARTED"
   fi
   log "libvirtd and dockerd answer"
 }
 
 stop() {
-  [ -f "$RUN_DIR/started" ] || return 0
+  [ -f "$STARTED" ] || return 0
   local pidfile pid
   # Stop in reverse order: libvirtd before virtlogd.
-  tac "$RUN_DIR/started" | while read -r pidfile; do
+  tac "$STARTED" | while read -r pidfile; do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     [ -n "$pid" ] || continue
     log "stopping pid $pid ($pidfile)"
     as_root kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
-  rm -f "$RUN_DIR/started"
+  rm -f "$STARTED"
 }
 
 with() {
+  STARTED=$RUN_DIR/started.with.$$
   install
   trap stop EXIT
   start
