@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -92,6 +93,9 @@ func Load(path string) (Config, error) {
 // error so that a typo never silently falls back to a default.
 func Parse(raw []byte) (Config, error) {
 	var cfg Config
+	if err := checkOneObjectWithoutDuplicateKeys(raw); err != nil {
+		return Config{}, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cfg); err != nil {
@@ -102,6 +106,59 @@ func Parse(raw []byte) (Config, error) {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// checkOneObjectWithoutDuplicateKeys refuses what encoding/json accepts
+// silently: text after the object (a half-pasted second config) and a key
+// given twice at any depth (where the last one would win unseen).
+func checkOneObjectWithoutDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := walkValue(dec, ""); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("not valid JSON: text after the configuration object")
+	}
+	return nil
+}
+
+// walkValue reads one JSON value from dec; path names where it is.
+func walkValue(dec *json.Decoder, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return fmt.Errorf("not valid JSON: %w", err)
+			}
+			key, _ := keyTok.(string)
+			name := strings.TrimPrefix(path+"."+key, ".")
+			if seen[key] {
+				return fmt.Errorf("key '%s' is given twice", name)
+			}
+			seen[key] = true
+			if err := walkValue(dec, name); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkValue(dec, path+"[]"); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+	}
+	if err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	return nil
 }
 
 func describeDecodeError(err error) error {

@@ -85,3 +85,21 @@ func TestWithContext(t *testing.T) {
 		t.Fatalf("a context without overrides changed the config: %+v %v", same, err)
 	}
 }
+
+func TestParseRefusesTrailingTextAndDuplicateKeys(t *testing.T) {
+	cases := []struct{ raw, want string }{
+		{`{"agent":{"mbus":"https://h"}} {"uri":"x"}`, "text after the configuration object"},
+		{`{"agent":{"mbus":"https://h"}}garbage`, "not valid JSON"},
+		{`{"uri":"qemu:///system","uri":"qemu+tcp://h/system","agent":{"mbus":"https://h"}}`, "key 'uri' is given twice"},
+		{`{"agent":{"mbus":"https://h","mbus":"https://i"}}`, "key 'agent.mbus' is given twice"},
+		{`{"agent":{"mbus":"https://h","blobstore":{"provider":"dav","options":{"a":1,"a":2}}}}`, "key 'agent.blobstore.options.a' is given twice"},
+	}
+	for _, c := range cases {
+		if _, err := Parse([]byte(c.raw)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%s) = %v; want an error saying %q", c.raw, err, c.want)
+		}
+	}
+	if _, err := Parse([]byte("{\"agent\":{\"mbus\":\"https://h\",\"ntp\":[\"a\",\"a\"]}}\n")); err != nil {
+		t.Errorf("a repeated list value or a trailing newline is fine: %v", err)
+	}
+}
