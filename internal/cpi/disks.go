@@ -232,7 +232,15 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 		return err
 	}
 	return c.withLocks([]string{id}, func() error {
-		return cpierr.Wrap(b.DeleteSnapshot(c.ctx, id), "deleting snapshot '%s'", id)
+		err := b.DeleteSnapshot(c.ctx, id)
+		if errors.Is(err, cpierr.ErrNotFound) {
+			// The director has no "snapshot not found" answer and repeats a
+			// delete it did not see finish: a gone snapshot is deleted, as
+			// the OpenStack and AWS CPIs answer.
+			c.log.Info("snapshot already gone", "snapshot", id)
+			return nil
+		}
+		return cpierr.Wrap(err, "deleting snapshot '%s'", id)
 	})
 }
 
