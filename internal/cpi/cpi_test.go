@@ -503,3 +503,22 @@ func TestSSHKeysReachMetaData(t *testing.T) {
 		}
 	}
 }
+
+// Sizes that would wrap around when turned into bytes never reach the backend.
+func TestHugeDiskSizesAreRefusedBeforeTheBackend(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	for _, size := range []int{disk.MaxSizeMiB + 1, 1 << 54, 1<<63 - 1} {
+		if _, err := c.CreateDisk(size, props(t, `{}`), nil); err == nil || !strings.Contains(err.Error(), "more than") {
+			t.Errorf("CreateDisk(%d) = %v; want a refusal", size, err)
+		}
+		if err := c.ResizeDisk(apiv1.NewDiskCID(validDisk), size); err == nil || !strings.Contains(err.Error(), "more than") {
+			t.Errorf("ResizeDisk(%d) = %v; want a refusal", size, err)
+		}
+	}
+	for _, call := range backend.calls {
+		if strings.HasPrefix(call, "CreateDisk") || strings.HasPrefix(call, "ResizeDisk") {
+			t.Errorf("the backend was asked: %s", call)
+		}
+	}
+}

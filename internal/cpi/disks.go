@@ -20,8 +20,8 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 	if err != nil {
 		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "creating disk")
 	}
-	if size <= 0 {
-		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, nil, "creating disk: size must be positive, got %d MiB", size)
+	if err := disk.CheckSizeMiB("size", size); err != nil {
+		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "creating disk")
 	}
 	b, err := c.backend()
 	if err != nil {
@@ -170,8 +170,8 @@ func (c *CPI) GetDisks(cid apiv1.VMCID) ([]apiv1.DiskCID, error) {
 // answer is NotSupported, and the director creates a new disk and copies.
 func (c *CPI) ResizeDisk(cid apiv1.DiskCID, size int) error {
 	return c.onObject(diskKind, cid.AsString(), "resizing", func(b Backend, id string) error {
-		if size <= 0 {
-			return cpierr.New(cpierr.TypeCloudError, nil, "new size must be positive, got %d MiB", size)
+		if err := disk.CheckSizeMiB("new size", size); err != nil {
+			return cpierr.New(cpierr.TypeCloudError, err, "resizing disk '%s'", id)
 		}
 		return b.ResizeDisk(c.ctx, id, size)
 	})

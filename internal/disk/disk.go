@@ -147,3 +147,19 @@ func TargetAt(i int) (string, error) {
 	n -= 26
 	return "vd" + string(rune('a'+n/26)) + string(rune('a'+n%26)), nil
 }
+
+// MaxSizeMiB bounds every disk size the CPI accepts: 1 EiB. Sizes arrive
+// as MiB and become bytes; far beyond any pool, but well below where the
+// conversion would wrap around into a tiny disk.
+const MaxSizeMiB = 1 << 40
+
+// CheckSizeMiB refuses sizes that are not positive or exceed MaxSizeMiB.
+func CheckSizeMiB(what string, sizeMiB int) error {
+	switch {
+	case sizeMiB <= 0:
+		return fmt.Errorf("%s must be positive, got %d MiB", what, sizeMiB)
+	case sizeMiB > MaxSizeMiB:
+		return fmt.Errorf("%s of %d MiB is more than the %d MiB (1 EiB) any disk can have", what, sizeMiB, MaxSizeMiB)
+	}
+	return nil
+}

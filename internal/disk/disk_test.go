@@ -102,3 +102,11 @@ func TestCIDShapes(t *testing.T) {
 		t.Error("a disk CID passes as a snapshot CID")
 	}
 }
+
+func TestCheckSizeMiB(t *testing.T) {
+	for size, ok := range map[int]bool{1: true, 102400: true, MaxSizeMiB: true, 0: false, -5: false, MaxSizeMiB + 1: false, 1 << 62: false} {
+		if err := CheckSizeMiB("size", size); (err == nil) != ok {
+			t.Errorf("CheckSizeMiB(%d) = %v; want ok %v", size, err, ok)
+		}
+	}
+}

@@ -8,6 +8,14 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cloudprops"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+)
+
+// Bounds far beyond any host, below where sizes would wrap around when
+// converted (MiB to KiB or bytes): QEMU's own vCPU limit, and 1 PiB.
+const (
+	MaxCPUs      = 4096
+	MaxMemoryMiB = 1 << 30
 )
 
 // Defaults when cloud_properties leave a size out.
@@ -54,10 +62,11 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 		name, alias string
 		value, aka  *int
 		target      *int
+		max         int
 	}{
-		{"cpus", "cpu", raw.CPUs, raw.CPU, &props.CPUs},
-		{"memory", "ram", raw.MemoryMiB, raw.RAM, &props.MemoryMiB},
-		{"ephemeral_disk", "disk", raw.EphemeralDiskMiB, raw.Disk, &props.EphemeralDiskMiB},
+		{"cpus", "cpu", raw.CPUs, raw.CPU, &props.CPUs, MaxCPUs},
+		{"memory", "ram", raw.MemoryMiB, raw.RAM, &props.MemoryMiB, MaxMemoryMiB},
+		{"ephemeral_disk", "disk", raw.EphemeralDiskMiB, raw.Disk, &props.EphemeralDiskMiB, disk.MaxSizeMiB},
 	}
 	for _, p := range pairs {
 		if p.value != nil && p.aka != nil && *p.value != *p.aka {
@@ -71,6 +80,9 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 		}
 		if *p.target <= 0 {
 			return Props{}, fmt.Errorf("VM cloud_properties: '%s' must be a positive number, got %d", p.name, *p.target)
+		}
+		if *p.target > p.max {
+			return Props{}, fmt.Errorf("VM cloud_properties: '%s' of %d is more than the %d any VM can have", p.name, *p.target, p.max)
 		}
 	}
 	return props, nil

@@ -29,6 +29,9 @@ func TestParseProps(t *testing.T) {
 		{`{"instance_type":"m1.small"}`, Props{}, "instance_type"},
 		{`{"ssh_public_key":"` + testKey + `"}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: testKey}, ""},
 		{`{"ssh_public_key":"ssh-rsa not-base64"}`, Props{}, "ssh_public_key"},
+		{`{"ephemeral_disk":17592186044416}`, Props{}, "more than"},
+		{`{"memory":9223372036854775807}`, Props{}, "more than"},
+		{`{"cpus":100000}`, Props{}, "more than"},
 	}
 	for _, tc := range cases {
 		got, err := ParseProps(rawSource(tc.in))
