@@ -270,6 +270,7 @@ func TestCreateVMRejectsBadInputWithoutTouchingTheBackend(t *testing.T) {
 		{"foreign stemcell", `{}`, twoNetworks, "../../etc/passwd", nil, "not a stemcell CID"},
 		{"foreign disk", `{}`, twoNetworks, validStemcell, []string{"disk-../../x"}, "not a disk CID"},
 		{"no networks", `{}`, `{}`, validStemcell, nil, "no networks"},
+		{"same disk twice", `{}`, twoNetworks, validStemcell, []string{validDisk, validDisk}, "given twice"},
 		{"manual without ip", `{}`, `{"m":{"type":"manual"}}`, validStemcell, nil, "has no IP"},
 	}
 	for _, tc := range cases {

@@ -215,6 +215,10 @@ func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settin
 		if !disk.ValidCID(id) {
 			return nil, fmt.Errorf("disk '%s' is not a disk CID of this CPI", id)
 		}
+		// A disk given twice would wait forever on its own lock.
+		if slices.ContainsFunc(planned, func(p vm.AttachedDisk) bool { return p.DiskCID == id }) {
+			return nil, fmt.Errorf("disk '%s' is given twice in disk_cids", id)
+		}
 		target, err := disk.TargetAt(i)
 		if err != nil {
 			return nil, err
