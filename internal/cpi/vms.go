@@ -78,7 +78,7 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 // not when an input is wrong or missing, nor when the pool is full.
 func retryable(err error) bool {
 	return !errors.Is(err, cpierr.ErrNotFound) && !errors.Is(err, cpierr.ErrNoSpace) &&
-		!errors.Is(err, cpierr.ErrInUse) && !errors.Is(err, cpierr.ErrNotSupported)
+		!errors.Is(err, cpierr.ErrInUse) && !errors.Is(err, cpierr.ErrNotSupported) && !errors.Is(err, cpierr.ErrImpossible)
 }
 
 // planVM decides everything about the VM before anything is created, so

@@ -95,6 +95,10 @@ var (
 	ErrInUse        = errors.New("in use")
 	ErrUnreachable  = errors.New("libvirt unreachable")
 	ErrNotSupported = errors.New("not supported")
+	// ErrImpossible: the runtime can never do this as asked (more vCPUs
+	// than the machine type takes, more memory than the host has), so a
+	// retry cannot help.
+	ErrImpossible = errors.New("impossible on this host")
 )
 
 // Wrap keeps a typed error's type and prefixes what was being done; any other

@@ -249,6 +249,8 @@ func classify(err error) error {
 	switch {
 	case isCode(err, golibvirt.ErrNoDomain), isCode(err, golibvirt.ErrNoStorageVol):
 		return fmt.Errorf("%w: %w", err, cpierr.ErrNotFound)
+	case isCode(err, golibvirt.ErrConfigUnsupported):
+		return fmt.Errorf("%w: %w", err, cpierr.ErrImpossible)
 	case strings.Contains(err.Error(), "No space left on device"),
 		strings.Contains(err.Error(), "Not enough space"),
 		strings.Contains(err.Error(), "not enough space"):

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -68,7 +69,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
-		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, classify(err))
+		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, classify(err)))
 	}
 	log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"ephemeral_disk_mib", spec.Props.EphemeralDiskMiB, "nics", len(spec.NICs), "disks", len(spec.Disks),
@@ -481,4 +482,18 @@ func (b *Backend) ReplaceConfigDrive(ctx context.Context, cid string, iso []byte
 	}
 	b.log.Info("replaced config drive", "vm", cid, "bytes", len(iso))
 	return nil
+}
+
+// explainStartFailure marks a start that failed for want of memory as
+// impossible when the VM asks for more than the host has at all; less than
+// that may pass once other VMs free memory, so it stays retryable.
+func (b *Backend) explainStartFailure(spec vm.Spec, err error) error {
+	if !strings.Contains(err.Error(), "Cannot allocate memory") {
+		return err
+	}
+	_, hostKiB, _, _, _, _, _, _, infoErr := b.conn.NodeGetInfo()
+	if infoErr != nil || uint64(spec.Props.MemoryMiB)*1024 <= hostKiB {
+		return err
+	}
+	return fmt.Errorf("the VM asks for %d MiB of memory, the libvirt host has %d MiB in all: %w: %w", spec.Props.MemoryMiB, hostKiB/1024, err, cpierr.ErrImpossible)
 }

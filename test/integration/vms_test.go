@@ -119,17 +119,20 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	cases := []struct {
 		name     string
 		stemcell string
+		props    map[string]any
 		networks map[string]any
 	}{
-		{"network that does not exist", stemcell, map[string]any{"n": map[string]any{"type": "dynamic", "cloud_properties": map[string]any{"name": "no-such-network"}}}},
-		{"stemcell that does not exist", "sc-00000000-0000-0000-0000-000000000000", suite.Networks(12)},
+		{"network that does not exist", stemcell, map[string]any{}, map[string]any{"n": map[string]any{"type": "dynamic", "cloud_properties": map[string]any{"name": "no-such-network"}}}},
+		{"stemcell that does not exist", "sc-00000000-0000-0000-0000-000000000000", map[string]any{}, suite.Networks(12)},
+		{"vCPU count the machine type cannot take", stemcell, map[string]any{"cpus": 1000, "memory": 256}, suite.Networks(13)},
+		{"more memory than the host has", stemcell, map[string]any{"cpus": 1, "memory": 200 << 20}, suite.Networks(14)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := call(t, "create_vm", "agent", tc.stemcell, map[string]any{}, tc.networks, []string{}, map[string]any{})
+			res := call(t, "create_vm", "agent", tc.stemcell, tc.props, tc.networks, []string{}, map[string]any{})
 			wantError(t, res, "VMCreationFailed")
 			if res.Response.Error.OkToRetry {
-				t.Errorf("a missing %s is not worth a retry", tc.name)
+				t.Errorf("a %s is not worth a retry: %s", tc.name, res.Response.Error.Message)
 			}
 			assertNothingLeft(t, "sc-")
 		})
