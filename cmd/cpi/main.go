@@ -123,12 +123,15 @@ type actionFactory struct {
 }
 
 func (f actionFactory) Create(method string, apiVersion int, ctx apiv1.CallContext) (interface{}, error) {
-	if method != "update_disk" {
-		return f.inner.Create(method, apiVersion, ctx)
-	}
 	c, err := f.cpis.New(ctx)
 	if err != nil {
-		return nil, err
+		// An error here would reach the director as NotImplemented; an
+		// action that answers it keeps its own type (a CpiError naming the
+		// context key that is wrong).
+		return func(...interface{}) (interface{}, error) { return nil, err }, nil
+	}
+	if method != "update_disk" {
+		return f.inner.Create(method, apiVersion, ctx)
 	}
 	updater, ok := c.(interface {
 		UpdateDisk(apiv1.DiskCID, int, apiv1.DiskCloudProps) (apiv1.DiskCID, error)

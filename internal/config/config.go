@@ -313,14 +313,22 @@ var overridableKeys = map[string]bool{
 	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
 }
 
+// jobOnlyKeys are cpi.json keys a director CPI config must not set: they
+// describe the installation (where its files are, what every agent gets),
+// and ignoring them silently would hide the operator's mistake.
+var jobOnlyKeys = map[string]bool{"store_dir": true, "agent": true, "ssh_public_key": true}
+
 // WithContext returns c with the overridable keys found at the top level of
 // a call's context applied, validated. Other context keys (director_uuid,
 // request_id, vm, ...) are the director's own and are ignored.
 func (c Config) WithContext(context map[string]json.RawMessage) (Config, error) {
 	overrides := map[string]json.RawMessage{}
 	for k, v := range context {
-		if overridableKeys[k] {
+		switch {
+		case overridableKeys[k]:
 			overrides[k] = v
+		case jobOnlyKeys[k]:
+			return Config{}, fmt.Errorf("CPI config properties in the call's context: key '%s' cannot be set per CPI: it belongs to the installed job (set it in the libvirt_cpi job's properties)", k)
 		}
 	}
 	if len(overrides) == 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -65,7 +66,6 @@ func TestWithContext(t *testing.T) {
 		"director_uuid": json.RawMessage(`"d"`), "request_id": json.RawMessage(`"cpi-1"`),
 		"vm":  json.RawMessage(`{"stemcell":{"api_version":2}}`),
 		"uri": json.RawMessage(`"qemu+tcp://10.0.0.11/system"`), "network": json.RawMessage(`"bosh"`),
-		"store_dir": json.RawMessage(`"/elsewhere"`),
 	}
 	got, err := base.WithContext(ctx)
 	if err != nil {
@@ -75,7 +75,7 @@ func TestWithContext(t *testing.T) {
 		t.Fatalf("context did not override: %+v", got)
 	}
 	if got.StoreDir != "/var/store" || got.Agent.Mbus != "https://h" {
-		t.Fatalf("keys the context may not set changed: %+v", got)
+		t.Fatalf("keys the context did not set changed: %+v", got)
 	}
 	if _, err := base.WithContext(map[string]json.RawMessage{"hypervisor": json.RawMessage(`"vmware"`)}); err == nil || !strings.Contains(err.Error(), "hypervisor") {
 		t.Fatalf("a bad override must be an error naming the key: %v", err)
@@ -101,5 +101,25 @@ func TestParseRefusesTrailingTextAndDuplicateKeys(t *testing.T) {
 	}
 	if _, err := Parse([]byte("{\"agent\":{\"mbus\":\"https://h\",\"ntp\":[\"a\",\"a\"]}}\n")); err != nil {
 		t.Errorf("a repeated list value or a trailing newline is fine: %v", err)
+	}
+}
+
+func TestContextRefusesJobOnlyKeysAndEveryKeyIsClassified(t *testing.T) {
+	base, err := Parse([]byte(`{"agent":{"mbus":"https://h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"store_dir", "agent", "ssh_public_key"} {
+		_, err := base.WithContext(map[string]json.RawMessage{key: json.RawMessage(`"x"`)})
+		if err == nil || !strings.Contains(err.Error(), "'"+key+"'") {
+			t.Errorf("context %s: err = %v; want a refusal naming it", key, err)
+		}
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		if overridableKeys[name] == jobOnlyKeys[name] {
+			t.Errorf("cpi.json key %q must be either overridable from the context or job-only", name)
+		}
 	}
 }

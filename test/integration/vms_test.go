@@ -180,3 +180,16 @@ func TestCalculateVMCloudProperties(t *testing.T) {
 		t.Fatalf("calculate_vm_cloud_properties = %s", raw)
 	}
 }
+
+// A director CPI config with a wrong type, or a key that belongs to the job,
+// is a CpiError naming the key, whatever the method.
+func TestBadContextIsACpiErrorNamingTheKey(t *testing.T) {
+	for key, value := range map[string]any{"hotplug_slots": "many", "store_dir": "/elsewhere"} {
+		req, _ := json.Marshal(map[string]any{"method": "has_vm", "arguments": []any{"vm-x"}, "context": map[string]any{"director_uuid": "d", key: value}})
+		res := rawCall(t, req)
+		wantError(t, res, "CpiError")
+		if !strings.Contains(res.Response.Error.Message, key) {
+			t.Errorf("context %s: %s does not name the key", key, res.Response.Error.Message)
+		}
+	}
+}
