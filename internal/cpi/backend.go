@@ -59,6 +59,9 @@ type Disks interface {
 	ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	SetDiskMetadata(ctx context.Context, cid string, meta disk.Metadata) error
 	GetDiskMetadata(ctx context.Context, cid string) (disk.Metadata, error)
+	// DiskHolders lists the VMs of ours that use the disk (live or in
+	// their definition), so a caller can lock them first.
+	DiskHolders(ctx context.Context, diskCID string) ([]string, error)
 	// SnapshotDisk makes a restorable point-in-time copy under snapCID.
 	SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) error
 	DeleteSnapshot(ctx context.Context, snapCID string) error

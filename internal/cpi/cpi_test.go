@@ -104,6 +104,11 @@ func (r *recordingBackend) SnapshotDisk(_ context.Context, diskCID, snapCID stri
 	r.record("SnapshotDisk %s %s", diskCID, snapCID)
 	return nil
 }
+func (r *recordingBackend) DiskHolders(_ context.Context, cid string) ([]string, error) {
+	r.record("DiskHolders %s", cid)
+	return nil, nil
+}
+
 func (r *recordingBackend) DeleteSnapshot(_ context.Context, cid string) error {
 	r.record("DeleteSnapshot %s", cid)
 	return nil

@@ -2,6 +2,8 @@ package cpi
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
@@ -211,11 +213,20 @@ func (c *CPI) SnapshotDisk(cid apiv1.DiskCID, meta apiv1.DiskMeta) (apiv1.Snapsh
 		return apiv1.SnapshotCID{}, cpierr.New(cpierr.TypeCloudError, err, "decoding snapshot metadata for disk '%s'", cid.AsString())
 	}
 	snapID := disk.NewSnapshotCID()
-	err = c.onObject(diskKind, cid.AsString(), "snapshotting", func(b Backend, id string) error {
-		return b.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat))
-	})
+	id := cid.AsString()
+	if !disk.ValidCID(id) {
+		return apiv1.SnapshotCID{}, cpierr.DiskNotFound(id)
+	}
+	b, err := c.backend()
 	if err != nil {
 		return apiv1.SnapshotCID{}, err
+	}
+	err = c.withHolderLocks(b, id, func() error { return b.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat)) })
+	switch {
+	case errors.Is(err, cpierr.ErrNotFound):
+		return apiv1.SnapshotCID{}, cpierr.New(cpierr.TypeDiskNotFound, err, "snapshotting disk '%s'", id)
+	case err != nil:
+		return apiv1.SnapshotCID{}, cpierr.Wrap(err, "snapshotting disk '%s'", id)
 	}
 	c.log.Info("snapshotted disk", "disk_cid", cid.AsString(), "snapshot_cid", snapID)
 	return apiv1.NewSnapshotCID(snapID), nil
@@ -257,4 +268,37 @@ func newDiskCID() string {
 		return disk.LegacyCID()
 	}
 	return disk.NewCID()
+}
+
+// holderLockTries bounds how often a disk may change hands between looking
+// up its VM and locking it.
+const holderLockTries = 3
+
+// withHolderLocks runs fn under the locks of the VMs that hold the disk and
+// the disk's own, VM before disk as everywhere, so an attach or detach of
+// another disk of that VM cannot change its devices under fn. The holders
+// are read again under the locks: a disk that moved meanwhile is retried.
+func (c *CPI) withHolderLocks(b Backend, diskID string, fn func() error) error {
+	for range holderLockTries {
+		holders, err := b.DiskHolders(c.ctx, diskID)
+		if err != nil {
+			return err
+		}
+		moved := false
+		err = c.withLocks(append(holders, diskID), func() error {
+			now, err := b.DiskHolders(c.ctx, diskID)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(now, holders) {
+				moved = true
+				return nil
+			}
+			return fn()
+		})
+		if !moved {
+			return err
+		}
+	}
+	return fmt.Errorf("disk '%s' kept moving between VMs while it was being locked", diskID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -26,6 +27,24 @@ const backupPollInterval = 100 * time.Millisecond
 // may hold writes not yet in the file), so QEMU itself copies it: a
 // push-mode backup job of that one disk into the new volume, which gives
 // the disk's contents at the instant the job began.
+// DiskHolders lists our VMs that use the disk.
+func (b *Backend) DiskHolders(ctx context.Context, diskCID string) ([]string, error) {
+	d, err := b.findVolume(ctx, diskCID)
+	if err != nil {
+		return nil, fmt.Errorf("finding the VMs of disk '%s': %w", diskCID, err)
+	}
+	users, err := b.diskUsers(d, "")
+	if err != nil {
+		return nil, err
+	}
+	vms := make([]string, 0, len(users))
+	for _, u := range users {
+		vms = append(vms, u.VM)
+	}
+	slices.Sort(vms)
+	return vms, nil
+}
+
 func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) (err error) {
 	d, err := b.findVolume(ctx, diskCID)
 	if err != nil {

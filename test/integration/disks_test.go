@@ -315,3 +315,46 @@ func TestDetachWhileGuestBoots(t *testing.T) {
 	waitForBoot(t, vmCID, afterBoot)
 	mustCall(t, "delete_vm", vmCID)
 }
+
+// TestSnapshotWhileAnotherDiskOfTheVMMoves: snapshot_disk of a disk on a
+// running VM takes the VM's lock too, so attaching and detaching another
+// disk of that VM at the same time (separate processes) cannot make it fail.
+func TestSnapshotWhileAnotherDiskOfTheVMMoves(t *testing.T) {
+	stemcell := importBootableStemcell(t)
+	vmCID := createVM(t, stemcell, nil, 25)
+	held, moving := createDisk(t, 16, nil), createDisk(t, 16, nil)
+	attach(t, vmCID, held)
+	waitForBoot(t, vmCID, 0)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range 4 {
+			for _, method := range []string{"attach_disk", "detach_disk"} {
+				if r := call(t, method, vmCID, moving); r.Response.Error != nil {
+					t.Errorf("%s: %s", method, r.Response.Error.Message)
+				}
+			}
+		}
+	}()
+	var snaps []string
+	go func() {
+		defer wg.Done()
+		for range 12 {
+			r := call(t, "snapshot_disk", held, map[string]any{})
+			if r.Response.Error != nil {
+				t.Errorf("snapshot_disk during attach/detach of another disk: %s", r.Response.Error.Message)
+				continue
+			}
+			var snap string
+			json.Unmarshal(r.Response.Result, &snap)
+			snaps = append(snaps, snap)
+		}
+	}()
+	wg.Wait()
+	for _, s := range snaps {
+		mustCall(t, "delete_snapshot", s)
+	}
+	mustCall(t, "delete_vm", vmCID)
+}
