@@ -276,6 +276,10 @@ func TestCreateVMRejectsBadInputWithoutTouchingTheBackend(t *testing.T) {
 		{"foreign disk", `{}`, twoNetworks, validStemcell, []string{"disk-../../x"}, "not a disk CID"},
 		{"no networks", `{}`, `{}`, validStemcell, nil, "no networks"},
 		{"same disk twice", `{}`, twoNetworks, validStemcell, []string{validDisk, validDisk}, "given twice"},
+		{"ip that does not parse", `{}`, `{"m":{"type":"manual","ip":"999.1.1.1","netmask":"255.255.255.0","gateway":"10.0.0.1"}}`, validStemcell, nil, "999.1.1.1"},
+		{"gateway outside the subnet", `{}`, `{"m":{"type":"manual","ip":"10.0.0.5","netmask":"255.255.255.0","gateway":"10.0.1.1"}}`, validStemcell, nil, "not inside 10.0.0.0/24"},
+		{"bad netmask", `{}`, `{"m":{"type":"manual","ip":"10.0.0.5","netmask":"255.0.255.0","gateway":"10.0.0.1"}}`, validStemcell, nil, "netmask"},
+		{"two networks, one ip", `{}`, `{"a":{"type":"manual","ip":"10.0.0.5","netmask":"255.255.255.0","gateway":"10.0.0.1"},"b":{"type":"manual","ip":"10.0.0.5","netmask":"255.255.255.0","gateway":"10.0.0.1"}}`, validStemcell, nil, "both give the VM ip 10.0.0.5"},
 		{"manual without ip", `{}`, `{"m":{"type":"manual"}}`, validStemcell, nil, "has no IP"},
 	}
 	for _, tc := range cases {

@@ -143,6 +143,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	}
 	sort.Strings(names)
 	var nics []vm.NIC
+	ipOwners := map[string]string{}
 	for _, name := range names {
 		net := networks[name]
 		if net.Type() == vipNetworkType {
@@ -174,6 +175,15 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		}
 		if !net.IsDynamic() && net.IP() == "" {
 			return nil, fmt.Errorf("network '%s' is of type %s but has no IP", name, net.Type())
+		}
+		if !net.IsDynamic() {
+			if err := network.CheckManual(name, net.IP(), net.Netmask(), net.Gateway()); err != nil {
+				return nil, err
+			}
+			if other, dup := ipOwners[net.IP()]; dup {
+				return nil, fmt.Errorf("networks '%s' and '%s' both give the VM ip %s", other, name, net.IP())
+			}
+			ipOwners[net.IP()] = name
 		}
 		settings.Networks[name] = agentNet
 		nic := vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic(), UserMode: nprops.Mode == network.ModeUser}

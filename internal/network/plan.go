@@ -99,3 +99,20 @@ func parseRange(r string, subnet *net.IPNet) (net.IP, net.IP, error) {
 
 // Overlaps tells whether two subnets share an address.
 func Overlaps(a, b *net.IPNet) bool { return a.Contains(b.IP) || b.Contains(a.IP) }
+
+// CheckManual refuses addresses the agent could not configure: an ip or
+// netmask that does not parse, and a gateway outside the ip's subnet.
+func CheckManual(boshName, ip, netmask, gateway string) error {
+	subnet, err := subnetOf(ip, netmask)
+	if err != nil {
+		return fmt.Errorf("network '%s': %w", boshName, err)
+	}
+	if gateway == "" {
+		return nil
+	}
+	gw := net.ParseIP(gateway).To4()
+	if gw == nil || !subnet.Contains(gw) {
+		return fmt.Errorf("network '%s': gateway '%s' is not inside %s, the subnet of ip %s", boshName, gateway, subnet, ip)
+	}
+	return nil
+}
