@@ -28,6 +28,12 @@ var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // Lock blocks until it holds the exclusive lock on name or ctx ends. The
 // returned func releases it. The kernel drops the lock if the process dies,
 // so a crashed call never wedges the next one.
+//
+// The file is removed on release, so that one file per CID ever touched
+// does not stay behind. A waiter may then hold a lock on a file that is no
+// longer the one at the path (or on nothing at the path): after locking it
+// checks that the path still names the file it locked, and starts again
+// with the new file when it does not.
 func (d Dir) Lock(ctx context.Context, name string) (func(), error) {
 	if !safeName.MatchString(name) {
 		return nil, fmt.Errorf("lock name '%s' is not a safe file name", name)
@@ -36,18 +42,37 @@ func (d Dir) Lock(ctx context.Context, name string) (func(), error) {
 		return nil, err
 	}
 	file := filepath.Join(d.path, name+".lock")
-	f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o600)
+	for {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening lock file '%s': %w", file, err)
+		}
+		if err := acquire(ctx, f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking '%s': %w", name, err)
+		}
+		if stillAtPath(f, file) {
+			return func() {
+				// Remove while still holding the lock: whoever opens the
+				// path next makes a new file, and whoever waits on this
+				// one sees it gone and starts again.
+				_ = os.Remove(file)
+				_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+				f.Close()
+			}, nil
+		}
+		f.Close()
+	}
+}
+
+// stillAtPath tells whether path names the open file f (same inode).
+func stillAtPath(f *os.File, path string) bool {
+	held, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("opening lock file '%s': %w", file, err)
+		return false
 	}
-	if err := acquire(ctx, f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking '%s': %w", name, err)
-	}
-	return func() {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		f.Close()
-	}, nil
+	now, err := os.Stat(path)
+	return err == nil && os.SameFile(held, now)
 }
 
 // ensure creates the lock directory. Its parent is store_dir, which also

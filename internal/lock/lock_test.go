@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +96,67 @@ func TestLockExcludesOtherProcesses(t *testing.T) {
 	raw, _ := os.ReadFile(counter)
 	if string(raw) != "6" {
 		t.Fatalf("counter = %s after 6 locked read-modify-writes; want 6 (lost updates mean no exclusion)", raw)
+	}
+	assertNoLockFiles(t, filepath.Join(dir, "locks"))
+}
+
+// TestLockFilesDoNotPileUp: released locks leave no file, and removing
+// them never lets two holders in (each open file is its own flock owner,
+// as separate processes are).
+func TestLockFilesDoNotPileUp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "locks")
+	var counter, inside int32
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				name := fmt.Sprintf("cid-%d", i%3)
+				unlock, err := NewDir(dir).Lock(context.Background(), name)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				unlock, err := NewDir(dir).Lock(context.Background(), "one")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n := atomic.AddInt32(&inside, 1); n != 1 {
+					t.Errorf("%d holders of one lock at once", n)
+				}
+				counter++
+				atomic.AddInt32(&inside, -1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if counter != 8*40 {
+		t.Fatalf("counter = %d; want %d", counter, 8*40)
+	}
+	assertNoLockFiles(t, dir)
+}
+
+func assertNoLockFiles(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("%d lock files stay after every lock was released", len(entries))
 	}
 }
 
