@@ -28,3 +28,12 @@ echo "== tests"
 # -p 1: the suites share one libvirtd and two cores; one package at a time
 # keeps guest boots under TCG from starving each other.
 go test -p 1 -count=1 -timeout 75m "$@" ./...
+echo "== fuzz (a short run of each target; the seed corpus also runs above)"
+# FUZZTIME=0 skips this; CI keeps it short so the whole run stays bounded.
+fuzztime=${FUZZTIME:-10s}
+if [ "$fuzztime" != 0 ]; then
+  for target in ./cmd/cpi:FuzzServe ./internal/config:FuzzParse ./internal/network:FuzzCheckManual \
+                ./internal/vm:FuzzParseProps ./internal/stemcell:FuzzOpenFrom; do
+    go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}"
+  done
+fi
