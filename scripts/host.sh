@@ -13,7 +13,7 @@ RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
 PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
   syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
-  ca-certificates curl git make)
+  ca-certificates curl git make debootstrap)
 
 log() { echo "host.sh: $*" >&2; }
 
