@@ -106,6 +106,9 @@ groupadd bosh_sshers
 usermod -G admin,adm,audio,cdrom,dialout,floppy,video,bosh_sshers,dip,plugdev vcap
 usermod -s /bin/bash vcap
 groupadd bosh_sudoers
+# Ubuntu has these from rsyslog; the agent chowns its root log dir to root:syslog.
+groupadd --system syslog
+useradd --system -g syslog -d /nonexistent -s /usr/sbin/nologin syslog
 passwd -l root >/dev/null
 passwd -l vcap >/dev/null
 sed -i "s/:::/:*::/g" /etc/gshadow
