@@ -174,6 +174,12 @@ if [ -e /dev/shm ]; then
   chown root:vcap /dev/shm
 fi
 RC
+# The agent runs this at bootstrap (stage bosh_log_audit_start: `service auditd
+# start`); this stemcell has no auditd or rsyslog, the agent logs to the console.
+cat >"$bosh/bin/bosh-start-logging-and-auditing" <<'LOGGING'
+#!/bin/sh
+exit 0
+LOGGING
 chmod 0755 "$bosh/bin/"*
 cat >"$bosh/agent.json" <<'JSON'
 {
