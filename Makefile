@@ -8,7 +8,7 @@ TEST_STEMCELL := build/test-stemcell.tgz
 TEST_AGENT_SOURCES := $(shell find cmd/test-agent internal/guestcheck -name '*.go' ! -name '*_test.go' 2>/dev/null)
 
 AGENT_STEMCELL := build/agent-stemcell.tgz
-AGENT_STEMCELL_INPUTS := scripts/build-agent-stemcell.sh tools/bosh-agent/go.mod tools/bosh-agent/go.sum \
+AGENT_STEMCELL_INPUTS := scripts/build-agent-stemcell.sh scripts/stemcell-lib.sh tools/bosh-agent/go.mod tools/bosh-agent/go.sum \
 	$(wildcard tools/bosh-agent/wf-stub/*) $(shell find cmd/monit-csrf-proxy -name '*.go' ! -name '*_test.go' 2>/dev/null)
 
 .PHONY: test-stemcell agent-stemcell clean
@@ -20,7 +20,7 @@ agent-stemcell: $(AGENT_STEMCELL)
 $(AGENT_STEMCELL): $(AGENT_STEMCELL_INPUTS)
 	scripts/build-agent-stemcell.sh $@
 
-$(TEST_STEMCELL): scripts/build-test-stemcell.sh $(TEST_AGENT_SOURCES) $(wildcard /boot/vmlinuz-*)
+$(TEST_STEMCELL): scripts/build-test-stemcell.sh scripts/stemcell-lib.sh $(TEST_AGENT_SOURCES) $(wildcard /boot/vmlinuz-*)
 	scripts/build-test-stemcell.sh $@
 
 clean:

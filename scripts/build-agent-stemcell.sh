@@ -329,31 +329,7 @@ rm -f "$raw" "$work/root.ext4" "$work/boot.img"
 tar -czf "$work/stemcell/image" -C "$work/image" root.img
 
 step "stemcell"
-cat >"$work/stemcell/stemcell.MF" <<MF
----
-name: $name
-version: '$version'
-api_version: 3
-bosh_protocol: '1'
-operating_system: debian-$suite
-stemcell_formats:
-- openstack-qcow2
-sha1: $(sha1sum "$work/stemcell/image" | cut -d' ' -f1)
-cloud_properties:
-  name: $name
-  version: '$version'
-  infrastructure: openstack
-  hypervisor: kvm
-  disk: $disk_mib
-  disk_format: qcow2
-  container_format: bare
-  os_type: linux
-  os_distro: debian
-  architecture: x86_64
-  auto_disk_config: true
-MF
-mkdir -p "$(dirname "$out")"
-tar -czf "$out.tmp" -C "$work/stemcell" stemcell.MF image
-mv "$out.tmp" "$out"
+. scripts/stemcell-lib.sh
+write_openstack_stemcell "$work/stemcell" "$out" "$name" "$version" 3 "debian-$suite" debian "$disk_mib"
 rm -rf "$root"
 echo "agent stemcell: $out (bosh-agent $agent_version, $(du -m "$out" | cut -f1) MiB)"
