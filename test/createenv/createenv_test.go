@@ -191,22 +191,23 @@ func runInside(t *testing.T, p prepared) {
 		}
 		d.waitMarker(secondVM, 2, 2*time.Minute)
 
-		// 3. disk size changed: the CLI makes a new disk and migrates the data.
+		// 3. disk size changed: the CLI recreates the VM (create-env does on
+		// any change), makes a new disk and migrates the data to it.
 		d.timed("disk migration", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
 		st = d.state()
-		migrated := st.disk(t)
+		migrated, thirdVM := st.disk(t), st.vm(t)
 		if migrated == firstDisk {
 			t.Fatalf("disk size change kept disk %s: want a migration to a new disk", firstDisk)
 		}
 		disks = append(disks, migrated)
-		d.waitMarker(secondVM, 3, 2*time.Minute)
+		d.waitMarker(thirdVM, 3, 2*time.Minute)
 
 		// 4. reboot_vm after the migration: the agent comes up with the new disk.
 		d.timed("reboot_vm to agent", func() {
-			d.cpiCall("reboot_vm", secondVM)
+			d.cpiCall("reboot_vm", thirdVM)
 			d.pingAgent(8 * time.Minute)
 		})
-		d.waitMarker(secondVM, 4, 3*time.Minute)
+		d.waitMarker(thirdVM, 4, 3*time.Minute)
 		d.timed("create-env after reboot", func() { d.mustBosh(15*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
 	}
 
