@@ -419,19 +419,27 @@ func (d *deployment) pingAgent(timeout time.Duration) {
 	d.t.Fatalf("agent at %s did not answer ping within %s (last: %s)", guestIP, timeout, last)
 }
 
-// cpiCall runs the CPI the CLI installed, the way the CLI runs it.
+// cpiCall runs the CPI binary the CLI compiled and installed. The CLI deletes
+// the rendered job (and its cpi.json) after every run, so the call gets a
+// cpi.json of its own naming the same daemon, store_dir and hypervisor.
 func (d *deployment) cpiCall(method string, args ...any) {
 	d.t.Helper()
-	cpis, _ := filepath.Glob(filepath.Join(d.home, ".bosh/installations/*/jobs/libvirt_cpi/bin/cpi"))
+	cpis, _ := filepath.Glob(filepath.Join(d.home, ".bosh/installations/*/packages/libvirt_cpi/bin/cpi"))
 	if len(cpis) != 1 {
 		d.t.Fatalf("want one installed CPI under %s/.bosh/installations, found %v", d.home, cpis)
+	}
+	config := filepath.Join(d.p.Scratch, "cpi.json")
+	raw, _ := json.Marshal(map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
+		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}})
+	if err := os.WriteFile(config, raw, 0o600); err != nil {
+		d.t.Fatal(err)
 	}
 	req, _ := json.Marshal(map[string]any{"method": method, "arguments": args,
 		"context":     map[string]any{"director_uuid": "createenv", "vm": map[string]any{"stemcell": map[string]any{"api_version": 3}}},
 		"api_version": 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cpis[0])
+	cmd := exec.CommandContext(ctx, cpis[0], "-configPath", config)
 	cmd.Stdin = bytes.NewReader(req)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
