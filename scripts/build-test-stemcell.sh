@@ -98,30 +98,7 @@ tar -czf "$work/stemcell/image" -C "$work/image" root.img
 
 echo "== stemcell"
 . /etc/os-release
-cat >"$work/stemcell/stemcell.MF" <<MF
----
-name: $name
-version: '$version'
-api_version: 2
-bosh_protocol: '1'
-operating_system: ${ID}-${VERSION_CODENAME:-unknown}
-stemcell_formats:
-- openstack-qcow2
-sha1: $(sha1sum "$work/stemcell/image" | cut -d' ' -f1)
-cloud_properties:
-  name: $name
-  version: '$version'
-  infrastructure: openstack
-  hypervisor: kvm
-  disk: $disk_mib
-  disk_format: qcow2
-  container_format: bare
-  os_type: linux
-  os_distro: ${ID}
-  architecture: x86_64
-  auto_disk_config: true
-MF
-mkdir -p "$(dirname "$out")"
-tar -czf "$out.tmp" -C "$work/stemcell" stemcell.MF image
-mv "$out.tmp" "$out"
+. scripts/stemcell-lib.sh
+write_openstack_stemcell "$work/stemcell" "$out" "$name" "$version" 2 \
+  "${ID}-${VERSION_CODENAME:-unknown}" "${ID}" "$disk_mib"
 echo "test stemcell: $out (kernel $kver, initramfs $(du -k "$work/initrd.img" | cut -f1) KiB)"

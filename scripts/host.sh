@@ -17,7 +17,7 @@ STARTED=$RUN_DIR/started
 PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs kmod cpio
   syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
-  ca-certificates curl git make libxml2-utils)
+  ca-certificates curl git make libxml2-utils debootstrap)
 
 log() { echo "host.sh: $*" >&2; }
 

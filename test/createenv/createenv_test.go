@@ -1,0 +1,555 @@
+// Package createenv runs the real `bosh create-env` against this CPI's
+// release, with a stemcell holding the real bosh-agent (make agent-stemcell),
+// on a private libvirtd in network and mount namespaces of its own: the bosh
+// CLI talks to the guest at its IP, so its traffic must stay inside.
+//
+// TestCreateEnv prepares what needs the host (CPI release, test release, bosh
+// CLI, stemcell), then re-runs itself under `unshare --net --mount` through
+// in-namespace.sh, which starts libvirtd, virtlogd and the network.
+//
+// BOSH_LIBVIRT_CPI_CREATEENV=full (the default) runs create-env, a recreate,
+// a disk migration, reboot_vm and delete-env; =reduced (the default under
+// -short) runs create-env and delete-env only.
+package createenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+)
+
+const (
+	insideEnv = "BOSH_LIBVIRT_CPI_CREATEENV_INSIDE"
+	modeEnv   = "BOSH_LIBVIRT_CPI_CREATEENV"
+	hostIP    = "10.254.0.1"
+	guestIP   = "10.254.0.10"
+	cidr      = "10.254.0.0/24"
+)
+
+// paths the outer run prepares and the inner run uses, passed as JSON in env.
+type prepared struct {
+	Root, Scratch, Bosh, CPIRelease, MarkerRelease, Stemcell, Mode string
+}
+
+func TestCreateEnv(t *testing.T) {
+	if os.Getenv(insideEnv) != "" {
+		var p prepared
+		if err := json.Unmarshal([]byte(os.Getenv(insideEnv)), &p); err != nil {
+			t.Fatalf("decoding %s: %v", insideEnv, err)
+		}
+		runInside(t, p)
+		return
+	}
+	// The suite brings its own libvirtd; SuiteURI only decides, like every
+	// suite's, whether this is a test run (CI: always, and loudly).
+	if _, run, err := devenv.SuiteURI("createenv"); err != nil {
+		t.Fatal(err)
+	} else if !run {
+		return
+	}
+	p := prepare(t)
+	start := time.Now()
+	env, _ := json.Marshal(p)
+	cmd := exec.Command("unshare", "--net", "--mount", "--propagation", "private",
+		filepath.Join(p.Root, "test/createenv/in-namespace.sh"), p.Scratch, hostIP,
+		os.Args[0], "-test.run", "^TestCreateEnv$", "-test.v", "-test.timeout", "45m")
+	cmd.Env = append(os.Environ(), insideEnv+"="+string(env))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("create-env suite inside the namespaces failed after %s: %v", time.Since(start).Round(time.Second), err)
+	}
+	t.Logf("FIGURE suite inside namespaces (%s): %s", p.Mode, time.Since(start).Round(time.Second))
+}
+
+// prepare builds everything that needs the host (the Go module proxy): the
+// CPI release, the marker release and the bosh CLI; the stemcell must exist.
+func prepare(t *testing.T) prepared {
+	t.Helper()
+	for _, tool := range []string{"unshare", "libvirtd", "virtlogd", "virsh", "ip", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("createenv needs %s: scripts/host.sh install", tool)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("createenv needs root: it makes namespaces and bind mounts for a private libvirtd")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := os.Getenv(modeEnv)
+	switch {
+	case mode == "" && testing.Short():
+		mode = "reduced"
+	case mode == "":
+		mode = "full"
+	}
+	if mode != "full" && mode != "reduced" {
+		t.Fatalf("%s=%q: want full or reduced", modeEnv, mode)
+	}
+	stemcell := filepath.Join(root, "build/agent-stemcell.tgz")
+	if _, err := os.Stat(stemcell); err != nil {
+		t.Fatalf("no agent stemcell (make agent-stemcell; scripts/test.sh builds it): %v", err)
+	}
+	scratch, err := os.MkdirTemp("", "createenv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(scratch) })
+	// QEMU runs as its own user and must reach the pool under store_dir.
+	if err := os.Chmod(scratch, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	p := prepared{Root: root, Scratch: scratch, Stemcell: stemcell, Mode: mode}
+
+	p.Bosh = strings.TrimSpace(mustRun(t, root, 10*time.Minute, nil, filepath.Join(root, "scripts/bosh-cli.sh")))
+	p.CPIRelease = filepath.Join(scratch, "cpi-release.tgz")
+	timed(t, "create-release (CPI)", func() {
+		mustRun(t, root, 15*time.Minute, []string{"RELEASE_DIR=" + filepath.Join(scratch, "cpi-release")},
+			filepath.Join(root, "scripts/create-release.sh"), p.CPIRelease)
+	})
+	markerDir := filepath.Join(scratch, "marker-release")
+	mustRun(t, root, time.Minute, nil, "cp", "-r", filepath.Join(root, "test/createenv/assets/release"), markerDir)
+	p.MarkerRelease = filepath.Join(scratch, "marker-release.tgz")
+	mustRun(t, markerDir, 2*time.Minute, nil, p.Bosh, "create-release", "--force", "--non-interactive", "--tarball="+p.MarkerRelease)
+	return p
+}
+
+// deployment is one create-env deployment inside the namespaces.
+type deployment struct {
+	t        *testing.T
+	p        prepared
+	home     string
+	storeDir string
+	markerID string
+	cliLog   *os.File
+}
+
+func runInside(t *testing.T, p prepared) {
+	uri := os.Getenv(devenv.URIEnv)
+	if uri == "" {
+		t.Fatalf("in-namespace.sh gave no %s", devenv.URIEnv)
+	}
+	d := &deployment{t: t, p: p, home: filepath.Join(p.Scratch, "home"), storeDir: filepath.Join(p.Scratch, "store")}
+	d.markerID = randomHex(8)
+	var err error
+	if d.cliLog, err = os.Create(filepath.Join(p.Scratch, "cli.log")); err != nil {
+		t.Fatal(err)
+	}
+	deployed := false
+	t.Cleanup(func() {
+		if t.Failed() {
+			d.dumpForPostMortem()
+			if deployed {
+				_ = d.bosh(10*time.Minute, "delete-env", d.manifestArgs(1024, 1024)...)
+			}
+		}
+	})
+	suiteStart := time.Now()
+
+	// 1. create-env: VM, agent, compile on the VM, disk, job under monit.
+	deployed = true
+	d.timed("create-env", func() { d.mustBosh(40*time.Minute, "create-env", d.manifestArgs(1024, 1024)...) })
+	st := d.state()
+	firstVM, firstDisk := st.vm(t), st.disk(t)
+	d.checkRunning(uri, firstVM)
+	d.pingAgent(time.Minute)
+	d.waitMarker(firstVM, 1, 2*time.Minute)
+	disks := []string{firstDisk}
+
+	if p.Mode == "full" {
+		// 2. recreate (memory changed): a new VM, the same disk and its data.
+		d.timed("recreate", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1280, 1024)...) })
+		st = d.state()
+		secondVM := st.vm(t)
+		if secondVM == firstVM {
+			t.Fatalf("recreate kept VM %s: want a new VM", firstVM)
+		}
+		if st.disk(t) != firstDisk {
+			t.Fatalf("recreate changed the disk %s -> %s", firstDisk, st.disk(t))
+		}
+		d.waitMarker(secondVM, 2, 2*time.Minute)
+
+		// 3. disk size changed: the CLI recreates the VM (create-env does on
+		// any change), makes a new disk and migrates the data to it.
+		d.timed("disk migration", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
+		st = d.state()
+		migrated, thirdVM := st.disk(t), st.vm(t)
+		if migrated == firstDisk {
+			t.Fatalf("disk size change kept disk %s: want a migration to a new disk", firstDisk)
+		}
+		disks = append(disks, migrated)
+		d.waitMarker(thirdVM, 3, 2*time.Minute)
+
+		// 4. reboot_vm after the migration: the agent comes up with the new disk.
+		d.timed("reboot_vm to agent", func() {
+			d.cpiCall("reboot_vm", thirdVM)
+			d.pingAgent(8 * time.Minute)
+		})
+		d.waitMarker(thirdVM, 4, 3*time.Minute)
+		d.timed("create-env after reboot", func() { d.mustBosh(15*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
+	}
+
+	// 5. The agent found every persistent disk by id (needs disk CIDs that
+	// are the guest's by-id link names: the CPI's CID scheme).
+	d.checkDisksResolvedByID(disks)
+
+	// 6. delete-env leaves nothing behind.
+	d.timed("delete-env", func() { d.mustBosh(15*time.Minute, "delete-env", d.manifestArgs(1280, 2048)...) })
+	deployed = false
+	d.checkNothingLeft(uri)
+	t.Logf("FIGURE suite inside (%s): %s", p.Mode, time.Since(suiteStart).Round(time.Second))
+}
+
+func (d *deployment) manifestArgs(memory, diskSize int) []string {
+	assets := filepath.Join(d.p.Root, "test/createenv/assets")
+	sum := sha1File(d.t, d.p.Stemcell)
+	return []string{
+		filepath.Join(assets, "bosh.yml"),
+		"--state", filepath.Join(d.p.Scratch, "state.json"),
+		"--vars-store", filepath.Join(d.p.Scratch, "creds.yml"),
+		"-o", filepath.Join(d.p.Root, "manifests/cpi.yml"),
+		"-o", filepath.Join(d.p.Root, "manifests/use-local-release.yml"),
+		"-o", filepath.Join(assets, "ops.yml"),
+		"-v", "libvirt_cpi_release_path=" + d.p.CPIRelease,
+		"-v", "marker_release_path=" + d.p.MarkerRelease,
+		"-v", "stemcell_url=file://" + d.p.Stemcell,
+		"-v", "stemcell_sha1=" + sum,
+		"-v", "internal_cidr=" + cidr, "-v", "internal_gw=" + hostIP, "-v", "internal_ip=" + guestIP,
+		"-v", "libvirt_network=createenv",
+		"-v", "libvirt_uri=" + os.Getenv(devenv.URIEnv),
+		"-v", "libvirt_uri_from_director=unused",
+		"-v", "store_dir=" + d.storeDir,
+		"-v", "marker_id=" + d.markerID,
+		"-v", fmt.Sprintf("vm_memory=%d", memory),
+		"-v", fmt.Sprintf("disk_size=%d", diskSize),
+	}
+}
+
+// bosh runs the CLI with a HOME of the suite's own (~/.bosh/installations).
+func (d *deployment) bosh(timeout time.Duration, command string, args ...string) error {
+	args = append([]string{command}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.p.Bosh, append([]string{"--non-interactive", "--tty"}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+d.home)
+	var out bytes.Buffer
+	w := io.MultiWriter(&out, d.cliLog, os.Stdout)
+	cmd.Stdout, cmd.Stderr = w, w
+	fmt.Fprintf(w, "\n$ bosh %s\n", args[0])
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return fmt.Errorf("bosh %s did not finish within %s", args[0], timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("bosh %s: %v", args[0], err)
+	}
+	return nil
+}
+
+func (d *deployment) mustBosh(timeout time.Duration, command string, args ...string) {
+	d.t.Helper()
+	if err := d.bosh(timeout, command, args...); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+func (d *deployment) timed(what string, f func()) {
+	start := time.Now()
+	f()
+	d.t.Logf("FIGURE %s: %s", what, time.Since(start).Round(time.Second))
+}
+
+type cliState struct {
+	CurrentVMCID string `json:"current_vm_cid"`
+	Disks        []struct {
+		CID string `json:"cid"`
+	} `json:"disks"`
+}
+
+func (s cliState) vm(t *testing.T) string {
+	t.Helper()
+	if s.CurrentVMCID == "" {
+		t.Fatal("state.json names no current VM")
+	}
+	return s.CurrentVMCID
+}
+
+func (s cliState) disk(t *testing.T) string {
+	t.Helper()
+	if len(s.Disks) != 1 {
+		t.Fatalf("state.json holds %d disks, want 1: %+v", len(s.Disks), s.Disks)
+	}
+	return s.Disks[0].CID
+}
+
+func (d *deployment) state() cliState {
+	d.t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.p.Scratch, "state.json"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var s cliState
+	if err := json.Unmarshal(b, &s); err != nil {
+		d.t.Fatalf("state.json: %v", err)
+	}
+	return s
+}
+
+func (d *deployment) virsh(uri string, args ...string) string {
+	d.t.Helper()
+	return mustRun(d.t, "", time.Minute, nil, "virsh", append([]string{"-c", uri}, args...)...)
+}
+
+func (d *deployment) checkRunning(uri, vm string) {
+	d.t.Helper()
+	if state := strings.TrimSpace(d.virsh(uri, "domstate", vm)); state != "running" {
+		d.t.Fatalf("domain %s is %q after create-env, want running", vm, state)
+	}
+}
+
+func (d *deployment) consoleLog(vm string) string {
+	b, _ := os.ReadFile(filepath.Join(d.storeDir, "console", vm+".log"))
+	return string(b)
+}
+
+// allConsoleLogs joins every console log under store_dir, including those the
+// CPI moved aside.
+func (d *deployment) allConsoleLogs() string {
+	var all strings.Builder
+	_ = filepath.WalkDir(filepath.Join(d.storeDir, "console"), func(path string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			b, _ := os.ReadFile(path)
+			all.Write(b)
+		}
+		return nil
+	})
+	return all.String()
+}
+
+var markerLine = regexp.MustCompile(`CREATEENV-MARKER id=(\S*) starts=(\d+) store=(\S+) compiled-on=(\S+)`)
+
+// waitMarker waits for the marker job's report of its n-th (or a later) start: it proves
+// the job runs under monit, the package compiled on the VM is installed, the
+// agent mounted the persistent disk, and the disk kept the first start's data.
+func (d *deployment) waitMarker(vm string, starts int, timeout time.Duration) {
+	d.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, m := range markerLine.FindAllStringSubmatch(d.consoleLog(vm), -1) {
+			if n, _ := strconv.Atoi(m[2]); n < starts {
+				continue
+			}
+			if m[1] != d.markerID {
+				d.t.Fatalf("marker start %d on %s reports id %q, want %q: the disk's data did not survive", starts, vm, m[1], d.markerID)
+			}
+			if !regexp.MustCompile(`^/dev/vd[a-z]+1$`).MatchString(m[3]) {
+				d.t.Fatalf("marker start %d: /var/vcap/store is %q, want the agent's partition /dev/vdX1", starts, m[3])
+			}
+			d.t.Logf("marker start %d on %s: store %s, compiled on %s", starts, vm, m[3], m[4])
+			return
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("no report of marker start %d in %s's console log within %s", starts, vm, timeout)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// pingAgent asks the agent over its mbus (https, the CLI's CA) until it
+// answers pong.
+func (d *deployment) pingAgent(timeout time.Duration) {
+	d.t.Helper()
+	var creds struct {
+		Password string `yaml:"mbus_bootstrap_password"`
+		SSL      struct {
+			CA string `yaml:"ca"`
+		} `yaml:"mbus_bootstrap_ssl"`
+	}
+	b, err := os.ReadFile(filepath.Join(d.p.Scratch, "creds.yml"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &creds); err != nil {
+		d.t.Fatalf("creds.yml: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(creds.SSL.CA)) {
+		d.t.Fatal("creds.yml: no mbus CA")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := fmt.Sprintf("https://mbus:%s@%s:6868/agent", creds.Password, guestIP)
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := client.Post(url, "application/json", strings.NewReader(`{"method":"ping","arguments":[],"reply_to":"createenv"}`))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), `"pong"`) {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = strings.ReplaceAll(err.Error(), creds.Password, "***")
+		}
+		time.Sleep(3 * time.Second)
+	}
+	d.t.Fatalf("agent at %s did not answer ping within %s (last: %s)", guestIP, timeout, last)
+}
+
+// cpiCall runs the CPI binary the CLI compiled and installed. The CLI deletes
+// the rendered job (and its cpi.json) after every run, so the call gets a
+// cpi.json of its own naming the same daemon, store_dir and hypervisor.
+func (d *deployment) cpiCall(method string, args ...any) {
+	d.t.Helper()
+	cpis, _ := filepath.Glob(filepath.Join(d.home, ".bosh/installations/*/packages/libvirt_cpi/bin/cpi"))
+	if len(cpis) != 1 {
+		d.t.Fatalf("want one installed CPI under %s/.bosh/installations, found %v", d.home, cpis)
+	}
+	config := filepath.Join(d.p.Scratch, "cpi.json")
+	raw, _ := json.Marshal(map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
+		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}})
+	if err := os.WriteFile(config, raw, 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	req, _ := json.Marshal(map[string]any{"method": method, "arguments": args,
+		"context":     map[string]any{"director_uuid": "createenv", "vm": map[string]any{"stemcell": map[string]any{"api_version": 3}}},
+		"api_version": 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cpis[0], "-configPath", config)
+	cmd.Stdin = bytes.NewReader(req)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var resp struct {
+		Error any `json:"error"`
+	}
+	if err != nil || json.Unmarshal(out, &resp) != nil || resp.Error != nil {
+		d.t.Fatalf("CPI %s: %v\nstdout: %s\nstderr: %s", method, err, out, stderr.String())
+	}
+}
+
+// checkDisksResolvedByID reads the agent's log from the console logs: every
+// persistent disk must have been found by id, never through the fallback.
+func (d *deployment) checkDisksResolvedByID(disks []string) {
+	d.t.Helper()
+	logs := d.allConsoleLogs()
+	for _, cid := range disks {
+		if strings.Contains(logs, fmt.Sprintf("Failed to get device real path by disk ID: '%s'", cid)) {
+			d.t.Errorf("the agent did not find persistent disk %s by id and fell back to the mapped resolver (the disk CID must be the guest's by-id link name)", cid)
+		}
+		if !strings.Contains(logs, fmt.Sprintf("Resolved disk {ID:%s ", cid)) {
+			d.t.Errorf("the agent's log never says it resolved persistent disk %s by id", cid)
+		}
+	}
+}
+
+// checkNothingLeft: no domain, no volume, and in store_dir nothing but lock
+// files, console logs and the (empty) pool directory.
+func (d *deployment) checkNothingLeft(uri string) {
+	d.t.Helper()
+	if doms := strings.TrimSpace(d.virsh(uri, "list", "--all", "--name")); doms != "" {
+		d.t.Errorf("domains left after delete-env: %s", doms)
+	}
+	if pools := strings.Fields(d.virsh(uri, "pool-list", "--all", "--name")); len(pools) > 0 {
+		for _, pool := range pools {
+			if vols := strings.TrimSpace(d.virsh(uri, "vol-list", pool)); strings.Count(vols, "\n") > 1 {
+				d.t.Errorf("volumes left in pool %s after delete-env:\n%s", pool, vols)
+			}
+		}
+	}
+	_ = filepath.WalkDir(d.storeDir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(d.storeDir, path)
+		if !strings.HasPrefix(rel, "locks/") && !strings.HasPrefix(rel, "console/") {
+			d.t.Errorf("left in store_dir after delete-env: %s", rel)
+		}
+		return nil
+	})
+}
+
+// dumpForPostMortem prints the tail of every console log and of the CLI's output.
+func (d *deployment) dumpForPostMortem() {
+	logs, _ := filepath.Glob(filepath.Join(d.storeDir, "console", "*"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		fmt.Printf("\n=== tail of console log %s\n%s\n", l, tail(string(b), 80))
+	}
+	b, _ := os.ReadFile(filepath.Join(d.p.Scratch, "cli.log"))
+	fmt.Printf("\n=== tail of the bosh CLI output\n%s\n", tail(string(b), 60))
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func timed(t *testing.T, what string, f func()) {
+	start := time.Now()
+	f()
+	t.Logf("FIGURE %s: %s", what, time.Since(start).Round(time.Second))
+}
+
+func mustRun(t *testing.T, dir string, timeout time.Duration, env []string, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v (timeout %s)\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, timeout, tail(string(out), 30), tail(stderr.String(), 30))
+	}
+	return string(out)
+}
+
+func sha1File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha1.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

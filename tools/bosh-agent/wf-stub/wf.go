@@ -1,0 +1,2 @@
+// Package wf is empty: see go.mod.
+package wf
