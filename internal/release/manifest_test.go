@@ -48,7 +48,7 @@ func TestCreateEnvOpsFileFollowsBoshDeployment(t *testing.T) {
 			t.Errorf("ntp is set through %s; bosh-deployment sets it in /resource_pools/0/env/bosh/ntp", op.Path)
 		}
 	}
-	for _, path := range []string{"/resource_pools/0/env/bosh/ntp?", "/instance_groups/name=bosh/properties/agent/env/bosh/ntp?"} {
+	for _, path := range []string{"/resource_pools/0/env/bosh/ntp?", "/instance_groups/name=bosh/properties/agent?/env/bosh/ntp"} {
 		if ntp, ok := opAt(t, ops, path).Value.([]any); !ok || len(ntp) == 0 {
 			t.Errorf("%s: %v; want a list of NTP servers", path, ntp)
 		}
