@@ -56,8 +56,8 @@ func PlanFor(props Props, boshName, ip, netmask, gateway string) (*Plan, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
-	gw := net.ParseIP(gateway).To4()
-	if gw == nil || !subnet.Contains(gw) || gw.Equal(subnet.IP) {
+	gw := gatewayIn(subnet, gateway)
+	if gw == nil || gw.Equal(subnet.IP) {
 		return nil, fmt.Errorf("%s: gateway '%s' is not a host address of %s", where, gateway, subnet)
 	}
 	p.Subnet, p.Gateway = subnet, gw
@@ -110,9 +110,17 @@ func CheckManual(boshName, ip, netmask, gateway string) error {
 	if gateway == "" {
 		return nil
 	}
-	gw := net.ParseIP(gateway).To4()
-	if gw == nil || !subnet.Contains(gw) {
+	if gatewayIn(subnet, gateway) == nil {
 		return fmt.Errorf("network '%s': gateway '%s' is not inside %s, the subnet of ip %s", boshName, gateway, subnet, ip)
 	}
 	return nil
+}
+
+// gatewayIn is gateway as an IPv4 address inside subnet, or nil.
+func gatewayIn(subnet *net.IPNet, gateway string) net.IP {
+	gw := net.ParseIP(gateway).To4()
+	if gw == nil || !subnet.Contains(gw) {
+		return nil
+	}
+	return gw
 }
