@@ -73,7 +73,9 @@ func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, string, error
 		conn, via, err := dial(ctx, parsed)
 		done <- result{conn, via, err}
 	}()
-	timer := time.NewTimer(dialTimeout + sessionDaemonWait)
+	// A session daemon may have to be started first.
+	wait := dialTimeout + sessionDaemonWait
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case r := <-done:
@@ -82,7 +84,7 @@ func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, string, error
 		}
 		return r.conn, r.via, nil
 	case <-timer.C:
-		return nil, "", fmt.Errorf("connecting to libvirt at '%s': no answer within %s: %w", uri, dialTimeout, cpierr.ErrUnreachable)
+		return nil, "", fmt.Errorf("connecting to libvirt at '%s': no answer within %s: %w", uri, wait, cpierr.ErrUnreachable)
 	case <-ctx.Done():
 		return nil, "", fmt.Errorf("connecting to libvirt at '%s': %w", uri, ctx.Err())
 	}
