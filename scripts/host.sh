@@ -82,7 +82,9 @@ start() {
   as_root mkdir -p "$RUN_DIR" /var/run/libvirt /var/lib/libvirt/qemu
   touch "$STARTED"
   if ! libvirt_answers; then
-    if ! pgrep -x virtlogd >/dev/null; then
+    # The system virtlogd is there when its socket is: a user's session
+    # virtlogd (started by qemu:///session) is a process of the same name.
+    if [ ! -S /var/run/libvirt/virtlogd-sock ]; then
       start_daemon virtlogd "$RUN_DIR/virtlogd.pid" virtlogd -d -p "$RUN_DIR/virtlogd.pid"
     fi
     write_libvirtd_conf
