@@ -66,7 +66,10 @@ func TestPlainUserOnSessionDaemonWithUserModeNetwork(t *testing.T) {
 		for _, args := range [][]string{{"pool-destroy", "bosh"}, {"pool-undefine", "bosh"}} {
 			exec.Command("setpriv", append(asUser(u), append([]string{"virsh", "-c", "qemu:///session"}, args...)...)...).Run()
 		}
+		// The session daemon and the virtlogd it started, which would
+		// otherwise linger for their idle timeout.
 		exec.Command("pkill", "-u", u.Username, "-x", "libvirtd").Run()
+		exec.Command("pkill", "-u", u.Username, "-x", "virtlogd").Run()
 	})
 	store := filepath.Join(u.HomeDir, ".local/state/bosh-libvirt-cpi")
 
