@@ -164,11 +164,11 @@ func (b *Backend) readMeta(ctx context.Context, cid string) (metaDocument, error
 		}
 		return metaDocument{}, err
 	}
-	var buf bytes.Buffer
-	if err := b.downloadVolume(ctx, vol, &buf); err != nil {
+	raw, err := b.readVolume(ctx, vol)
+	if err != nil {
 		return metaDocument{}, err
 	}
-	doc, err := decodeMeta(buf.Bytes())
+	doc, err := decodeMeta(raw)
 	if err != nil {
 		return metaDocument{}, fmt.Errorf("metadata volume '%s': %w", vol.Name, err)
 	}

@@ -1,10 +1,12 @@
 package libvirt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -140,84 +142,150 @@ func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r 
 	return nil
 }
 
-// downloadGrace is how long a download may take to return once every byte
-// of the file has arrived.
-const downloadGrace = 5 * time.Second
+// Downloads read small volumes (metadata sidecars, test disks) into
+// memory; readVolumeMax bounds what one may hold.
+const readVolumeMax = 256 << 20
 
-// downloadVolume writes all of vol's bytes (the file as stored: a qcow2
-// volume comes out as qcow2) to w.
+// downloadGrace is how long a download may take to return once every byte
+// of the file has arrived; downloadStall is how long a stream may go
+// without a byte before the attempt is abandoned; downloadAttempts bounds
+// the retries of a stalled stream.
+const (
+	downloadGrace    = 5 * time.Second
+	downloadStall    = 3 * time.Second
+	downloadAttempts = 4
+)
+
+// readVolume returns all of vol's bytes (the file as stored: a qcow2
+// volume comes out as qcow2).
 //
-// go-libvirt can hang after a download stream ends: when libvirt's closing
-// packet arrives before the call has deregistered, its socket listener
-// blocks delivering it while holding the lock the call needs to return, and
-// the connection is dead from then on. So the download runs on a
-// connection of its own, and once the file's full length has arrived we
-// stop waiting and leave that connection behind (a CPI call is a
-// short-lived process).
-func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, w io.Writer) error {
+// go-libvirt can hang at the end of a download stream: when libvirt's
+// closing packet arrives before the call has deregistered, its socket
+// listener blocks delivering it while holding the lock the call needs to
+// return, and that connection is dead from then on. The packet may even
+// overtake the call's last bytes, so the stream stops short. So each
+// attempt runs on a connection of its own, which is left behind once the
+// file's full length has arrived (a CPI call is a short-lived process),
+// and an attempt that stalls short of the full length is abandoned and
+// made again on a new connection.
+func (b *Backend) readVolume(ctx context.Context, vol golibvirt.StorageVol) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
+		return nil, fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}
 	_, _, length, err := b.conn.StorageVolGetInfoFlags(vol, uint32(golibvirt.StorageVolGetPhysical))
 	if err != nil {
-		return fmt.Errorf("reading the size of volume '%s': %w", vol.Name, classify(err))
+		return nil, fmt.Errorf("reading the size of volume '%s': %w", vol.Name, classify(err))
 	}
+	if length > readVolumeMax {
+		return nil, fmt.Errorf("downloading volume '%s': %d bytes is more than the %d this CPI reads into memory", vol.Name, length, readVolumeMax)
+	}
+	for attempt := 1; ; attempt++ {
+		data, err := b.downloadAttempt(ctx, vol, length)
+		if !errors.Is(err, errDownloadShort) || attempt == downloadAttempts {
+			return data, err
+		}
+		b.log.Warn("download incomplete; trying again on a new connection", "volume", vol.Name, "attempt", attempt, "error", err)
+	}
+}
+
+// errDownloadShort marks an attempt whose stream stopped short of the
+// volume's length: it stalled, or it ended early.
+var errDownloadShort = errors.New("incomplete download")
+
+// downloadAttempt downloads vol's length bytes once, on a connection of
+// its own.
+func (b *Backend) downloadAttempt(ctx context.Context, vol golibvirt.StorageVol, length uint64) ([]byte, error) {
 	conn, _, err := connect(ctx, b.cfg.URI)
 	if err != nil {
-		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
+		return nil, fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}
-	counter := &completionWriter{w: w, want: length, done: make(chan struct{})}
-	if length == 0 {
-		close(counter.done)
-	}
+	counter := newCompletionWriter(length)
 	result := make(chan error, 1)
 	go func() { result <- conn.StorageVolDownload(vol, counter, 0, 0, 0) }()
-	select {
-	case err := <-result:
+	if err := counter.wait(ctx, result); err != nil {
 		go conn.Disconnect()
-		if err != nil {
-			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
-		}
-		return counter.complete(vol.Name)
-	case <-counter.done:
-	case <-ctx.Done():
-		return fmt.Errorf("downloading volume '%s': %w", vol.Name, ctx.Err())
+		return nil, fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
 	}
 	select {
 	case err := <-result:
 		go conn.Disconnect()
 		if err != nil {
-			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+			return nil, fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
 		}
 	case <-time.After(downloadGrace):
 		b.log.Debug("download complete but the stream did not close; leaving its connection", "volume", vol.Name)
 	}
-	return counter.complete(vol.Name)
+	return counter.bytes(), nil
 }
 
-// completionWriter passes bytes on and closes done once want bytes passed.
+// completionWriter collects a download's bytes and closes done once want
+// bytes arrived.
 type completionWriter struct {
-	w       io.Writer
-	want    uint64
-	written uint64
-	done    chan struct{}
+	mu       sync.Mutex
+	buf      bytes.Buffer
+	want     uint64
+	lastByte time.Time
+	done     chan struct{}
+}
+
+func newCompletionWriter(want uint64) *completionWriter {
+	c := &completionWriter{want: want, lastByte: time.Now(), done: make(chan struct{})}
+	if want == 0 {
+		close(c.done)
+	}
+	return c
 }
 
 func (c *completionWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	before := c.written
-	c.written += uint64(n)
-	if before < c.want && c.written >= c.want {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	before := uint64(c.buf.Len())
+	if before+uint64(len(p)) > c.want {
+		return 0, fmt.Errorf("the stream sent more than the volume's %d bytes", c.want)
+	}
+	c.buf.Write(p)
+	c.lastByte = time.Now()
+	if before < c.want && uint64(c.buf.Len()) >= c.want {
 		close(c.done)
 	}
-	return n, err
+	return len(p), nil
 }
 
-func (c *completionWriter) complete(name string) error {
-	if c.written < c.want {
-		return fmt.Errorf("downloading volume '%s': got %d of %d bytes", name, c.written, c.want)
+// progress is how many bytes arrived and how long ago the last did.
+func (c *completionWriter) progress() (uint64, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return uint64(c.buf.Len()), time.Since(c.lastByte)
+}
+
+func (c *completionWriter) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Bytes()
+}
+
+// wait returns once all bytes arrived (nil), the call ended short or
+// failed, the stream stalled, or ctx ended.
+func (c *completionWriter) wait(ctx context.Context, result <-chan error) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.done:
+			return nil
+		case err := <-result:
+			if got, _ := c.progress(); err == nil && got < c.want {
+				return fmt.Errorf("%w: the stream ended after %d of %d bytes", errDownloadShort, got, c.want)
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if got, idle := c.progress(); idle > downloadStall {
+				return fmt.Errorf("%w: the stream stalled after %d of %d bytes (nothing for %s)", errDownloadShort, got, c.want, idle.Round(time.Second))
+			}
+		}
 	}
-	return nil
 }
 
 // isNotFound tells whether err means the object is not there.
