@@ -30,7 +30,7 @@ echo "== agent settings through bosh-agent's types (test/agentdecode)"
 echo "== tests"
 # -p 1: the suites share one libvirtd and two cores; one package at a time
 # keeps guest boots under TCG from starving each other.
-go test -p 1 -count=1 -timeout 75m "$@" $(go list ./... | grep -v /test/createenv)
+go test -p 1 -count=1 -timeout 25m "$@" $(go list ./... | grep -v /test/createenv)
 echo "== fuzz (a short run of each target; the seed corpus also runs above)"
 # FUZZTIME=0 skips this; CI keeps it short so the whole run stays bounded.
 fuzztime=${FUZZTIME:-10s}
