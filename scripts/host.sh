@@ -19,32 +19,65 @@ PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qem
   syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
   ca-certificates curl git make libxml2-utils debootstrap)
 
+# Only the tests need sshd (the remote qemu+ssh:// tests start one privately
+# on loopback); the test command sets BOSH_LIBVIRT_CPI_TESTS=1. Installed
+# with its service kept from starting: it would listen on port 22.
+QUIET_PACKAGES=()
+if [ "${BOSH_LIBVIRT_CPI_TESTS:-}" = 1 ]; then
+  QUIET_PACKAGES=(openssh-server)
+fi
+
 log() { echo "host.sh: $*" >&2; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-missing_packages() {
+missing_packages() { # package...
   local p
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
 }
 
 install() {
-  local missing
-  missing=$(missing_packages | tr '\n' ' ')
-  if [ -z "${missing// }" ]; then
+  local missing quiet
+  missing=$(missing_packages "${PACKAGES[@]}" | tr '\n' ' ')
+  quiet=$(missing_packages "${QUIET_PACKAGES[@]}" | tr '\n' ' ')
+  if [ -z "${missing// }${quiet// }" ]; then
     log "all packages present"
     return 0
   fi
-  log "installing: $missing"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -q >/dev/null
-  # shellcheck disable=SC2086
-  as_root apt-get install -y -q --no-install-recommends $missing >/dev/null ||
-    as_root apt-get install -y -q --no-install-recommends $missing >/dev/null
+  if [ -n "${missing// }" ]; then
+    log "installing: $missing"
+    apt_install $missing
+  fi
+  if [ -n "${quiet// }" ]; then
+    log "installing, its service not started: $quiet"
+    without_service_starts apt_install $quiet
+  fi
+}
+
+apt_install() { # package...
+  as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null ||
+    as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# Runs CMD with a policy-rc.d that denies service starts (invoke-rc.d and
+# deb-systemd-invoke ask it), unless the host has a policy-rc.d of its own.
+without_service_starts() { # cmd...
+  local policy=/usr/sbin/policy-rc.d
+  if [ -e "$policy" ]; then
+    "$@"
+    return
+  fi
+  as_root sh -c "printf '#!/bin/sh\nexit 101\n' >$policy && chmod 755 $policy"
+  local rc=0
+  "$@" || rc=$?
+  as_root rm -f "$policy"
+  return "$rc"
 }
 
 # Without systemd there is no polkit: the daemon host.sh starts admits root

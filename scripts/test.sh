@@ -9,6 +9,8 @@ set -euo pipefail
 . "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 export BOSH_LIBVIRT_CPI_URI=${BOSH_LIBVIRT_CPI_URI:-qemu:///system}
+# host.sh installs the test-only packages too (sshd for the remote tests).
+export BOSH_LIBVIRT_CPI_TESTS=1
 
 # Re-run under host.sh, which installs and starts the daemons first.
 if [ "${1:-}" != "--with-host" ]; then

@@ -61,6 +61,9 @@ type Config struct {
 	SSHPublicKey string `json:"ssh_public_key"`
 	// Agent is copied into every VM's agent settings.
 	Agent Agent `json:"agent"`
+	// SSH and TLS authenticate a remote libvirtd (qemu+ssh://, qemu+tls://).
+	SSH *SSHAuth `json:"ssh,omitempty"`
+	TLS *TLSAuth `json:"tls,omitempty"`
 }
 
 // Agent holds the settings every bosh-agent gets.
@@ -276,6 +279,7 @@ func (c Config) Validate() error {
 	if c.Agent.Blobstore != nil && c.Agent.Blobstore.Provider == "" {
 		add("key 'agent.blobstore.provider': must be set when agent.blobstore is given")
 	}
+	problems = append(problems, c.remoteProblems()...)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -311,6 +315,8 @@ func (c Config) PoolDir() string {
 var overridableKeys = map[string]bool{
 	"hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
 	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
+	// Each host of a multi-host director has its own uri and so its own keys.
+	"ssh": true, "tls": true,
 }
 
 // jobOnlyKeys are cpi.json keys a director CPI config must not set: they

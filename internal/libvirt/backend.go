@@ -42,7 +42,7 @@ type Backend struct {
 
 // Open connects to the libvirtd named by cfg.URI.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, error) {
-	conn, via, err := connect(ctx, cfg.URI)
+	conn, via, err := connect(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 // connect dials uri (qemu:///system, qemu:///session, qemu+unix:///system?socket=...,
 // qemu+tcp://host/system, qemu+tls://..., qemu+ssh://...) and says what it
 // dialled (a socket path for local URIs).
-func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, string, error) {
+func connect(ctx context.Context, cfg config.Config) (*golibvirt.Libvirt, string, error) {
+	uri := cfg.URI
 	parsed, err := url.Parse(uri)
 	if err != nil {
 		return nil, "", fmt.Errorf("parsing libvirt URI '%s': %w", uri, err)
@@ -70,7 +71,7 @@ func connect(ctx context.Context, uri string) (*golibvirt.Libvirt, string, error
 	}
 	done := make(chan result, 1)
 	go func() {
-		conn, via, err := dial(ctx, parsed)
+		conn, via, err := dial(ctx, parsed, cfg)
 		done <- result{conn, via, err}
 	}()
 	// A session daemon may have to be started first.

@@ -17,7 +17,7 @@ import (
 // Probe is the libvirt side of `cpi doctor`.
 func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
 	access := checkAccess(cfg)
-	conn, via, err := connect(ctx, cfg.URI)
+	conn, via, err := connect(ctx, cfg)
 	if err != nil {
 		return append(access, doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)})
 	}

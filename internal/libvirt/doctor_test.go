@@ -46,7 +46,7 @@ func TestProbeAgainstRealDaemon(t *testing.T) {
 // (as this project's CI machines), asking for kvm is a doctor failure.
 func TestProbeFailsKVMWhereKVMCannotRun(t *testing.T) {
 	uri := libvirtURI(t)
-	conn, _, err := connect(context.Background(), uri)
+	conn, _, err := connect(context.Background(), config.Config{URI: uri})
 	if err != nil {
 		t.Fatal(err)
 	}

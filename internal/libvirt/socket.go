@@ -13,6 +13,8 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 )
 
 // modularDaemons names libvirt's per-driver daemon for each URI driver:
@@ -127,10 +129,13 @@ func libvirtdBinary() string {
 	return "/usr/sbin/libvirtd"
 }
 
-// dial connects to uri: on the socket dialerFor picked, or as go-libvirt
-// reads the URI.
-func dial(ctx context.Context, u *url.URL) (*golibvirt.Libvirt, string, error) {
-	dialer, via, err := dialerFor(u)
+// dial connects to uri: with the remote keys cfg gives, on the socket
+// dialerFor picked, or as go-libvirt reads the URI.
+func dial(ctx context.Context, u *url.URL, cfg config.Config) (*golibvirt.Libvirt, string, error) {
+	dialer, via, err := remoteDialer(u, cfg)
+	if dialer == nil && err == nil {
+		dialer, via, err = dialerFor(u)
+	}
 	if err != nil {
 		return nil, "", err
 	}

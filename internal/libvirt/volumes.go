@@ -195,7 +195,7 @@ var errDownloadShort = errors.New("incomplete download")
 // downloadAttempt downloads vol's length bytes once, on a connection of
 // its own.
 func (b *Backend) downloadAttempt(ctx context.Context, vol golibvirt.StorageVol, length uint64) ([]byte, error) {
-	conn, _, err := connect(ctx, b.cfg.URI)
+	conn, _, err := connect(ctx, b.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}

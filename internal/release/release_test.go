@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 )
 
 const testMbus = "https://mbus:secret@0.0.0.0:6868"
@@ -134,6 +135,26 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 				t.Errorf("parsed config differs\n got: %#v\nwant: %#v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A remote libvirt host over ssh: the key and known_hosts properties
+// reach config as text.
+func TestCPIJSONTemplateRendersRemoteSSHKeys(t *testing.T) {
+	private, public, err := devenv.NewSSHKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	knownHosts := devenv.KnownHostsLine("10.0.0.5:22", public)
+	got := renderedConfig(t, map[string]any{
+		"agent": map[string]any{"mbus": testMbus},
+		"libvirt_cpi": map[string]any{
+			"uri": "qemu+ssh://root@10.0.0.5/system",
+			"ssh": map[string]any{"private_key": private, "known_hosts": knownHosts},
+		},
+	})
+	if got.SSH == nil || got.SSH.PrivateKey != private || got.SSH.KnownHosts != knownHosts || got.TLS != nil {
+		t.Errorf("rendered ssh keys = %+v, tls = %+v", got.SSH, got.TLS)
 	}
 }
 
@@ -387,9 +408,14 @@ func TestPropertiesRead(t *testing.T) {
 // internal/config's Config, so a key added there cannot be left unset by
 // the release (the parse test above catches keys config does not know).
 func TestCPIJSONTemplateWritesEveryConfigKey(t *testing.T) {
+	// ssh and tls are written when their properties are set.
 	rendered, err := renderTemplate(t, "cpi.json.erb", map[string]any{
 		"agent":     map[string]any{"mbus": testMbus},
 		"blobstore": map[string]any{"provider": "local", "path": "/tmp/blobs"},
+		"libvirt_cpi": map[string]any{
+			"ssh": map[string]any{"private_key": "k", "known_hosts": "h"},
+			"tls": map[string]any{"ca_cert": "ca", "client_cert": "c", "client_key": "k"},
+		},
 	})
 	if err != nil {
 		t.Fatalf("rendering: %v", err)
