@@ -111,6 +111,9 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("domain running = %v, %v; want running", running, err)
 	}
 	assertDomainXML(t, e, dom, spec, scCID)
+	if autostart, err := e.b.conn.DomainGetAutostart(dom); err != nil || autostart != 1 {
+		t.Errorf("domain autostart = %d, %v; want 1, so the VM comes back after a host reboot", autostart, err)
+	}
 	if _, err := os.Stat(filepath.Join(e.cfg.ConsoleDir(), spec.CID+".log")); err != nil {
 		t.Errorf("console log: %v", err)
 	}

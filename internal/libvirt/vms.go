@@ -268,6 +268,12 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, classify(err))
 	}
 	undo.push(func() { b.removeDomain(dom) })
+	// After a host reboot (or a libvirtd restart that finds no domain
+	// running) libvirtd starts the VM again, as the cloud would: the
+	// environment comes back without create-env --recreate.
+	if err := b.conn.DomainSetAutostart(dom, 1); err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("marking domain '%s' to start with the host: %w", plan.Name, classify(err))
+	}
 	return dom, nil
 }
 
