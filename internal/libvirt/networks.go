@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"net"
@@ -198,10 +199,14 @@ func (b *Backend) reserveAddresses(spec vm.Spec, undo *undoList) error {
 			continue
 		}
 		host := libvirtxml.NetworkDHCPHost{MAC: strings.ToLower(nic.MAC), Name: spec.AgentID, IP: nic.IP}
-		if err := b.updateDHCPHost(netw, golibvirt.NetworkUpdateCommandAddLast, host); err != nil {
+		err := b.updateDHCPHost(netw, golibvirt.NetworkUpdateCommandAddLast, host)
+		// Cut off mid-call, the entry (of this VM's MAC) may exist: ours.
+		if err == nil || errors.Is(err, golibvirt.ErrInterrupted) {
+			undo.push(func() { b.releaseAddress(nic.LibvirtNetwork, host.MAC) })
+		}
+		if err != nil {
 			return fmt.Errorf("reserving %s for %s in libvirt network '%s': %w", nic.IP, nic.MAC, nic.LibvirtNetwork, err)
 		}
-		undo.push(func() { b.releaseAddress(nic.LibvirtNetwork, host.MAC) })
 	}
 	return nil
 }

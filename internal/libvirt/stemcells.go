@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -125,9 +126,30 @@ func sizeInBytes(size *libvirtxml.StorageVolumeSize) (uint64, error) {
 // undoVolume deletes a volume this call created, even when ctx has ended,
 // and logs (does not return) a failure: the caller already has an error.
 func (b *Backend) undoVolume(ctx context.Context, name string) {
-	if err := b.deleteVolumeIfExists(context.WithoutCancel(ctx), name); err != nil {
-		b.log.Error("could not remove volume after a failure; remove it by hand", "volume", name, "error", err)
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(undoBusyWait)
+	for {
+		err := b.deleteVolumeIfExists(ctx, name)
+		if err == nil {
+			return
+		}
+		if !volumeBusy(err) || time.Now().After(deadline) {
+			b.log.Error("could not remove volume after a failure; remove it by hand", "volume", name, "error", err)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// undoBusyWait bounds how long an undo waits for libvirtd to finish
+// building a volume whose creating call was cut off.
+const undoBusyWait = time.Minute
+
+// volumeBusy tells whether libvirtd refused a deletion only because the
+// volume is still being built.
+func volumeBusy(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "still being allocated") || strings.Contains(msg, "asynchronous jobs running")
 }
 
 // progressReader logs how much of an upload has gone through, and how

@@ -34,6 +34,34 @@ func (u undoList) run() {
 	}
 }
 
+// undoReconnectWait bounds how long an undo waits for a libvirtd that went
+// away mid-call (a restart) to answer again.
+const undoReconnectWait = 30 * time.Second
+
+// reconnectIfLost replaces a connection libvirtd dropped (it restarted
+// mid-call) with a new one, so the undo that follows can remove what the
+// call made instead of failing on the dead one.
+func (b *Backend) reconnectIfLost(ctx context.Context) {
+	// The listener may not have noticed yet: a call proves it.
+	if _, err := b.conn.ConnectGetLibVersion(); err == nil && b.conn.IsConnected() {
+		return
+	}
+	deadline := time.Now().Add(undoReconnectWait)
+	for {
+		conn, _, err := connect(ctx, b.cfg)
+		if err == nil {
+			b.conn = conn
+			b.log.Info("reconnected to libvirt to remove what the failed call made")
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b.log.Error("libvirt connection lost and not back: what the failed call made stays", "error", err)
+			return
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 // CreateVM builds the VM's volumes and domain and starts it. Every step
 // that made something registers its undo; on failure all of it is undone,
 // so a failed create leaves nothing behind.
@@ -42,6 +70,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 	defer func() {
 		if err != nil {
 			b.log.Warn("create_vm failed, removing what it made", "vm", spec.CID, "error", err)
+			b.reconnectIfLost(ctx)
 			undo.run()
 		}
 	}()
@@ -170,6 +199,11 @@ func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *u
 // with its path.
 func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageVolume, role string, undo *undoList) (golibvirt.StorageVol, string, error) {
 	vol, err := b.createVolume(ctx, doc)
+	if errors.Is(err, golibvirt.ErrInterrupted) {
+		// The connection went mid-call: libvirtd may still make the
+		// volume, whose name holds this call's fresh VM CID, so it is ours.
+		undo.push(func() { b.undoVolume(ctx, doc.Name) })
+	}
 	if err != nil {
 		return golibvirt.StorageVol{}, "", fmt.Errorf("creating %s volume '%s': %w", role, doc.Name, err)
 	}
@@ -264,6 +298,11 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 	// VALIDATE checks the XML against libvirt's schema: a typo in our
 	// structure fails here, with the schema's word on it.
 	dom, err := b.conn.DomainDefineXMLFlags(doc, golibvirt.DomainDefineValidate)
+	if errors.Is(err, golibvirt.ErrInterrupted) {
+		// The connection went mid-call: the domain may be defined, under
+		// this call's fresh VM CID, so it is ours.
+		undo.push(func() { b.removeDomainNamed(plan.Name) })
+	}
 	if err != nil {
 		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, classify(err))
 	}
@@ -275,6 +314,18 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 		return golibvirt.Domain{}, fmt.Errorf("marking domain '%s' to start with the host: %w", plan.Name, classify(err))
 	}
 	return dom, nil
+}
+
+// removeDomainNamed removes the domain called name if it exists.
+func (b *Backend) removeDomainNamed(name string) {
+	dom, err := b.conn.DomainLookupByName(name)
+	if err != nil {
+		if !isNotFound(classify(err)) {
+			b.log.Error("could not look up domain after a failure", "vm", name, "error", err)
+		}
+		return
+	}
+	b.removeDomain(dom)
 }
 
 // removeDomain stops and undefines dom, logging failures (used on paths
