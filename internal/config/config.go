@@ -241,7 +241,7 @@ func (c Config) Validate() error {
 		add("key 'hypervisor': must be one of kvm, qemu, auto; got '%s'", c.Hypervisor)
 	}
 	if u, err := url.Parse(c.URI); err != nil || u.Scheme == "" {
-		add("key 'uri': '%s' is not a libvirt URI such as qemu:///system", c.URI)
+		add("key 'uri': '%s' is not a libvirt URI such as qemu:///system", RedactURI(c.URI))
 	}
 	if !filepath.IsAbs(c.StoreDir) {
 		add("key 'store_dir': must be an absolute path; got '%s'", c.StoreDir)

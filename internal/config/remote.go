@@ -43,6 +43,24 @@ func (c Config) Transport() string {
 	return ""
 }
 
+// RedactURI is uri fit for a message: a password in it (qemu+ssh://u:p@h)
+// is replaced, also in a URI the parser refuses.
+func RedactURI(uri string) string {
+	if u, err := url.Parse(uri); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, found := strings.Cut(uri, "://")
+	if !found {
+		return uri
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			return scheme + "://" + user + ":xxxxx" + rest[at:]
+		}
+	}
+	return uri
+}
+
 // RemoteDir is where the key material of remote URIs is written.
 func (c Config) RemoteDir() string { return filepath.Join(c.StoreDir, "remote") }
 
@@ -53,7 +71,7 @@ func (c Config) remoteProblems() []string {
 	transport := c.Transport()
 	if c.SSH != nil {
 		if transport != "ssh" {
-			add("key 'ssh': only for a qemu+ssh:// uri; uri is '%s'", c.URI)
+			add("key 'ssh': only for a qemu+ssh:// uri; uri is '%s'", RedactURI(c.URI))
 		}
 		if _, err := ssh.ParsePrivateKey([]byte(c.SSH.PrivateKey)); err != nil {
 			add("key 'ssh.private_key': not an unencrypted SSH private key: %v", err)
@@ -64,7 +82,7 @@ func (c Config) remoteProblems() []string {
 	}
 	if c.TLS != nil {
 		if transport != "tls" {
-			add("key 'tls': only for a qemu+tls:// uri; uri is '%s'", c.URI)
+			add("key 'tls': only for a qemu+tls:// uri; uri is '%s'", RedactURI(c.URI))
 		}
 		if !x509.NewCertPool().AppendCertsFromPEM([]byte(c.TLS.CACert)) {
 			add("key 'tls.ca_cert': no PEM certificate in it")

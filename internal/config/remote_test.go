@@ -105,3 +105,20 @@ func TestContextCarriesAHostsURIAndKeys(t *testing.T) {
 		t.Errorf("context keys not applied: %+v", got)
 	}
 }
+
+func TestRedactURI(t *testing.T) {
+	for uri, want := range map[string]string{
+		"qemu:///system":                      "qemu:///system",
+		"qemu+ssh://root:s3cret@h:22/system":  "qemu+ssh://root:xxxxx@h:22/system",
+		"qemu+ssh://root:s3cr%t@h/system":     "qemu+ssh://root:xxxxx@h/system", // the parser refuses %t
+		"qemu+tcp://h/system?socket=/run/x@y": "qemu+tcp://h/system?socket=/run/x@y",
+	} {
+		if got := RedactURI(uri); got != want {
+			t.Errorf("RedactURI(%q) = %q, want %q", uri, got, want)
+		}
+	}
+	_, err := Parse([]byte(`{"uri":"qemu+ssh://root:s3cr%t@h/system","agent":{"mbus":"https://h"}}`))
+	if err == nil || strings.Contains(err.Error(), "s3cr") {
+		t.Errorf("a refused uri's password reaches the message: %v", err)
+	}
+}
