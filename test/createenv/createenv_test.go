@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,13 +210,28 @@ func runInside(t *testing.T, p prepared) {
 		})
 		d.waitMarker(thirdVM, 4, 3*time.Minute)
 		d.timed("create-env after reboot", func() { d.mustBosh(15*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
+
+		// 5. A host reboot: libvirtd starts the VM again by itself
+		// (autostart), the agent answers, the job runs again with its disk,
+		// and create-env finds the environment as it left it.
+		before := d.markerStarts(thirdVM)
+		d.timed("host reboot to agent", func() {
+			d.rebootHost(uri)
+			d.checkRunning(uri, thirdVM)
+			d.pingAgent(8 * time.Minute)
+		})
+		d.waitMarker(thirdVM, before+1, 3*time.Minute)
+		d.timed("create-env after host reboot", func() { d.mustBosh(15*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
+		if vm := d.state().vm(t); vm != thirdVM {
+			t.Fatalf("create-env after the host reboot replaced VM %s with %s: want it kept", thirdVM, vm)
+		}
 	}
 
-	// 5. The agent found every persistent disk by id (needs disk CIDs that
+	// 6. The agent found every persistent disk by id (needs disk CIDs that
 	// are the guest's by-id link names: the CPI's CID scheme).
 	d.checkDisksResolvedByID(disks)
 
-	// 6. delete-env leaves nothing behind.
+	// 7. delete-env leaves nothing behind.
 	d.timed("delete-env", func() { d.mustBosh(15*time.Minute, "delete-env", d.manifestArgs(1280, 2048)...) })
 	deployed = false
 	d.checkNothingLeft(uri)
@@ -375,6 +391,107 @@ func (d *deployment) waitMarker(vm string, starts int, timeout time.Duration) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// markerStarts is the highest start count the marker job reported on vm.
+func (d *deployment) markerStarts(vm string) int {
+	most := 0
+	for _, m := range markerLine.FindAllStringSubmatch(d.consoleLog(vm), -1) {
+		if n, _ := strconv.Atoi(m[2]); n > most {
+			most = n
+		}
+	}
+	return most
+}
+
+// The private host's daemons, as in-namespace.sh starts them.
+var hostDaemons = [][]string{
+	{"virtlogd", "-d", "-p", "/run/libvirt/virtlogd.pid"},
+	{"libvirtd", "-d", "-p", "/run/libvirt/libvirtd.pid"},
+}
+
+// shutdownWait is how long a reboot waits for the guests' ACPI shutdown
+// (the stemcell under TCG often takes longer: it is then destroyed, which
+// the VM must survive too).
+const shutdownWait = 45 * time.Second
+
+// rebootHost does to the private libvirt host what a reboot does: every
+// guest shut down (libvirt-guests' default), destroyed if it does not
+// stop within shutdownWait, networks down, libvirtd and virtlogd stopped, /run/libvirt
+// emptied (a reboot empties /run, where libvirtd notes that it already
+// autostarted), then the daemons started again, as the boot would.
+func (d *deployment) rebootHost(uri string) {
+	d.t.Helper()
+	running := strings.Fields(d.virsh(uri, "list", "--name"))
+	for _, dom := range running {
+		d.virsh(uri, "shutdown", dom)
+	}
+	deadline := time.Now().Add(shutdownWait)
+	for len(strings.Fields(d.virsh(uri, "list", "--name"))) > 0 && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Second)
+	}
+	for _, dom := range strings.Fields(d.virsh(uri, "list", "--name")) {
+		d.t.Logf("domain %s did not shut down within %s: destroyed, as a power cut would", dom, shutdownWait)
+		d.virsh(uri, "destroy", dom)
+	}
+	// A reboot takes the networks' bridges and firewall rules with it; the
+	// definitions and their autostart flags stay.
+	for _, net := range strings.Fields(d.virsh(uri, "net-list", "--name")) {
+		d.virsh(uri, "net-destroy", net)
+	}
+	for i := len(hostDaemons) - 1; i >= 0; i-- {
+		stopByPidFile(d.t, hostDaemons[i][len(hostDaemons[i])-1])
+	}
+	entries, _ := os.ReadDir("/run/libvirt")
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join("/run/libvirt", e.Name())); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	for _, daemon := range hostDaemons {
+		mustRun(d.t, "", time.Minute, nil, daemon[0], daemon[1:]...)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for exec.Command("virsh", "-c", uri, "version").Run() != nil {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("libvirtd did not answer at %s within a minute of its restart", uri)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	d.t.Logf("host rebooted: %d domain(s) were running: %v", len(running), running)
+}
+
+// stopByPidFile ends the daemon whose pid file is path and waits until it
+// is gone.
+func stopByPidFile(t *testing.T, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("pid file of a daemon to stop: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("pid file %s: %v", path, err)
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(30 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon %d (%s) did not exit within 30 s of SIGTERM", pid, path)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// processAlive: a zombie (exited, not yet reaped by whoever adopted the
+// daemon) counts as gone.
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	return !strings.HasPrefix(rest, "Z")
 }
 
 // pingAgent asks the agent over its mbus (https, the CLI's CA) until it

@@ -65,5 +65,7 @@ cat >"$scratch/network.xml" <<XML
 XML
 virsh -c "$uri" net-define "$scratch/network.xml" >/dev/null
 virsh -c "$uri" net-start createenv >/dev/null
+# As a host's own networks are: up again after a reboot.
+virsh -c "$uri" net-autostart createenv >/dev/null
 
 BOSH_LIBVIRT_CPI_URI=$uri "$@"
