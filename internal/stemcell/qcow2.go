@@ -72,24 +72,26 @@ func checkQcow2(head []byte) (virtualSize uint64, err error) {
 		return 0, fmt.Errorf("qcow2 image is encrypted (crypt_method %d); stemcells are not", m)
 	}
 	extStart := uint64(qcow2MinimumHeaderSize)
-	switch v := binary.BigEndian.Uint32(head[qcow2VersionAt:]); v {
+	version := binary.BigEndian.Uint32(head[qcow2VersionAt:])
+	switch version {
 	case 2:
 	case 3:
 		if len(head) < qcow2V3HeaderSize {
 			return 0, fmt.Errorf("qcow2 version 3 header is truncated")
-		}
-		if binary.BigEndian.Uint64(head[qcow2IncompatibleAt:])&qcow2ExternalDataBit != 0 {
-			return 0, fmt.Errorf("qcow2 image keeps its data in an external data file%s; stemcells must be standalone", dataFileName(head))
 		}
 		extStart = uint64(binary.BigEndian.Uint32(head[qcow2HeaderLengthAt:]))
 		if extStart < qcow2V3HeaderSize {
 			return 0, fmt.Errorf("qcow2 header_length %d is less than %d", extStart, qcow2V3HeaderSize)
 		}
 	default:
-		return 0, fmt.Errorf("qcow2 version %d is not supported (only 2 and 3)", v)
+		return 0, fmt.Errorf("qcow2 version %d is not supported (only 2 and 3)", version)
 	}
+	// The extensions first: a data file extension is refused naming the file.
 	if err := checkQcow2Extensions(head, extStart, uint64(1)<<bits); err != nil {
 		return 0, err
+	}
+	if version == 3 && binary.BigEndian.Uint64(head[qcow2IncompatibleAt:])&qcow2ExternalDataBit != 0 {
+		return 0, fmt.Errorf("qcow2 image keeps its data in an external data file; stemcells must be standalone")
 	}
 	virtualSize = binary.BigEndian.Uint64(head[qcow2VirtualSizeAt:])
 	if virtualSize == 0 {
@@ -123,27 +125,6 @@ func checkQcow2Extensions(head []byte, start, clusterSize uint64) error {
 		}
 		off = data + (length+7)&^7
 	}
-}
-
-// dataFileName is ` (name)` when head carries a data file extension, for
-// the message of an image whose feature bit says it has one.
-func dataFileName(head []byte) string {
-	if len(head) < qcow2V3HeaderSize {
-		return ""
-	}
-	off := uint64(binary.BigEndian.Uint32(head[qcow2HeaderLengthAt:]))
-	for i := 0; i < 64 && off >= qcow2V3HeaderSize && off+8 <= uint64(len(head)); i++ {
-		typ := binary.BigEndian.Uint32(head[off:])
-		length := uint64(binary.BigEndian.Uint32(head[off+4:]))
-		if typ == qcow2ExtEnd || off+8+length > uint64(len(head)) {
-			return ""
-		}
-		if typ == qcow2ExtDataFile {
-			return " " + quoteName(head[off+8:off+8+length])
-		}
-		off += 8 + (length+7)&^7
-	}
-	return ""
 }
 
 // quoteName quotes a file name taken from an image, cut to 256 bytes, so
