@@ -38,7 +38,8 @@ echo "== fuzz (a short run of each target; the seed corpus also runs above)"
 fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != 0 ]; then
   for target in ./cmd/cpi:FuzzServe ./internal/config:FuzzParse ./internal/network:FuzzCheckManual \
-                ./internal/vm:FuzzParseProps ./internal/stemcell:FuzzOpenFrom; do
+                ./internal/vm:FuzzParseProps ./internal/stemcell:FuzzOpenFrom \
+                ./internal/stemcell:FuzzCheckQcow2; do
     go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}"
   done
 fi

@@ -159,15 +159,32 @@ func virsh(uri string, args ...string) (string, error) {
 }
 
 // Volumes lists the pool's volumes (none when the pool does not exist).
-func (e *Env) Volumes() ([]string, error) {
-	out, err := e.Virsh("vol-list", "--pool", e.Pool, "--name")
+func (e *Env) Volumes() ([]string, error) { return volumeNames(e.URI, e.Pool) }
+
+func volumeNames(uri, pool string) ([]string, error) {
+	// Not `vol-list --name`: virsh before 10 has no such option.
+	out, err := virsh(uri, "vol-list", "--pool", pool)
 	if err != nil {
 		if strings.Contains(out, "no storage pool") {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("%s", out)
+		return nil, fmt.Errorf("listing volumes of pool %s: %s", pool, out)
 	}
-	return lines(out), nil
+	return volumeTable(out)
+}
+
+// volumeTable reads the names from virsh vol-list's table: a header, a
+// line of dashes, then one volume a line, its name first.
+func volumeTable(out string) ([]string, error) {
+	rows := lines(out)
+	if len(rows) < 2 || !strings.HasPrefix(rows[0], "Name") || strings.Trim(rows[1], "-") != "" {
+		return nil, fmt.Errorf("virsh vol-list printed no table: %q", out)
+	}
+	var names []string
+	for _, row := range rows[2:] {
+		names = append(names, strings.Fields(row)[0])
+	}
+	return names, nil
 }
 
 // Domains lists the CPI VMs of this environment: domains named like CPI VMs
@@ -203,11 +220,18 @@ func lines(s string) []string {
 // names start with one of keep.
 func (e *Env) LeftOver(keep ...string) []string {
 	var left []string
-	doms, _ := e.Domains()
+	doms, err := e.Domains()
+	if err != nil {
+		// An unanswered question is no clean answer.
+		left = append(left, "domains: "+err.Error())
+	}
 	for _, d := range doms {
 		left = append(left, "domain "+d)
 	}
-	vols, _ := e.Volumes()
+	vols, err := e.Volumes()
+	if err != nil {
+		left = append(left, "volumes: "+err.Error())
+	}
 	for _, v := range vols {
 		kept := false
 		for _, k := range keep {

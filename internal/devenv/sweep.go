@@ -91,8 +91,8 @@ func removeRun(uri, root, name string) []string {
 	}
 	if _, err := virsh(uri, "pool-info", name); err == nil {
 		// An inactive pool lists no volumes; its files go with the run's directory.
-		vols, _ := virsh(uri, "vol-list", "--pool", name, "--name")
-		for _, vol := range lines(vols) {
+		vols, _ := volumeNames(uri, name)
+		for _, vol := range vols {
 			virsh(uri, "vol-delete", "--pool", name, vol)
 		}
 		virsh(uri, "pool-destroy", name)

@@ -1,13 +1,15 @@
 // Package logging writes the CPI's structured log to stderr, which the
 // director copies into the task's CPI log. Secrets never reach it: values
-// under secret-looking keys are replaced, and passwords in URLs are masked.
+// under secret-looking keys are replaced, and passwords in URLs are masked,
+// in strings, in errors' text, and at any depth of maps and structs.
 package logging
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -30,10 +32,52 @@ func redact(_ []string, a slog.Attr) slog.Attr {
 	if IsSecretKey(a.Key) {
 		return slog.String(a.Key, Redacted)
 	}
-	if a.Value.Kind() == slog.KindString {
+	switch a.Value.Kind() {
+	case slog.KindString:
 		return slog.String(a.Key, MaskURLPassword(a.Value.String()))
+	case slog.KindAny:
+		return slog.Any(a.Key, redactAny(a.Value.Any()))
 	}
 	return a
+}
+
+// redactAny masks what a value logged as it is (an error, a map, a struct)
+// would show: an error's text is masked like a string; anything else is
+// logged as its JSON, with values under secret-looking keys replaced at
+// any depth and URL passwords masked.
+func redactAny(v any) any {
+	if err, ok := v.(error); ok {
+		return MaskURLPassword(err.Error())
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return Redacted
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return Redacted
+	}
+	return redactJSON(generic)
+}
+
+func redactJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, inner := range v {
+			if IsSecretKey(k) {
+				v[k] = Redacted
+			} else {
+				v[k] = redactJSON(inner)
+			}
+		}
+	case []any:
+		for i, inner := range v {
+			v[i] = redactJSON(inner)
+		}
+	case string:
+		return MaskURLPassword(v)
+	}
+	return v
 }
 
 // IsSecretKey tells whether a log key names something secret.
@@ -47,23 +91,17 @@ func IsSecretKey(key string) bool {
 	return false
 }
 
+// urlPassword matches the user:password@ of a URL: a scheme, a user, then
+// everything up to the token's last '@', so that a password holding an
+// unescaped '@' or a URL the parser refuses (as in Go's "dial
+// https://u:p@h:6868: connection refused") is masked whole.
+var urlPassword = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/]*:)\S*@`)
+
 // MaskURLPassword hides the password of URLs such as
 // https://mbus:PASSWORD@host:6868 wherever they appear in s.
 func MaskURLPassword(s string) string {
 	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
 		return s
 	}
-	fields := strings.Fields(s)
-	for i, f := range fields {
-		trimmed := strings.Trim(f, `"',;()[]{}`)
-		u, err := url.Parse(trimmed)
-		if err != nil || u.User == nil {
-			continue
-		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-			fields[i] = strings.Replace(f, trimmed, strings.Replace(u.String(), "REDACTED", Redacted, 1), 1)
-		}
-	}
-	return strings.Join(fields, " ")
+	return urlPassword.ReplaceAllString(s, "${1}"+Redacted+"@")
 }

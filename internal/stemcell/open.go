@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,14 +15,6 @@ import (
 
 // rootImageName is the disk image inside an OpenStack stemcell's image tgz.
 const rootImageName = "root.img"
-
-// qcow2 header fields (all big endian), from QEMU's docs/interop/qcow2.txt.
-const (
-	qcow2Magic             = "QFI\xfb"
-	qcow2BackingOffsetAt   = 8
-	qcow2VirtualSizeAt     = 24
-	qcow2MinimumHeaderSize = 72
-)
 
 // Open finds root.img in the image tarball at imagePath and returns it as a
 // stream with its format and sizes. It reads only the tar headers it must
@@ -79,9 +70,10 @@ func decompressed(r *bufio.Reader) (io.Reader, error) {
 	return gz, nil
 }
 
-// describe peeks at the start of root.img to tell qcow2 from raw.
+// describe peeks at the start of root.img to tell qcow2 from raw; a qcow2
+// header must pass checkQcow2.
 func describe(r io.Reader, size int64) (*Image, error) {
-	buffered := bufio.NewReaderSize(r, 1<<20)
+	buffered := bufio.NewReaderSize(r, qcow2MaxHeaderArea)
 	head, err := buffered.Peek(qcow2MinimumHeaderSize)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading %s header: %w", rootImageName, err)
@@ -92,18 +84,15 @@ func describe(r io.Reader, size int64) (*Image, error) {
 		img.VirtualSize = uint64(size)
 		return img, nil
 	}
-	if len(head) < qcow2MinimumHeaderSize {
-		return nil, fmt.Errorf("%s: qcow2 header is truncated", rootImageName)
-	}
-	// A backing file in a stemcell would make QEMU open a path of the
-	// image's choosing on the host: refuse it.
-	if binary.BigEndian.Uint64(head[qcow2BackingOffsetAt:]) != 0 {
-		return nil, fmt.Errorf("%s: qcow2 image names a backing file; stemcells must be standalone", rootImageName)
+	if len(head) == qcow2MinimumHeaderSize {
+		head, err = buffered.Peek(qcow2HeaderArea(head, size))
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading %s header: %w", rootImageName, err)
+		}
 	}
 	img.Format = FormatQcow2
-	img.VirtualSize = binary.BigEndian.Uint64(head[qcow2VirtualSizeAt:])
-	if img.VirtualSize == 0 {
-		return nil, fmt.Errorf("%s: qcow2 image has a virtual size of 0", rootImageName)
+	if img.VirtualSize, err = checkQcow2(head); err != nil {
+		return nil, fmt.Errorf("%s: %w", rootImageName, err)
 	}
 	return img, nil
 }

@@ -15,6 +15,7 @@ func qcow2Header(virtualSize, backingOffset uint64) []byte {
 	h := make([]byte, 512)
 	copy(h, qcow2Magic)
 	binary.BigEndian.PutUint32(h[4:], 2)
+	binary.BigEndian.PutUint32(h[qcow2ClusterBitsAt:], 16)
 	binary.BigEndian.PutUint64(h[qcow2BackingOffsetAt:], backingOffset)
 	binary.BigEndian.PutUint64(h[qcow2VirtualSizeAt:], virtualSize)
 	return h

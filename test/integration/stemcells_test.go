@@ -26,6 +26,10 @@ func TestBadStemcellsImportNothing(t *testing.T) {
 		{"qcow2 naming a backing file on the host", func(dir string) error {
 			return qemuImg("create", "-q", "-f", "qcow2", "-u", "-b", "/etc/passwd", "-F", "raw", filepath.Join(dir, "root.img"), "64M")
 		}, qcow2, "names a backing file"},
+		// A VM booted from it would read and write that host file as its disk.
+		{"qcow2 keeping its data in a host file", func(dir string) error {
+			return qemuImg("create", "-q", "-f", "qcow2", "-o", "data_file="+filepath.Join(dir, "host-disk.raw"), filepath.Join(dir, "root.img"), "64M")
+		}, qcow2, "external data file"},
 		{"vSphere stemcell", writeJunk, map[string]any{"infrastructure": "vsphere", "disk_format": "ovf"}, "not supported"},
 		{"tarball without root.img", func(string) error { return nil }, qcow2, "no root.img"},
 	}
