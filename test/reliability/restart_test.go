@@ -114,7 +114,9 @@ type restartLoad struct {
 	// failedOn are the CIDs named in failed calls' messages, with the
 	// method: what a call cut by an outage left is named by its CID.
 	failedOn map[string]string
-	stop     chan struct{}
+	// failedMsg is the error that call answered.
+	failedMsg map[string]string
+	stop      chan struct{}
 }
 
 var cidInText = regexp.MustCompile(`(?:vm|snap)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|virtio-[a-z2-7]{13}`)
@@ -140,6 +142,7 @@ func (rl *restartLoad) call(method string, args ...any) (json.RawMessage, bool) 
 		for _, cid := range cidInText.FindAllString(c.message, -1) {
 			if _, seen := rl.failedOn[cid]; !seen || method == "create_vm" || method == "snapshot_disk" {
 				rl.failedOn[cid] = method
+				rl.failedMsg[cid] = c.errType + ": " + c.message
 			}
 		}
 	}
@@ -222,7 +225,7 @@ func restartInside(t *testing.T) {
 	if before := countLeaks(t, stemcellCID); before.count() != 0 {
 		t.Fatalf("the environment is not clean before the load: %v", before.all())
 	}
-	rl := &restartLoad{owed: map[string]string{}, failedOn: map[string]string{}, stop: make(chan struct{})}
+	rl := &restartLoad{owed: map[string]string{}, failedOn: map[string]string{}, failedMsg: map[string]string{}, stop: make(chan struct{})}
 	var wg sync.WaitGroup
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
@@ -343,7 +346,8 @@ func restartInside(t *testing.T) {
 			other = append(other, name)
 		default:
 			otherCut = append(otherCut, method+": "+name)
-			t.Errorf("left behind by a %s the outage cut (its CID is named in the call's error, so the director never deletes it): %s", method, name)
+			t.Errorf("left behind by a %s the outage cut (the director got no CID, so it never deletes it): %s; the call answered %s",
+				method, name, rl.failedMsg[cidInText.FindString(name)])
 		}
 	}
 	t.Logf("FIGURE restart leaks: %d (%s)", left.count(), left)
