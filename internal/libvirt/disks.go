@@ -66,6 +66,11 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
 	if _, err := b.createVolume(ctx, thinVolume(spec.CID, size, format)); err != nil {
+		if errors.Is(err, golibvirt.ErrInterrupted) {
+			// Cut off mid-call, libvirtd may still make the volume, named
+			// with the CID minted for this call: ours, and never returned.
+			b.undoVolume(ctx, spec.CID)
+		}
 		return fmt.Errorf("creating disk '%s' of %d MiB (%s): %w", spec.CID, spec.SizeMiB, format, err)
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", format)

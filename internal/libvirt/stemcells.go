@@ -127,6 +127,7 @@ func sizeInBytes(size *libvirtxml.StorageVolumeSize) (uint64, error) {
 // and logs (does not return) a failure: the caller already has an error.
 func (b *Backend) undoVolume(ctx context.Context, name string) {
 	ctx = context.WithoutCancel(ctx)
+	b.reconnectIfLost(ctx)
 	deadline := time.Now().Add(undoBusyWait)
 	for {
 		err := b.deleteVolumeIfExists(ctx, name)
