@@ -44,11 +44,9 @@ const failFast = 15 * time.Second
 //   - every call started once libvirtd answers again succeeds;
 //   - after the load, and delete_vm/delete_disk/delete_snapshot of every
 //     CID the director got and did not see deleted, nothing is left:
-//     domains, volumes, networks, files, lock files. A create_vm cut by
-//     the outage whose undo ran on the dead connection may leave its
-//     objects (the reconnecting undo is on main, not on this branch):
-//     those are counted in FIGURE lines and removed with virsh; any other
-//     leftover fails the test.
+//     domains, volumes, networks, files, lock files, also of the calls
+//     the outage cut (their undo reconnects first); any leftover fails
+//     the test, is counted in FIGURE lines and removed with virsh.
 func TestLibvirtdRestart(t *testing.T) {
 	if os.Getenv(restartInsideEnv) == "" {
 		runInNamespace(t)
@@ -333,38 +331,32 @@ func restartInside(t *testing.T) {
 	}
 	t.Logf("FIGURE restart: %d CIDs the director got and had not seen deleted, deleted after the run: %v", len(owed), owed)
 
-	// Leftovers: a create_vm cut by an outage is counted and removed; any
-	// other leftover is a failure.
+	// Leftovers: whatever a call the outage cut left is a failure (the
+	// director got no CID, so it never deletes it: the undo must, after
+	// reconnecting), and so is anything else.
 	left := countLeaks(t, stemcellCID)
-	var cut, otherCut, other []string
+	var cut, other []string
 	for _, name := range left.all() {
-		method := rl.failedOn[cidInText.FindString(name)]
-		switch method {
-		case "create_vm":
-			cut = append(cut, name)
-		case "":
-			other = append(other, name)
-		default:
-			otherCut = append(otherCut, method+": "+name)
-			t.Errorf("left behind by a %s the outage cut (the director got no CID, so it never deletes it): %s; the call answered %s",
-				method, name, rl.failedMsg[cidInText.FindString(name)])
+		cid := cidInText.FindString(name)
+		if method := rl.failedOn[cid]; method != "" {
+			cut = append(cut, method+": "+name)
+			t.Errorf("left behind by a %s the outage cut: %s; the call answered %s", method, name, rl.failedMsg[cid])
+			continue
 		}
-	}
-	t.Logf("FIGURE restart leaks: %d (%s)", left.count(), left)
-	t.Logf("FIGURE restart leaks of create_vm calls cut by an outage (undo on the dead connection; main's reconnecting undo is not on this branch): %d %v", len(cut), cut)
-	t.Logf("FIGURE restart leaks of other calls cut by an outage: %d %v", len(otherCut), otherCut)
-	t.Logf("FIGURE restart leaks of nothing the load knows failed: %d %v", len(other), other)
-	for _, name := range other {
+		other = append(other, name)
 		t.Errorf("left behind after the outages and deletes: %s", name)
 	}
+	t.Logf("FIGURE restart leaks: %d (%s)", left.count(), left)
+	t.Logf("FIGURE restart leaks of calls cut by an outage: %d %v", len(cut), cut)
+	t.Logf("FIGURE restart leaks of nothing the load knows failed: %d %v", len(other), other)
 	// The environment is left clean whatever was found.
 	removeCut(t, left.all())
 	if rest := countLeaks(t, stemcellCID); rest.count() != 0 {
-		t.Errorf("after removing what cut create_vm calls left: %v", rest.all())
+		t.Errorf("after removing what was left: %v", rest.all())
 	}
 }
 
-// removeCut removes, with virsh and by hand, what cut create_vm calls left.
+// removeCut removes, with virsh and by hand, what the load left.
 func removeCut(t *testing.T, names []string) {
 	for _, name := range names {
 		kind, obj, _ := strings.Cut(name, " ")
