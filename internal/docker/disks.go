@@ -195,16 +195,41 @@ func (r *Runtime) mountDisk(vmCID, diskCID string) error {
 // (the agent has not unmounted /var/vcap/store): attaching it elsewhere
 // then would mount one filesystem twice.
 func (r *Runtime) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
-	if _, err := r.inspectVM(ctx, vmCID); err != nil {
+	c, err := r.inspectVM(ctx, vmCID)
+	if err != nil {
 		return err
 	}
 	if _, err := os.Stat(r.diskMount(vmCID, diskCID)); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("disk '%s' on VM '%s': %w", diskCID, vmCID, cpierr.ErrNotAttached)
 	}
+	if err := r.checkGuestLetGo(c.State.Pid, vmCID, diskCID); err != nil {
+		return err
+	}
 	if err := r.unmountDisk(vmCID, diskCID); err != nil {
 		return err
 	}
 	r.log.Info("disk detached", "vm", vmCID, "disk", diskCID)
+	return nil
+}
+
+// checkGuestLetGo refuses (ErrInUse) while the container's mount
+// namespace has the disk mounted anywhere but at its hint, before anything
+// is unmounted, so a refused detach changes nothing.
+func (r *Runtime) checkGuestLetGo(pid int, vmCID, diskCID string) error {
+	if pid == 0 {
+		return nil // not running: no guest mounts
+	}
+	dev, err := loopDev(r.diskImage(diskCID))
+	if err != nil || dev == "" {
+		return err
+	}
+	n, err := mountsOf(pid, dev)
+	if err != nil {
+		return fmt.Errorf("detaching disk '%s' from VM '%s': reading the container's mounts: %w", diskCID, vmCID, err)
+	}
+	if n > 1 {
+		return fmt.Errorf("detaching disk '%s' from VM '%s': the guest has it mounted %d times beyond its hint (unmount /var/vcap/store first): %w", diskCID, vmCID, n-1, cpierr.ErrInUse)
+	}
 	return nil
 }
 

@@ -121,6 +121,49 @@ func loopBacked(img string) (bool, error) {
 	return false, nil
 }
 
+// loopDev is the major:minor of the loop device backing img, or "".
+func loopDev(img string) (string, error) {
+	files, err := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.EvalSymlinks(img)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || strings.TrimSpace(string(b)) != abs {
+			continue
+		}
+		dev, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(f)), "dev"))
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(dev)), nil
+	}
+	return "", nil
+}
+
+// mountsOf counts the mounts of device dev (major:minor) in the mount
+// namespace of process pid.
+func mountsOf(pid int, dev string) (int, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 2 && fields[2] == dev {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
 // waitLoopFree waits for the kernel to release img's loop device after
 // its last unmount (autoclear runs when the device is closed).
 func waitLoopFree(img string) (bool, error) {

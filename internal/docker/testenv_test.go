@@ -155,7 +155,7 @@ func rootfsTgz(t *testing.T) []byte {
 		add(&tar.Header{Typeflag: tar.TypeDir, Name: d}, nil)
 	}
 	add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox"}, bb)
-	for _, c := range []string{"sh", "cat", "ls", "ip", "sleep", "df", "dd", "sync", "stat", "head", "wc", "mkdir", "echo", "grep", "rm", "sha256sum"} {
+	for _, c := range []string{"sh", "cat", "ls", "ip", "sleep", "df", "dd", "sync", "stat", "head", "wc", "mkdir", "echo", "grep", "rm", "sha256sum", "mount", "umount"} {
 		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + c, Linkname: "busybox"}, nil)
 	}
 	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, []byte(initScript))

@@ -45,8 +45,14 @@ type VMSpec struct {
 	Systemd bool
 	// Privileged: the agent mounts (the persistent disk bind mount, its
 	// tmpfs) and configures the system, which real stemcells need; a test
-	// rootfs does not.
+	// rootfs does not. Docker's privileged mode asks for every capability;
+	// where dockerd's own bounding set lacks one (dockerd in a restricted
+	// container: this project's test machines lack CAP_SYS_RESOURCE) such
+	// a container cannot start, and CapAdd is the way.
 	Privileged bool
+	// CapAdd are capabilities beyond Docker's default set (e.g.
+	// SYS_ADMIN, which lets the agent mount).
+	CapAdd []string
 }
 
 // NIC is one BOSH network's interface.
@@ -107,6 +113,9 @@ func (r *Runtime) createVM(ctx context.Context, spec VMSpec, settings agentsetti
 		return settings, err
 	}
 	if err := r.api.ContainerStart(ctx, r.name(spec.CID), container.StartOptions{}); err != nil {
+		if strings.Contains(err.Error(), "unable to apply caps") {
+			return settings, r.fail(err, "creating VM '%s': starting container (privileged=%t, cap_add=%v): dockerd's capability bounding set lacks some asked for", spec.CID, spec.Privileged || spec.Systemd, spec.CapAdd)
+		}
 		return settings, r.fail(err, "creating VM '%s': starting container", spec.CID)
 	}
 	return settings, r.checkMACs(ctx, spec.CID, plan)
@@ -124,6 +133,7 @@ func (r *Runtime) createContainer(ctx context.Context, spec VMSpec, imageID stri
 		NetworkMode: container.NetworkMode(plan[0].network),
 		Mounts:      mounts,
 		Privileged:  spec.Privileged || spec.Systemd,
+		CapAdd:      spec.CapAdd,
 		Resources:   container.Resources{Memory: int64(spec.MemoryMiB) << 20, NanoCPUs: int64(spec.CPUs) * 1e9},
 	}
 	if spec.MemoryMiB > 0 {
