@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"path/filepath"
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/versions"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
 )
 
 // Subnet is what a Docker network the CPI creates gets: a bridge with
@@ -134,7 +136,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context, n nicPlan, u *undo) error {
 		if n.create == nil {
 			return fmt.Errorf("Docker network '%s' of BOSH network '%s': %w", n.network, n.bosh, cpierr.ErrNotFound)
 		}
-		if nw, err = r.createNetwork(ctx, n, u); err != nil {
+		if nw, err = r.createNetworkLocked(ctx, n, u); err != nil {
 			return err
 		}
 	}
@@ -144,13 +146,31 @@ func (r *Runtime) ensureNetwork(ctx context.Context, n nicPlan, u *undo) error {
 	return ipInNetwork(n, nw)
 }
 
+// createNetworkLocked creates the network under a lock in store_dir, so
+// that parallel calls on this machine make it once; a call elsewhere that
+// wins the race is met by looking again after any error.
+func (r *Runtime) createNetworkLocked(ctx context.Context, n nicPlan, u *undo) (network.Inspect, error) {
+	release, err := lock.NewDir(filepath.Join(r.cfg.StoreDir, "locks")).Lock(ctx, "network-"+n.network)
+	if err != nil {
+		return network.Inspect{}, fmt.Errorf("creating Docker network '%s': %w", n.network, err)
+	}
+	defer release()
+	if nw, err := r.api.NetworkInspect(ctx, n.network, network.InspectOptions{}); err == nil {
+		return nw, nil
+	}
+	return r.createNetwork(ctx, n, u)
+}
+
 func (r *Runtime) createNetwork(ctx context.Context, n nicPlan, u *undo) (network.Inspect, error) {
 	ipam := &network.IPAM{Config: []network.IPAMConfig{{Subnet: n.create.CIDR, Gateway: n.create.Gateway}}}
 	created, err := r.api.NetworkCreate(ctx, n.network, network.CreateOptions{Driver: "bridge", IPAM: ipam, Labels: r.labels("network", n.network)})
 	switch {
-	case err != nil && errors.Is(r.fail(err, ""), cpierr.ErrInUse):
-		// Another CPI call made it meanwhile: use theirs.
 	case err != nil:
+		// Another CPI call may have made it meanwhile (Docker then answers
+		// a conflict, or that the pool overlaps): use theirs if it is there.
+		if nw, ierr := r.api.NetworkInspect(ctx, n.network, network.InspectOptions{}); ierr == nil {
+			return nw, nil
+		}
 		return network.Inspect{}, r.fail(err, "creating Docker network '%s' (subnet %s)", n.network, n.create.CIDR)
 	default:
 		r.log.Info("docker network created", "network", n.network, "subnet", n.create.CIDR)

@@ -369,3 +369,7 @@ func slogTo(w io.Writer) *slog.Logger {
 }
 
 func networkInspectOpts() network.InspectOptions { return network.InspectOptions{} }
+
+func networkListByName(name string) network.ListOptions {
+	return network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}
+}
