@@ -52,6 +52,7 @@ func dockerHost(t *testing.T) string {
 	default:
 		t.Skipf("%s not set: skipping tests against a real dockerd (CI=true defaults it to %s)", HostEnv, DefaultHost)
 	}
+	sweepOnce.Do(func() { sweepDeadRuns(host) })
 	return host
 }
 

@@ -149,6 +149,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec VMSpec, imageID stri
 		cfg.MacAddress = plan[0].mac //nolint:staticcheck // the only way to set a MAC before API 1.44
 	}
 	created, err := r.api.ContainerCreate(ctx, cfg, host, netCfg, nil, r.name(spec.CID))
+	if err != nil && strings.Contains(err.Error(), "Range of CPUs") {
+		return fmt.Errorf("creating VM '%s' with %d CPUs: %w: %v", spec.CID, spec.CPUs, cpierr.ErrImpossible, err)
+	}
 	if err != nil {
 		return r.fail(err, "creating VM '%s': creating container from stemcell '%s'", spec.CID, spec.StemcellCID)
 	}

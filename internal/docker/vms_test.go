@@ -226,7 +226,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 			s.NICs = []NIC{{BOSHNetwork: "m", DockerNetwork: name, IP: hostIn(subnet, 20), Create: subnet}}
 			s.Command = []string{"/no/such/init"}
 		}, nil},
-		{"more vCPUs than the host has", func(s *VMSpec) { s.CPUs = 4096 }, nil},
+		{"more vCPUs than the host has", func(s *VMSpec) { s.CPUs = 4096 }, cpierr.ErrImpossible},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
