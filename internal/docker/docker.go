@@ -24,6 +24,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 )
 
@@ -95,6 +96,11 @@ type Runtime struct {
 	log    *slog.Logger
 	local  bool // the daemon is on this machine (unix socket)
 	apiVer string
+	// tamperSettings is set by tests only, to prove the guest-truth checks
+	// can fail: it gives the settings written into a new container in
+	// place of the real ones (nil: no settings file at all). CreateVM
+	// still returns the real settings.
+	tamperSettings func(agentsettings.Settings) *agentsettings.Settings
 }
 
 // Open connects and negotiates the API version. ErrUnreachable when the

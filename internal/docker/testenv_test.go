@@ -133,6 +133,12 @@ while :; do sleep 1 & wait $!; done
 // rootfsTgz is a tiny warden-style rootfs: busybox and the init script.
 func rootfsTgz(t *testing.T) []byte {
 	t.Helper()
+	return rootfsTgzWith(t, []byte(initScript))
+}
+
+// rootfsTgzWith is the busybox rootfs with init as /sbin/init.
+func rootfsTgzWith(t *testing.T, init []byte) []byte {
+	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatalf("busybox-static is needed for the test rootfs: %v", err)
@@ -159,7 +165,7 @@ func rootfsTgz(t *testing.T) []byte {
 	for _, c := range []string{"sh", "cat", "ls", "ip", "sleep", "df", "dd", "sync", "stat", "head", "wc", "mkdir", "echo", "grep", "rm", "sha256sum", "mount", "umount"} {
 		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + c, Linkname: "busybox"}, nil)
 	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, []byte(initScript))
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, init)
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -109,8 +109,14 @@ func (r *Runtime) createVM(ctx context.Context, spec VMSpec, settings agentsetti
 			return settings, r.fail(err, "creating VM '%s': connecting network '%s' (BOSH network '%s')", spec.CID, n.network, n.bosh)
 		}
 	}
-	if err := r.writeSettings(ctx, spec.CID, settings); err != nil {
-		return settings, err
+	written := &settings
+	if r.tamperSettings != nil {
+		written = r.tamperSettings(settings)
+	}
+	if written != nil {
+		if err := r.writeSettings(ctx, spec.CID, *written); err != nil {
+			return settings, err
+		}
 	}
 	if err := r.api.ContainerStart(ctx, r.name(spec.CID), container.StartOptions{}); err != nil {
 		if strings.Contains(err.Error(), "unable to apply caps") {
