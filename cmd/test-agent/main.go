@@ -10,6 +10,12 @@
 // can check the guest's view. Data disks get a filesystem and a marker
 // naming them, which shows data carried from one VM to the next.
 //
+// In a container (a Docker VM, warden form: see warden.go) it is the
+// container's PID 1 instead and reads /var/vcap/bosh/warden-cpi-agent-env.json,
+// verifies the NICs Docker made by MAC and finds persistent disks under
+// /warden-cpi-dev/<disk-cid>, reporting the same lines on its stdout (the
+// container's log).
+//
 // "test-agent list-modules /lib/modules/<release>" prints the kernel
 // module files the guest loads, in order: the stemcell build copies them.
 package main
@@ -38,6 +44,10 @@ func main() {
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "test-agent runs only as PID 1 of the test stemcell; usage: test-agent list-modules /lib/modules/<release>")
 		os.Exit(2)
+	}
+	if inContainer(fileExists) {
+		runWarden()
+		return
 	}
 	runGuest()
 }
@@ -69,8 +79,7 @@ func runGuest() {
 		rep.fail("reading settings from the config drive", err)
 		s = settings{SystemDisk: "vda"}
 	} else {
-		rep.report(guestcheck.Report{Event: guestcheck.EventSettings, AgentID: s.AgentID, VMName: s.VMName,
-			Networks: s.networkNames(), Disks: s.persistentCIDs(), Device: configDevice})
+		rep.report(s.report(configDevice))
 		configureNetworks(rep, s)
 	}
 

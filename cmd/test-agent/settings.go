@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -16,6 +18,7 @@ import (
 // acts on; the rest (mbus, blobstore, env...) is read past.
 type settingsDoc struct {
 	AgentID  string                `json:"agent_id"`
+	Mbus     string                `json:"mbus"`
 	VM       struct{ Name string } `json:"vm"`
 	Networks map[string]network    `json:"networks"`
 	Disks    struct {
@@ -40,6 +43,8 @@ type network struct {
 type settings struct {
 	AgentID    string
 	VMName     string
+	Mbus       string // password masked
+	SHA256     string // of the document as read
 	Networks   map[string]network
 	SystemDisk string // device name, e.g. "vda"
 	Ephemeral  *guestcheck.Hint
@@ -58,6 +63,8 @@ func parseSettings(data []byte) (settings, error) {
 	s := settings{
 		AgentID:    doc.AgentID,
 		VMName:     doc.VM.Name,
+		Mbus:       maskMbus(doc.Mbus),
+		SHA256:     fmt.Sprintf("%x", sha256.Sum256(data)),
 		Networks:   doc.Networks,
 		SystemDisk: "vda",
 		Persistent: map[string]guestcheck.Hint{},
@@ -86,6 +93,16 @@ func parseSettings(data []byte) (settings, error) {
 		s.Persistent[cid] = h
 	}
 	return s, nil
+}
+
+// maskMbus is the mbus URL with its password replaced: the report goes to
+// a console or a container log, which must not carry credentials.
+func maskMbus(mbus string) string {
+	u, err := url.Parse(mbus)
+	if err != nil {
+		return "(unparsable mbus URL)"
+	}
+	return u.Redacted()
 }
 
 // persistentCIDs are the persistent disk CIDs, sorted.
@@ -155,4 +172,10 @@ func matchNICs(networks map[string]network, macs map[string]string) ([]nicPlan, 
 		plans = append(plans, nicPlan{Network: name, NIC: nic, MAC: mac, Net: n})
 	}
 	return plans, errs
+}
+
+// report is the settings report; source is where they were read from.
+func (s settings) report(source string) guestcheck.Report {
+	return guestcheck.Report{Event: guestcheck.EventSettings, AgentID: s.AgentID, VMName: s.VMName,
+		Networks: s.networkNames(), Disks: s.persistentCIDs(), Device: source, Mbus: s.Mbus, SettingsSHA256: s.SHA256}
 }

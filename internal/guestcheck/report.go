@@ -6,12 +6,13 @@ import (
 )
 
 // ReportPrefix starts every line the test stemcell's agent writes to the
-// serial console; the JSON report follows it on the same line.
+// serial console (in a container: its stdout, the container's log); the
+// JSON report follows it on the same line.
 const ReportPrefix = "TEST-AGENT "
 
 // Events of the reports.
 const (
-	EventSettings   = "settings"   // settings read from the config drive
+	EventSettings   = "settings"   // settings read (config drive, or the warden settings file)
 	EventNIC        = "nic"        // a settings network configured on the NIC with its MAC
 	EventDisk       = "disk"       // a data disk appeared (once per appearance)
 	EventDiskGone   = "disk_gone"  // a data disk disappeared (hot-unplug)
@@ -40,6 +41,12 @@ type Report struct {
 	Created  bool            `json:"created,omitempty"`
 	Disks    []string        `json:"persistent_disks,omitempty"`
 	Networks []string        `json:"networks,omitempty"`
+	// Mbus is the settings' mbus URL with its password masked, so the
+	// report says which mbus the agent would use without leaking it.
+	Mbus string `json:"mbus,omitempty"`
+	// SettingsSHA256 is the hex SHA-256 of the settings document as read,
+	// so a test can compare the whole document with what the CPI wrote.
+	SettingsSHA256 string `json:"settings_sha256,omitempty"`
 	Message  string          `json:"message,omitempty"`
 	// Seconds since the kernel started, from /proc/uptime.
 	Uptime float64 `json:"uptime,omitempty"`
