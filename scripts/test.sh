@@ -9,6 +9,8 @@ set -euo pipefail
 . "$(dirname "$0")/as-root.sh"
 cd "$(dirname "$0")/.."
 export BOSH_LIBVIRT_CPI_URI=${BOSH_LIBVIRT_CPI_URI:-qemu:///system}
+# The Docker runtime's tests use the dockerd host.sh starts.
+export BOSH_LIBVIRT_CPI_DOCKER=${BOSH_LIBVIRT_CPI_DOCKER:-unix:///var/run/docker.sock}
 # host.sh installs the test-only packages too (sshd for the remote tests).
 export BOSH_LIBVIRT_CPI_TESTS=1
 
