@@ -25,6 +25,10 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*configPath)
+	if err == nil {
+		// A runtime or hypervisor this CPI lacks is a config mistake too.
+		_, err = runtimeSelector(nil)(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "[FAIL] config: %v\n       fix: correct the key named above in %s\n", err, *configPath)
 		return 1

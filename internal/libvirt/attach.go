@@ -13,6 +13,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 )
 
 // detachTimeout bounds the wait for a guest to release a hot-unplugged
@@ -157,11 +158,20 @@ func describeUsers(users []diskUser) string {
 
 // AttachDisk plugs the disk into the VM and records it in the VM's
 // definition, so it stays across reboots and restarts: hot-plugged into
-// a running domain, added to the definition of a stopped one. Attaching a
-// disk already attached to this VM returns its target; a disk another VM
-// uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
+// a running domain, added to the definition of a stopped one, and returns
+// the hypervisor's hint for it. Attaching a disk already attached to this
+// VM returns its hint again; a disk another VM uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
 // chosen here cannot be taken by a parallel attach.
-func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (string, error) {
+func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.Hint, error) {
+	target, err := b.attachDisk(ctx, vmCID, diskCID)
+	if err != nil {
+		return disk.Hint{}, err
+	}
+	return b.profile.PersistentHint(diskCID, target), nil
+}
+
+// attachDisk attaches and returns the device target.
+func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string, error) {
 	dom, err := b.lookupOwnedDomain(vmCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
@@ -203,7 +213,7 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 	case live != nil && live.Target != nil:
 		target = live.Target.Dev
 	default:
-		free, err := freeTarget(dd.usedTargets())
+		free, err := freeTarget(b.profile, dd.usedTargets())
 		if err != nil {
 			return "", err
 		}
@@ -217,10 +227,10 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 }
 
 // freeTarget is the first persistent disk target (vdc, vdd, ... vdz,
-// vdaa, ...) that neither definition uses.
-func freeTarget(used map[string]bool) (string, error) {
+// vdaa, ... for QEMU) that neither definition uses.
+func freeTarget(p hypervisor.Profile, used map[string]bool) (string, error) {
 	for i := 0; ; i++ {
-		target, err := disk.TargetAt(i)
+		target, err := p.PersistentTarget(i)
 		if err != nil {
 			return "", fmt.Errorf("no free device target: %w", err)
 		}

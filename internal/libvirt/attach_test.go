@@ -9,6 +9,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 )
 
 const (
@@ -27,7 +28,7 @@ func vmDisks() []libvirtxml.DomainDisk {
 	return []libvirtxml.DomainDisk{
 		fileDiskDevice(pool+testCID+"-root", "qcow2", disk.Serial(testCID+"-root"), "vda"),
 		fileDiskDevice(pool+testCID+"-ephemeral", "qcow2", disk.Serial(testCID+"-ephemeral"), "vdb"),
-		configDriveDevice(pool + testCID + "-config.iso"),
+		configDriveDevice(pool+testCID+"-config.iso", "sda"),
 	}
 }
 
@@ -47,7 +48,7 @@ func TestFreeTarget(t *testing.T) {
 			for _, u := range tt.used {
 				used[u] = true
 			}
-			got, err := freeTarget(used)
+			got, err := freeTarget(hypervisor.QEMU, used)
 			if err != nil || got != tt.want {
 				t.Errorf("freeTarget = %s, %v; want %s", got, err, tt.want)
 			}
@@ -58,7 +59,7 @@ func TestFreeTarget(t *testing.T) {
 func targetsUpTo(t *testing.T, n int) []string {
 	var out []string
 	for i := range n {
-		target, err := disk.TargetAt(i)
+		target, err := hypervisor.QEMU.PersistentTarget(i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func targetsUpTo(t *testing.T, n int) []string {
 func TestUsedTargetsJoinsLiveAndConfig(t *testing.T) {
 	live := domainWith(append(vmDisks(), persistentDiskDevice(pool+diskA, disk.FormatQcow2, diskA, "vdc"))...)
 	config := domainWith(append(vmDisks(), persistentDiskDevice(pool+diskB, disk.FormatRaw, diskB, "vdd"))...)
-	got, err := freeTarget(domainDisks{Live: live, Config: config}.usedTargets())
+	got, err := freeTarget(hypervisor.QEMU, domainDisks{Live: live, Config: config}.usedTargets())
 	if err != nil || got != "vde" {
 		t.Errorf("free target with vdc live and vdd in config = %s, %v; want vde", got, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
 )
 
@@ -32,26 +33,33 @@ const dialTimeout = 10 * time.Second
 
 // Backend is one connection to libvirtd for the duration of one CPI call.
 type Backend struct {
-	conn  *golibvirt.Libvirt
-	cfg   config.Config
-	log   *slog.Logger
-	locks lock.Dir
-	pool  *golibvirt.StoragePool
-	accel *accelDecision // decided once per call, on first use
+	conn    *golibvirt.Libvirt
+	cfg     config.Config
+	profile hypervisor.Profile
+	log     *slog.Logger
+	locks   lock.Dir
+	pool    *golibvirt.StoragePool
+	accel   *accelDecision // decided once per call, on first use
 }
 
-// Open connects to the libvirtd named by cfg.URI.
+// Open connects to the libvirtd named by cfg.URI, for the hypervisor its
+// driver part names.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, error) {
+	profile, err := hypervisor.ForURI(cfg.URI)
+	if err != nil {
+		return nil, err
+	}
 	conn, via, err := connect(ctx, cfg.URI)
 	if err != nil {
 		return nil, err
 	}
-	log.Debug("connected to libvirt", "uri", cfg.URI, "via", via)
+	log.Debug("connected to libvirt", "uri", cfg.URI, "via", via, "hypervisor", profile.Driver)
 	return &Backend{
-		conn:  conn,
-		cfg:   cfg,
-		log:   log,
-		locks: lock.NewDir(cfg.LockDir()),
+		conn:    conn,
+		cfg:     cfg,
+		profile: profile,
+		log:     log,
+		locks:   lock.NewDir(cfg.LockDir()),
 	}, nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -77,7 +78,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 		VCPU:     &libvirtxml.DomainVCPU{Value: 1},
 		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"}},
 		Devices: &libvirtxml.DomainDeviceList{
-			Disks:       []libvirtxml.DomainDisk{fileDiskDevice(rootPath, "qcow2", disk.Serial(rootVolumeName(cid)), vm.RootTarget)},
+			Disks:       []libvirtxml.DomainDisk{fileDiskDevice(rootPath, "qcow2", disk.Serial(rootVolumeName(cid)), hypervisor.QEMU.RootTarget)},
 			Controllers: controllersFor("q35", diskTestRootPorts),
 		},
 	}
@@ -372,7 +373,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 	other := e.diskTestDomain(runningLinux)
 	cid := e.newDisk(64, disk.FormatQcow2)
 
-	target, err := e.b.AttachDisk(ctx, dom.Name, cid)
+	target, err := e.b.attachDisk(ctx, dom.Name, cid)
 	if err != nil {
 		t.Fatalf("AttachDisk: %v", err)
 	}
@@ -380,7 +381,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 		t.Errorf("first persistent disk at %s, want vdc", target)
 	}
 	e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
-	again, err := e.b.AttachDisk(ctx, dom.Name, cid)
+	again, err := e.b.attachDisk(ctx, dom.Name, cid)
 	if err != nil || again != target {
 		t.Errorf("second AttachDisk = %s, %v; want %s, nil (idempotent)", again, err, target)
 	}
@@ -388,7 +389,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 		t.Errorf("AttachedDisks = %v, %v; want [%s]", got, err, cid)
 	}
 
-	_, err = e.b.AttachDisk(ctx, other.Name, cid)
+	_, err = e.b.attachDisk(ctx, other.Name, cid)
 	wantErr(t, "AttachDisk to a second VM", err, cpierr.ErrInUse)
 	if err != nil && !strings.Contains(err.Error(), dom.Name) {
 		t.Errorf("in-use error does not name the VM holding the disk: %v", err)
@@ -413,7 +414,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 	wantErr(t, "DetachDisk again", e.b.DetachDisk(ctx, dom.Name, cid), cpierr.ErrNotAttached)
 
 	// Now free, it goes to the other VM.
-	if _, err := e.b.AttachDisk(ctx, other.Name, cid); err != nil {
+	if _, err := e.b.attachDisk(ctx, other.Name, cid); err != nil {
 		t.Fatalf("AttachDisk to the second VM after detach: %v", err)
 	}
 	if err := e.b.DetachDisk(ctx, other.Name, cid); err != nil {
@@ -430,7 +431,7 @@ func TestAttachToStoppedDomainSurvivesStart(t *testing.T) {
 	ctx := context.Background()
 	dom := e.diskTestDomain(stoppedFirmware)
 	raw := e.newDisk(16, disk.FormatRaw)
-	target, err := e.b.AttachDisk(ctx, dom.Name, raw)
+	target, err := e.b.attachDisk(ctx, dom.Name, raw)
 	if err != nil {
 		t.Fatalf("AttachDisk to stopped VM: %v", err)
 	}
@@ -442,7 +443,7 @@ func TestAttachToStoppedDomainSurvivesStart(t *testing.T) {
 	e.assertAttachedAt(dom, raw, target, disk.FormatRaw, true)
 	// A second disk goes to the next target, live and persistent.
 	qcow := e.newDisk(16, disk.FormatQcow2)
-	target2, err := e.b.AttachDisk(ctx, dom.Name, qcow)
+	target2, err := e.b.attachDisk(ctx, dom.Name, qcow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,12 +487,12 @@ func TestAttachManyDisksToRunningDomain(t *testing.T) {
 		cid := e.newDisk(8, disk.FormatQcow2)
 		cids = append(cids, cid)
 		start := time.Now()
-		target, err := e.b.AttachDisk(ctx, dom.Name, cid)
+		target, err := e.b.attachDisk(ctx, dom.Name, cid)
 		if err != nil {
 			t.Fatalf("attaching disk %d: %v", i+1, err)
 		}
 		attaches = append(attaches, time.Since(start))
-		want, _ := disk.TargetAt(i)
+		want, _ := hypervisor.QEMU.PersistentTarget(i)
 		if target != want || targets[target] {
 			t.Errorf("disk %d at %s, want %s (unique)", i+1, target, want)
 		}
@@ -672,7 +673,7 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 		cid := e.newDisk(4, format)
 		data := pattern(0xA5, 4*mib)
 		e.fillDisk(cid, format, data)
-		target, err := e.b.AttachDisk(ctx, dom.Name, cid)
+		target, err := e.b.attachDisk(ctx, dom.Name, cid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -705,9 +706,9 @@ func TestUnknownCIDsAreNotFound(t *testing.T) {
 	known := e.newDisk(4, disk.FormatQcow2)
 	unknownDisk, unknownVM, unknownSnap := disk.NewCID(), vm.NewCID(), disk.NewSnapshotCID()
 
-	_, err := e.b.AttachDisk(ctx, dom.Name, unknownDisk)
+	_, err := e.b.attachDisk(ctx, dom.Name, unknownDisk)
 	wantErr(t, "AttachDisk of unknown disk", err, cpierr.ErrNotFound)
-	_, err = e.b.AttachDisk(ctx, unknownVM, known)
+	_, err = e.b.attachDisk(ctx, unknownVM, known)
 	wantErr(t, "AttachDisk to unknown VM", err, cpierr.ErrNotFound)
 	wantErr(t, "DetachDisk from unknown VM", e.b.DetachDisk(ctx, unknownVM, known), cpierr.ErrNotFound)
 	wantErr(t, "DetachDisk of unknown disk", e.b.DetachDisk(ctx, dom.Name, unknownDisk), cpierr.ErrNotAttached)
@@ -736,7 +737,7 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 	dom := e.diskTestDomain(runningFirmware)
 	other := e.diskTestDomain(stoppedFirmware)
 	cid := e.newDisk(8, disk.FormatQcow2)
-	target, err := e.b.AttachDisk(ctx, dom.Name, cid)
+	target, err := e.b.attachDisk(ctx, dom.Name, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,12 +753,12 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 		t.Errorf("AttachedDisks while the unplug is pending = %v, %v; want [%s]", got, err, cid)
 	}
 	wantErr(t, "DeleteDisk while QEMU holds it", e.b.DeleteDisk(ctx, cid), cpierr.ErrInUse)
-	_, err = e.b.AttachDisk(ctx, other.Name, cid)
+	_, err = e.b.attachDisk(ctx, other.Name, cid)
 	wantErr(t, "AttachDisk elsewhere while QEMU holds it", err, cpierr.ErrInUse)
 	wantErr(t, "DetachDisk retried", e.b.DetachDisk(ctx, dom.Name, cid), errUnplugPending)
 
 	// Attaching it back to the same VM restores the definition.
-	if again, err := e.b.AttachDisk(ctx, dom.Name, cid); err != nil || again != target {
+	if again, err := e.b.attachDisk(ctx, dom.Name, cid); err != nil || again != target {
 		t.Fatalf("re-attach to the same VM = %s, %v; want %s", again, err, target)
 	}
 	e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
@@ -786,7 +787,7 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
 	spec := e.vmSpec(e.importStemcell(64 << 20))
-	if err := e.b.CreateVM(ctx, spec); err != nil {
+	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
 		t.Fatal(err)
 	}
 	dom, err := e.b.lookupOwnedDomain(spec.CID)
@@ -795,14 +796,14 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 	}
 	for i := range e.cfg.HotplugSlots {
 		cid := e.newDisk(4, disk.FormatQcow2)
-		target, err := e.b.AttachDisk(ctx, spec.CID, cid)
+		target, err := e.b.attachDisk(ctx, spec.CID, cid)
 		if err != nil {
 			t.Fatalf("hot-plugging disk %d of %d: %v", i+1, e.cfg.HotplugSlots, err)
 		}
 		e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
 	}
 	extra := e.newDisk(4, disk.FormatQcow2)
-	_, err = e.b.AttachDisk(ctx, spec.CID, extra)
+	_, err = e.b.attachDisk(ctx, spec.CID, extra)
 	if err == nil || !strings.Contains(err.Error(), "hotplug_slots") {
 		t.Errorf("attaching one disk more than hotplug_slots: got %v, want an error naming hotplug_slots", err)
 	}

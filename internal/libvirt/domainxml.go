@@ -10,6 +10,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/faults"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -17,6 +18,7 @@ import (
 // and names, no libvirt calls. Keeping it a plain value makes the XML
 // testable without a daemon.
 type domainPlan struct {
+	Profile       hypervisor.Profile
 	DomainType    string // "kvm" or "qemu"
 	Name          string // the VM CID
 	Machine       string // "q35" or "pc"
@@ -37,8 +39,9 @@ type domainPlan struct {
 // filled in as the volumes are made. Only the agent ID and the stemcell
 // CID go into metadata: the config drive (agent settings, mbus
 // credentials) never does.
-func newDomainPlan(spec vm.Spec, domainType, machine string, hotplugSlots int, consoleLog string) domainPlan {
+func newDomainPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine string, hotplugSlots int, consoleLog string) domainPlan {
 	return domainPlan{
+		Profile:      profile,
 		DomainType:   domainType,
 		Name:         spec.CID,
 		Machine:      machine,
@@ -123,13 +126,13 @@ func devicesFor(p domainPlan) *libvirtxml.DomainDeviceList {
 // disksFor: root (the only boot device), ephemeral, config drive, then the
 // persistent disks planned at creation.
 func disksFor(p domainPlan) []libvirtxml.DomainDisk {
-	root := fileDiskDevice(p.RootPath, string(disk.FormatQcow2), disk.Serial(rootVolumeName(p.Name)), vm.RootTarget)
+	root := fileDiskDevice(p.RootPath, string(disk.FormatQcow2), disk.Serial(rootVolumeName(p.Name)), p.Profile.RootTarget)
 	// A per-device boot order pins the boot disk: with <os><boot dev='hd'/>
 	// the firmware would pick "the first hard disk", which persistent disks
 	// attached at creation could become.
 	root.Boot = &libvirtxml.DomainDeviceBoot{Order: 1}
-	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), vm.EphemeralDiskSerial(p.Name), vm.EphemeralTarget)
-	disks := []libvirtxml.DomainDisk{root, ephemeral, configDriveDevice(p.ConfigPath)}
+	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), p.Profile.EphemeralID(p.Name), p.Profile.EphemeralTarget)
+	disks := []libvirtxml.DomainDisk{root, ephemeral, configDriveDevice(p.ConfigPath, p.Profile.ConfigDriveTarget)}
 	if faults.Active(faults.OmitConfigDrive) {
 		disks = disks[:2]
 	}
@@ -138,12 +141,12 @@ func disksFor(p domainPlan) []libvirtxml.DomainDisk {
 
 // configDriveDevice is a SATA CD-ROM: the agent mounts /dev/sr0, which a
 // virtio device never becomes.
-func configDriveDevice(path string) libvirtxml.DomainDisk {
+func configDriveDevice(path, target string) libvirtxml.DomainDisk {
 	return libvirtxml.DomainDisk{
 		Device:   "cdrom",
 		Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: string(disk.FormatRaw)},
 		Source:   &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: path}},
-		Target:   &libvirtxml.DomainDiskTarget{Dev: vm.ConfigDriveTarget, Bus: "sata"},
+		Target:   &libvirtxml.DomainDiskTarget{Dev: target, Bus: "sata"},
 		ReadOnly: &libvirtxml.DomainDiskReadOnly{},
 	}
 }

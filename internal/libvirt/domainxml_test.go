@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"strings"
 	"testing"
 
@@ -25,12 +26,11 @@ func secretSpec() vm.Spec {
 			{BOSHNetwork: "default", LibvirtNetwork: "net-a", MAC: "52:54:00:AB:CD:01"},
 			{BOSHNetwork: "other", LibvirtNetwork: "net-b", MAC: "52:54:00:00:00:02"},
 		},
-		ConfigDrive: []byte(`{"mbus":"https://mbus:s3cret-mbus-password@0.0.0.0:6868"}`),
 	}
 }
 
 func testPlan(domainType, machine string, hotplug int, persistent ...libvirtxml.DomainDisk) domainPlan {
-	p := newDomainPlan(secretSpec(), domainType, machine, hotplug, "/store/console/"+testCID+".log")
+	p := newDomainPlan(secretSpec(), hypervisor.QEMU, domainType, machine, hotplug, "/store/console/"+testCID+".log")
 	p.RootPath = "/pool/" + testCID + "-root"
 	p.EphemeralPath = "/pool/" + testCID + "-ephemeral"
 	p.ConfigPath = "/pool/" + testCID + "-config.iso"

@@ -19,8 +19,10 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -100,7 +102,7 @@ func TestVMLifecycle(t *testing.T) {
 	netName := e.isolatedNetwork()
 	spec := e.vmSpec(scCID, netName)
 
-	if err := e.b.CreateVM(ctx, spec); err != nil {
+	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
 		t.Fatalf("CreateVM: %v", err)
 	}
 	dom, err := e.b.lookupOwnedDomain(spec.CID)
@@ -129,8 +131,8 @@ func TestVMLifecycle(t *testing.T) {
 	assertMetadata(t, e, dom, spec)
 
 	iso := append(fakeConfigDrive(), make([]byte, 32<<10)...)
-	if err := e.b.ReplaceConfigDrive(ctx, spec.CID, iso); err != nil {
-		t.Fatalf("ReplaceConfigDrive: %v", err)
+	if err := e.b.replaceConfigDrive(ctx, spec.CID, iso); err != nil {
+		t.Fatalf("replaceConfigDrive: %v", err)
 	}
 	assertVolumeSize(t, e, configDriveVolumeName(spec.CID), uint64(len(iso)))
 
@@ -192,7 +194,7 @@ func assertDomainXML(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spe
 	for _, d := range def.Devices.Disks {
 		targets[d.Target.Dev] = d
 	}
-	root, ok := targets[vm.RootTarget]
+	root, ok := targets[hypervisor.QEMU.RootTarget]
 	if !ok || root.Serial != disk.Serial(spec.CID+"-root") {
 		t.Fatalf("root disk = %+v", root)
 	}
@@ -201,10 +203,10 @@ func assertDomainXML(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spe
 		root.BackingStore.Source.File.File != sc.Path {
 		t.Errorf("root backing store = %+v, want the stemcell volume %s", root.BackingStore, sc.Path)
 	}
-	if eph, ok := targets[vm.EphemeralTarget]; !ok || eph.Serial != disk.Serial(spec.CID+"-ephemeral") {
+	if eph, ok := targets[hypervisor.QEMU.EphemeralTarget]; !ok || eph.Serial != disk.Serial(spec.CID+"-ephemeral") {
 		t.Errorf("ephemeral disk = %+v", eph)
 	}
-	if cd, ok := targets[vm.ConfigDriveTarget]; !ok || cd.Device != "cdrom" || cd.Target.Bus != "sata" || cd.ReadOnly == nil {
+	if cd, ok := targets[hypervisor.QEMU.ConfigDriveTarget]; !ok || cd.Device != "cdrom" || cd.Target.Bus != "sata" || cd.ReadOnly == nil {
 		t.Errorf("config drive = %+v", cd)
 	}
 	doc, err := e.b.conn.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure)
@@ -304,7 +306,7 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec.Disks = []vm.AttachedDisk{{DiskCID: diskCID, Target: "vdc"}}
-	if err := e.b.CreateVM(ctx, spec); err != nil {
+	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
 		t.Fatalf("CreateVM with a persistent disk: %v", err)
 	}
 	// Half-deleted earlier: the ephemeral volume is already gone.
@@ -348,7 +350,7 @@ func TestForeignDomainIsNeverTouched(t *testing.T) {
 	for _, call := range []func() error{
 		func() error { return e.b.RebootVM(ctx, name) },
 		func() error { return e.b.SetVMMetadata(ctx, name, vm.Metadata{"a": "b"}) },
-		func() error { return e.b.ReplaceConfigDrive(ctx, name, []byte("x")) },
+		func() error { return e.b.UpdateSettings(ctx, name, agentsettings.Settings{}, nil) },
 	} {
 		if err := call(); !errors.Is(err, cpierr.ErrNotFound) {
 			t.Errorf("call on a foreign domain = %v, want ErrNotFound", err)
@@ -395,7 +397,7 @@ func TestFailedCreateVMLeavesNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := e.vmSpec(scCID, netName)
 			c.mutate(&spec)
-			err := e.b.CreateVM(ctx, spec)
+			err := e.b.createVM(ctx, spec, fakeConfigDrive())
 			if err == nil {
 				t.Fatal("CreateVM succeeded")
 			}
@@ -434,7 +436,7 @@ func TestParallelCreateAndDeleteVMs(t *testing.T) {
 			}
 		}
 	}
-	runAll("CreateVM", func(b *Backend, s vm.Spec) error { return b.CreateVM(ctx, s) })
+	runAll("CreateVM", func(b *Backend, s vm.Spec) error { return b.createVM(ctx, s, fakeConfigDrive()) })
 	runAll("DeleteVM", func(b *Backend, s vm.Spec) error { return b.DeleteVM(ctx, s.CID) })
 	for _, s := range specs {
 		e.assertNothingLeftOf(s.CID)

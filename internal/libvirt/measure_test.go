@@ -43,7 +43,7 @@ func TestMeasureCreateVMLatency(t *testing.T) {
 		for range 5 {
 			spec := e.vmSpec(scCID, netName)
 			start := time.Now()
-			if err := e.b.CreateVM(ctx, spec); err != nil {
+			if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
 				t.Fatal(err)
 			}
 			creates = append(creates, time.Since(start))

@@ -25,7 +25,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -253,10 +253,9 @@ func (e *testEnv) vmSpec(stemcellCID string, networks ...string) vm.Spec {
 		AgentID:     "agent-" + randomHex(e.t, 4),
 		StemcellCID: stemcellCID,
 		Props:       vm.Props{CPUs: 1, MemoryMiB: 128, EphemeralDiskMiB: 64},
-		ConfigDrive: fakeConfigDrive(),
 	}
 	for i, n := range networks {
-		mac, err := network.NewMAC()
+		mac, err := hypervisor.QEMU.NewMAC()
 		if err != nil {
 			e.t.Fatal(err)
 		}

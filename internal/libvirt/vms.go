@@ -13,6 +13,8 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
@@ -34,10 +36,28 @@ func (u undoList) run() {
 	}
 }
 
-// CreateVM builds the VM's volumes and domain and starts it. Every step
+// CreateVM completes the VM's settings with what the hypervisor decides
+// (MACs, device hints), writes them onto the VM's config drive and creates
+// the VM; it returns the settings the agent gets.
+func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+	spec, settings, err := b.profile.CompleteVM(spec, settings)
+	if err != nil {
+		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	iso, err := configDriveImage(spec.CID, settings, spec.PublicKeys)
+	if err != nil {
+		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.createVM(ctx, spec, iso); err != nil {
+		return agentsettings.Settings{}, err
+	}
+	return settings, nil
+}
+
+// createVM builds the VM's volumes and domain and starts it. Every step
 // that made something registers its undo; on failure all of it is undone,
 // so a failed create leaves nothing behind.
-func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
+func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte) (err error) {
 	var undo undoList
 	defer func() {
 		if err != nil {
@@ -57,7 +77,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 	if err := b.reserveAddresses(spec, &undo); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	plan, err := b.prepareVolumes(ctx, spec, &undo)
+	plan, err := b.prepareVolumes(ctx, spec, configDrive, &undo)
 	if err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -122,19 +142,19 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
 // drive, and resolves persistent disks, into a domain plan.
-func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, undo *undoList) (domainPlan, error) {
+func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive []byte, undo *undoList) (domainPlan, error) {
 	domainType, err := b.domainType()
 	if err != nil {
 		return domainPlan{}, err
 	}
-	plan := newDomainPlan(spec, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
+	plan := newDomainPlan(spec, b.profile, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
 	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
 		return domainPlan{}, err
 	}
 	if plan.EphemeralPath, err = b.createEphemeralDisk(ctx, spec, undo); err != nil {
 		return domainPlan{}, err
 	}
-	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, spec.ConfigDrive, undo); err != nil {
+	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, configDrive, undo); err != nil {
 		return domainPlan{}, err
 	}
 	if plan.PersistentDisks, err = b.persistentDisks(ctx, spec.Disks); err != nil {
@@ -463,9 +483,24 @@ func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt
 	return classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
 }
 
-// ReplaceConfigDrive writes iso into the VM's config drive volume, sized
-// to fit it exactly. The guest reads it on its next boot.
-func (b *Backend) ReplaceConfigDrive(ctx context.Context, cid string, iso []byte) error {
+// UpdateSettings rewrites the VM's config drive with settings and the
+// meta-data's keys; the guest reads it on its next boot.
+func (b *Backend) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings, publicKeys []string) error {
+	iso, err := configDriveImage(cid, settings, publicKeys)
+	if err != nil {
+		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)
+	}
+	return b.replaceConfigDrive(ctx, cid, iso)
+}
+
+// configDriveImage is the config-2 ISO an OpenStack stemcell's agent reads.
+func configDriveImage(cid string, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
+	return configdrive.Build(settings, agentsettings.NewMetaData(cid, publicKeys))
+}
+
+// replaceConfigDrive writes iso into the VM's config drive volume, sized
+// to fit it exactly.
+func (b *Backend) replaceConfigDrive(ctx context.Context, cid string, iso []byte) error {
 	if _, err := b.lookupOwnedDomain(cid); err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
