@@ -9,7 +9,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // runDoctor checks this host against a cpi.json; exit 1 when anything fails.
@@ -35,7 +35,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	findings := doctor.Run(ctx, cfg, libvirt.Probe)
+	findings := doctor.Run(ctx, cfg, host.Probe)
 	doctor.Print(stdout, findings)
 	if doctor.Failed(findings) {
 		fmt.Fprintln(stdout, "doctor: problems found; the fixes are listed above")

@@ -14,6 +14,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // detachTimeout bounds the wait for a guest to release a hot-unplugged
@@ -249,7 +250,7 @@ func (b *Backend) attachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		return fmt.Errorf("building disk XML: %w", err)
 	}
 	err = b.conn.DomainAttachDeviceFlags(dom, doc, uint32(modifyFlags(live, config)))
-	if err != nil && live && isCode(err, golibvirt.ErrOperationInvalid) {
+	if err != nil && live && host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		if running, stateErr := b.domainIsRunning(dom); stateErr == nil && !running {
 			if !config {
 				return nil // stopped meanwhile, and the definition has it already
@@ -258,7 +259,7 @@ func (b *Backend) attachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("plugging disk at target '%s' into domain '%s'%s: %w", device.Target.Dev, dom.Name, hotplugHint(err), classify(err))
+		return fmt.Errorf("plugging disk at target '%s' into domain '%s'%s: %w", device.Target.Dev, dom.Name, hotplugHint(err), host.Classify(err))
 	}
 	return nil
 }
@@ -364,7 +365,7 @@ func (b *Backend) detachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		where = "running domain"
 	}
 	if err := b.conn.DomainDetachDeviceFlags(dom, doc, uint32(flags)); err != nil {
-		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", targetOf(device), where, dom.Name, classify(err))
+		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", targetOf(device), where, dom.Name, host.Classify(err))
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // createConfigDrive stores the config drive ISO as a raw volume of exactly
@@ -55,7 +56,7 @@ func (b *Backend) resizeVolumeTo(vol golibvirt.StorageVol, size uint64) error {
 		flags = golibvirt.StorageVolResizeShrink
 	}
 	if err := b.conn.StorageVolResize(vol, size, flags); err != nil {
-		return fmt.Errorf("resizing volume '%s' from %d to %d bytes: %w", vol.Name, capacity, size, classify(err))
+		return fmt.Errorf("resizing volume '%s' from %d to %d bytes: %w", vol.Name, capacity, size, host.Classify(err))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // Disk and snapshot metadata live in a small raw "sidecar" volume beside
@@ -149,7 +150,7 @@ func (b *Backend) metaVolumeFor(ctx context.Context, cid string, n int) (golibvi
 	}
 	size = metaCapacity(n)
 	if err := b.conn.StorageVolResize(vol, size, 0); err != nil {
-		return golibvirt.StorageVol{}, 0, fmt.Errorf("growing metadata volume '%s' to %d bytes: %w", name, size, classify(err))
+		return golibvirt.StorageVol{}, 0, fmt.Errorf("growing metadata volume '%s' to %d bytes: %w", name, size, host.Classify(err))
 	}
 	return vol, size, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // mib is one MiB in bytes: BOSH sizes disks in MiB, libvirt in bytes.
@@ -83,7 +84,7 @@ func (b *Backend) ensureSpace(ctx context.Context, size uint64) error {
 	}
 	_, _, _, available, err := b.conn.StoragePoolGetInfo(pool)
 	if err != nil {
-		return fmt.Errorf("reading free space of storage pool '%s': %w", pool.Name, classify(err))
+		return fmt.Errorf("reading free space of storage pool '%s': %w", pool.Name, host.Classify(err))
 	}
 	if size > available {
 		return fmt.Errorf("storage pool '%s' has %d MiB free, %d MiB needed: %w", pool.Name, available/mib, (size+mib-1)/mib, cpierr.ErrNoSpace)
@@ -166,7 +167,7 @@ func (b *Backend) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 		return fmt.Errorf("resizing disk '%s' to %d MiB: %w", cid, sizeMiB, err)
 	}
 	if err := b.conn.StorageVolResize(d.Vol, size, 0); err != nil {
-		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/mib, sizeMiB, classify(err))
+		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/mib, sizeMiB, host.Classify(err))
 	}
 	b.log.Info("resized disk", "disk", cid, "from_mib", d.Capacity/mib, "to_mib", sizeMiB)
 	return nil

@@ -10,6 +10,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // vmMarker is our element inside a domain's <metadata>. Its presence (in
@@ -66,7 +67,7 @@ func (b *Backend) lookupOwnedDomain(cid string) (golibvirt.Domain, error) {
 func (b *Backend) lookupOwnedDomainMarker(cid string) (golibvirt.Domain, vmMarker, error) {
 	dom, err := b.conn.DomainLookupByName(cid)
 	if err != nil {
-		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("looking up domain '%s': %w", cid, classify(err))
+		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("looking up domain '%s': %w", cid, host.Classify(err))
 	}
 	marker, err := b.readMarker(dom)
 	if errors.Is(err, errNoMarker) {
@@ -87,10 +88,10 @@ func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
 	doc, err := b.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement),
 		golibvirt.OptString{MetadataNS}, golibvirt.DomainAffectCurrent)
 	if err != nil {
-		if isCode(err, golibvirt.ErrNoDomainMetadata) {
+		if host.IsCode(err, golibvirt.ErrNoDomainMetadata) {
 			return vmMarker{}, errNoMarker
 		}
-		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, classify(err))
+		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	m, err := parseMarker(doc)
 	if err != nil {
@@ -104,7 +105,7 @@ func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
 func (b *Backend) domainDefinition(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (*libvirtxml.Domain, error) {
 	doc, err := b.conn.DomainGetXMLDesc(dom, flags)
 	if err != nil {
-		return nil, fmt.Errorf("reading XML of domain '%s': %w", dom.Name, classify(err))
+		return nil, fmt.Errorf("reading XML of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	var def libvirtxml.Domain
 	if err := def.Unmarshal(doc); err != nil {
@@ -119,7 +120,7 @@ func (b *Backend) domainDefinition(dom golibvirt.Domain, flags golibvirt.DomainX
 func (b *Backend) domainIsRunning(dom golibvirt.Domain) (bool, error) {
 	active, err := b.conn.DomainIsActive(dom)
 	if err != nil {
-		return false, fmt.Errorf("reading state of domain '%s': %w", dom.Name, classify(err))
+		return false, fmt.Errorf("reading state of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return active == 1, nil
 }

@@ -13,6 +13,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -79,7 +80,7 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 	}
 	// Another create_vm may find the defined network inactive and start it
 	// first: "already active" is success.
-	if err := b.conn.NetworkCreate(netw); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+	if err := b.conn.NetworkCreate(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		if undefErr := b.conn.NetworkUndefine(netw); undefErr != nil {
 			b.log.Warn("could not undefine the network it failed to start", "network", p.Name, "error", undefErr)
 		}
@@ -111,7 +112,7 @@ func (b *Backend) refuseOverlaps(p *network.Plan) error {
 			}
 		}
 	}
-	if !isLocal(b.cfg.URI) {
+	if !host.IsLocal(b.cfg.URI) {
 		return nil
 	}
 	routes, err := os.ReadFile("/proc/net/route")

@@ -11,6 +11,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // backupPollInterval is how often a running backup job is checked.
@@ -167,7 +168,7 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 		if running, stateErr := b.domainIsRunning(dom); stateErr == nil && !running {
 			return errDomainStopped
 		}
-		return fmt.Errorf("starting backup job of disk '%s' in domain '%s': %w", d.CID, dom.Name, classify(err))
+		return fmt.Errorf("starting backup job of disk '%s' in domain '%s': %w", d.CID, dom.Name, host.Classify(err))
 	}
 	return b.waitForBackup(ctx, dom, d.CID)
 }
@@ -210,7 +211,7 @@ func (b *Backend) waitForBackup(ctx context.Context, dom golibvirt.Domain, diskC
 	for {
 		jobType, _, err := b.conn.DomainGetJobStats(dom, 0)
 		if err != nil {
-			return fmt.Errorf("reading backup job of domain '%s': %w", dom.Name, classify(err))
+			return fmt.Errorf("reading backup job of domain '%s': %w", dom.Name, host.Classify(err))
 		}
 		if golibvirt.DomainJobType(jobType) == golibvirt.DomainJobNone {
 			return b.backupOutcome(dom, diskCID)
@@ -230,7 +231,7 @@ func (b *Backend) waitForBackup(ctx context.Context, dom golibvirt.Domain, diskC
 func (b *Backend) backupOutcome(dom golibvirt.Domain, diskCID string) error {
 	jobType, params, err := b.conn.DomainGetJobStats(dom, golibvirt.DomainJobStatsCompleted)
 	if err != nil {
-		return fmt.Errorf("reading result of backup job of domain '%s': %w", dom.Name, classify(err))
+		return fmt.Errorf("reading result of backup job of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	if golibvirt.DomainJobType(jobType) == golibvirt.DomainJobCompleted {
 		return nil

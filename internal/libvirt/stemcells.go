@@ -12,6 +12,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 )
 
@@ -103,7 +104,7 @@ func (b *Backend) lookupStemcell(ctx context.Context, cid string) (diskVolume, e
 func (b *Backend) volumeDefinition(vol golibvirt.StorageVol) (*libvirtxml.StorageVolume, error) {
 	doc, err := b.conn.StorageVolGetXMLDesc(vol, 0)
 	if err != nil {
-		return nil, fmt.Errorf("reading XML of volume '%s': %w", vol.Name, classify(err))
+		return nil, fmt.Errorf("reading XML of volume '%s': %w", vol.Name, host.Classify(err))
 	}
 	var def libvirtxml.StorageVolume
 	if err := def.Unmarshal(doc); err != nil {

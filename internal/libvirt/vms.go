@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -89,7 +89,7 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
-		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, classify(err)))
+		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, host.Classify(err)))
 	}
 	log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"ephemeral_disk_mib", spec.Props.EphemeralDiskMiB, "nics", len(spec.NICs), "disks", len(spec.Disks),
@@ -116,11 +116,11 @@ func (b *Backend) ensureNetworks(ctx context.Context, nics []vm.NIC) error {
 func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 	name := nic.LibvirtNetwork
 	net, err := b.conn.NetworkLookupByName(name)
-	if err != nil && isCode(err, golibvirt.ErrNoNetwork) && nic.Create != nil {
+	if err != nil && host.IsCode(err, golibvirt.ErrNoNetwork) && nic.Create != nil {
 		return b.createNetwork(ctx, nic)
 	}
 	if err != nil {
-		if isCode(err, golibvirt.ErrNoNetwork) {
+		if host.IsCode(err, golibvirt.ErrNoNetwork) {
 			return fmt.Errorf("libvirt network '%s' (for BOSH network '%s') does not exist; create it or set the network's cloud_properties.name: %w: %w", name, nic.BOSHNetwork, err, cpierr.ErrNotFound)
 		}
 		return fmt.Errorf("looking up libvirt network '%s': %w", name, err)
@@ -133,7 +133,7 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 		return nil
 	}
 	// Parallel create_vm calls may all try; the losers see "already active".
-	if err := b.conn.NetworkCreate(net); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+	if err := b.conn.NetworkCreate(net); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		return fmt.Errorf("starting inactive libvirt network '%s': %w", name, err)
 	}
 	b.log.Info("started libvirt network", "network", name)
@@ -226,11 +226,10 @@ const remoteConsoleDir = "/var/log/libvirt/qemu"
 // store_dir: libvirtd is local and QEMU's files are the CPI user's
 // (root, or a session daemon that runs QEMU as the user itself).
 func (b *Backend) consoleInStoreDir() bool {
-	if !isLocal(b.cfg.URI) {
+	if !host.IsLocal(b.cfg.URI) {
 		return false
 	}
-	u, err := url.Parse(b.cfg.URI)
-	return os.Geteuid() == 0 || (err == nil && isSession(u))
+	return os.Geteuid() == 0 || host.IsSessionURI(b.cfg.URI)
 }
 
 // consoleLogPath is where QEMU writes the VM's serial console: under
@@ -285,7 +284,7 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 	// structure fails here, with the schema's word on it.
 	dom, err := b.conn.DomainDefineXMLFlags(doc, golibvirt.DomainDefineValidate)
 	if err != nil {
-		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, classify(err))
+		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, host.Classify(err))
 	}
 	undo.push(func() { b.removeDomain(dom) })
 	return dom, nil
@@ -310,8 +309,8 @@ func (b *Backend) destroyIfRunning(dom golibvirt.Domain) error {
 		return err
 	}
 	// It may have stopped between the check and here: that is fine.
-	if err := b.conn.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("stopping domain '%s': %w", dom.Name, classify(err))
+	if err := b.conn.DomainDestroy(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("stopping domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -322,7 +321,7 @@ func (b *Backend) undefine(dom golibvirt.Domain) error {
 	flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
 		golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
 	if err := b.conn.DomainUndefineFlags(dom, flags); err != nil {
-		return fmt.Errorf("undefining domain '%s': %w", dom.Name, classify(err))
+		return fmt.Errorf("undefining domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -388,7 +387,7 @@ func (b *Backend) RebootVM(ctx context.Context, cid string) error {
 		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
-		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, classify(err))
+		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, host.Classify(err))
 	}
 	b.log.Info("rebooted VM", "vm", cid)
 	return nil
@@ -401,8 +400,8 @@ func (b *Backend) shutDown(ctx context.Context, dom golibvirt.Domain, timeout ti
 	if err != nil || !running {
 		return err
 	}
-	if err := b.conn.DomainShutdown(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, classify(err))
+	if err := b.conn.DomainShutdown(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	stopped, err := b.waitForShutoff(ctx, dom, timeout)
 	if err != nil || stopped {
@@ -476,11 +475,11 @@ func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt
 	}
 	if running {
 		err := b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig|golibvirt.DomainAffectLive)
-		if err == nil || !isCode(err, golibvirt.ErrOperationInvalid) {
-			return classify(err)
+		if err == nil || !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+			return host.Classify(err)
 		}
 	}
-	return classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
+	return host.Classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
 }
 
 // UpdateSettings rewrites the VM's config drive with settings and the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // Volume helpers shared by stemcells, VMs and disks. Every volume the CPI
@@ -27,7 +28,7 @@ func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.Stor
 	}
 	vol, err := b.conn.StorageVolLookupByName(pool, name)
 	if err != nil {
-		return golibvirt.StorageVol{}, fmt.Errorf("looking up volume '%s' in storage pool '%s': %w", name, pool.Name, classify(err))
+		return golibvirt.StorageVol{}, fmt.Errorf("looking up volume '%s' in storage pool '%s': %w", name, pool.Name, host.Classify(err))
 	}
 	return vol, nil
 }
@@ -52,7 +53,7 @@ func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume
 	}
 	vol, err := b.conn.StorageVolCreateXML(pool, xml, 0)
 	if err != nil {
-		return golibvirt.StorageVol{}, fmt.Errorf("creating volume '%s' in storage pool '%s': %w", doc.Name, pool.Name, classify(err))
+		return golibvirt.StorageVol{}, fmt.Errorf("creating volume '%s' in storage pool '%s': %w", doc.Name, pool.Name, host.Classify(err))
 	}
 	return vol, nil
 }
@@ -66,7 +67,7 @@ func (b *Backend) cloneVolume(ctx context.Context, doc libvirtxml.StorageVolume,
 	}
 	vol, err := b.conn.StorageVolCreateXMLFrom(pool, xml, source, 0)
 	if err != nil {
-		return golibvirt.StorageVol{}, fmt.Errorf("copying volume '%s' to new volume '%s': %w", source.Name, doc.Name, classify(err))
+		return golibvirt.StorageVol{}, fmt.Errorf("copying volume '%s' to new volume '%s': %w", source.Name, doc.Name, host.Classify(err))
 	}
 	return vol, nil
 }
@@ -104,7 +105,7 @@ func (b *Backend) deleteVolumeIfExists(ctx context.Context, name string) error {
 // deleteVolume deletes vol. One that vanished meanwhile is ErrNotFound.
 func (b *Backend) deleteVolume(vol golibvirt.StorageVol) error {
 	if err := b.conn.StorageVolDelete(vol, 0); err != nil {
-		return fmt.Errorf("deleting volume '%s': %w", vol.Name, classify(err))
+		return fmt.Errorf("deleting volume '%s': %w", vol.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -114,7 +115,7 @@ func (b *Backend) deleteVolume(vol golibvirt.StorageVol) error {
 func (b *Backend) volumePath(vol golibvirt.StorageVol) (string, error) {
 	path, err := b.conn.StorageVolGetPath(vol)
 	if err != nil {
-		return "", fmt.Errorf("reading path of volume '%s': %w", vol.Name, classify(err))
+		return "", fmt.Errorf("reading path of volume '%s': %w", vol.Name, host.Classify(err))
 	}
 	return path, nil
 }
@@ -123,7 +124,7 @@ func (b *Backend) volumePath(vol golibvirt.StorageVol) (string, error) {
 func (b *Backend) volumeCapacity(vol golibvirt.StorageVol) (uint64, error) {
 	_, capacity, _, err := b.conn.StorageVolGetInfo(vol)
 	if err != nil {
-		return 0, fmt.Errorf("reading size of volume '%s': %w", vol.Name, classify(err))
+		return 0, fmt.Errorf("reading size of volume '%s': %w", vol.Name, host.Classify(err))
 	}
 	return capacity, nil
 }
@@ -135,7 +136,7 @@ func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r 
 		return fmt.Errorf("uploading to volume '%s': %w", vol.Name, err)
 	}
 	if err := b.conn.StorageVolUpload(vol, r, 0, length, 0); err != nil {
-		return fmt.Errorf("uploading %d bytes to volume '%s': %w", length, vol.Name, classify(err))
+		return fmt.Errorf("uploading %d bytes to volume '%s': %w", length, vol.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -160,9 +161,9 @@ func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, 
 	}
 	_, _, length, err := b.conn.StorageVolGetInfoFlags(vol, uint32(golibvirt.StorageVolGetPhysical))
 	if err != nil {
-		return fmt.Errorf("reading the size of volume '%s': %w", vol.Name, classify(err))
+		return fmt.Errorf("reading the size of volume '%s': %w", vol.Name, host.Classify(err))
 	}
-	conn, _, err := connect(ctx, b.cfg.URI)
+	conn, _, err := host.Connect(ctx, b.cfg.URI)
 	if err != nil {
 		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}
@@ -176,7 +177,7 @@ func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, 
 	case err := <-result:
 		go conn.Disconnect()
 		if err != nil {
-			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+			return fmt.Errorf("downloading volume '%s': %w", vol.Name, host.Classify(err))
 		}
 		return counter.complete(vol.Name)
 	case <-counter.done:
@@ -187,7 +188,7 @@ func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, 
 	case err := <-result:
 		go conn.Disconnect()
 		if err != nil {
-			return fmt.Errorf("downloading volume '%s': %w", vol.Name, classify(err))
+			return fmt.Errorf("downloading volume '%s': %w", vol.Name, host.Classify(err))
 		}
 	case <-time.After(downloadGrace):
 		b.log.Debug("download complete but the stream did not close; leaving its connection", "volume", vol.Name)

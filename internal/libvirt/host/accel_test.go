@@ -1,4 +1,4 @@
-package libvirt
+package host
 
 import (
 	"os"
@@ -53,7 +53,7 @@ func TestDecideDomainType(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := decideDomainType(c.hypervisor, recordedCaps(t, c.edit))
+			got := DecideDomainType(c.hypervisor, recordedCaps(t, c.edit))
 			if got.DomainType != c.want || got.Broken != c.broken || !strings.Contains(got.Reason, c.reason) {
 				t.Errorf("got %+v, want type %s broken %v reason containing %q", got, c.want, c.broken, c.reason)
 			}

@@ -1,4 +1,4 @@
-package libvirt
+package host
 
 import (
 	"context"
@@ -37,6 +37,13 @@ func hostSocketEnv() socketEnv {
 
 // isSession tells whether uri names a per-user daemon (qemu:///session).
 func isSession(u *url.URL) bool { return u.Path == "/session" }
+
+// IsSessionURI tells whether uri names a per-user daemon, whose QEMU runs
+// as the CPI's own user.
+func IsSessionURI(uri string) bool {
+	u, err := url.Parse(uri)
+	return err == nil && isSession(u)
+}
 
 // localSockets lists, in the order libvirt's own client tries them, the
 // sockets a local URI without ?socket= may be served on: the monolithic

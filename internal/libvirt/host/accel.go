@@ -1,4 +1,4 @@
-package libvirt
+package host
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
-// accelDecision is the domain type create_vm uses on the connected host and
+// DomainTypeDecision is the domain type create_vm uses on the connected host and
 // why, so the log and doctor can say it in words.
-type accelDecision struct {
+type DomainTypeDecision struct {
 	DomainType string // "kvm" or "qemu"
 	Reason     string
 	// Broken is set when the host offers domain type kvm that cannot run
@@ -17,28 +17,28 @@ type accelDecision struct {
 	Broken bool
 }
 
-// decideDomainType applies the rule virt-host-validate uses to the host the
+// DecideDomainType applies the rule virt-host-validate uses to the host the
 // CPI is CONNECTED to (never to the machine the CPI runs on, which inside a
 // director is a VM): kvm only when that host's capabilities offer domain type
 // kvm AND its CPU has hardware virtualization (vmx or svm). A paravirtual
 // /dev/kvm without VT-x/AMD-V offers kvm but cannot run guests.
-func decideDomainType(hypervisor string, caps libvirtxml.Caps) accelDecision {
+func DecideDomainType(hypervisor string, caps libvirtxml.Caps) DomainTypeDecision {
 	offered := offersDomainType(caps, "kvm")
 	hw := hasHardwareVirt(caps)
 	switch hypervisor {
 	case "qemu":
-		return accelDecision{"qemu", "hypervisor is 'qemu' in the config: QEMU TCG (software emulation)", false}
+		return DomainTypeDecision{"qemu", "hypervisor is 'qemu' in the config: QEMU TCG (software emulation)", false}
 	case "kvm":
 		reason := "hypervisor is 'kvm' in the config"
 		if !offered || !hw {
 			reason += "; " + kvmMissing(offered, hw)
 		}
-		return accelDecision{"kvm", reason, offered && !hw}
+		return DomainTypeDecision{"kvm", reason, offered && !hw}
 	}
 	if offered && hw {
-		return accelDecision{"kvm", fmt.Sprintf("hypervisor 'auto': the host offers domain type kvm and its CPU has %s", hwFeature(caps)), false}
+		return DomainTypeDecision{"kvm", fmt.Sprintf("hypervisor 'auto': the host offers domain type kvm and its CPU has %s", hwFeature(caps)), false}
 	}
-	return accelDecision{"qemu", "hypervisor 'auto': " + kvmMissing(offered, hw) + ", so QEMU TCG (software emulation, slower) is used", offered && !hw}
+	return DomainTypeDecision{"qemu", "hypervisor 'auto': " + kvmMissing(offered, hw) + ", so QEMU TCG (software emulation, slower) is used", offered && !hw}
 }
 
 func kvmMissing(offered, hw bool) string {

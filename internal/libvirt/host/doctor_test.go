@@ -1,4 +1,4 @@
-package libvirt
+package host
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
 )
 
@@ -22,7 +23,7 @@ func TestProbeAgainstMissingDaemon(t *testing.T) {
 }
 
 func TestProbeAgainstRealDaemon(t *testing.T) {
-	uri := libvirtURI(t)
+	uri := daemonURI(t)
 	cfg := config.Config{URI: uri, Hypervisor: "auto", Network: "doctor-test-missing-net", StoragePool: "doctor-test-missing-pool", StoreDir: t.TempDir()}
 	os.Chmod(cfg.StoreDir, 0o755)
 	findings := Probe(context.Background(), cfg)
@@ -45,19 +46,19 @@ func TestProbeAgainstRealDaemon(t *testing.T) {
 // TestProbeFailsKVMWhereKVMCannotRun: on a host whose CPU lacks vmx/svm
 // (as this project's CI machines), asking for kvm is a doctor failure.
 func TestProbeFailsKVMWhereKVMCannotRun(t *testing.T) {
-	uri := libvirtURI(t)
-	conn, _, err := connect(context.Background(), uri)
+	uri := daemonURI(t)
+	conn, _, err := Connect(context.Background(), uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caps, err := hostCapabilities(conn)
+	caps, err := Capabilities(conn)
 	conn.Disconnect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Config{URI: uri, Hypervisor: "kvm", Network: "default", StoragePool: "bosh", StoreDir: t.TempDir()}
 	f := checkDomainTypeFinding(t, cfg)
-	switch d := decideDomainType("auto", caps); {
+	switch d := DecideDomainType("auto", caps); {
 	case d.DomainType == "kvm" && f.Status != doctor.OK:
 		t.Fatalf("kvm works on this host, but doctor says %+v", f)
 	case d.DomainType == "qemu" && f.Status != doctor.Fail:
@@ -74,4 +75,18 @@ func checkDomainTypeFinding(t *testing.T, cfg config.Config) doctor.Finding {
 	}
 	t.Fatal("no hypervisor finding")
 	return doctor.Finding{}
+}
+
+// daemonURI is the libvirtd the probes run against; without one they are
+// skipped, but not in CI.
+func daemonURI(t *testing.T) string {
+	t.Helper()
+	uri, run, err := devenv.SuiteURI("host probes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !run {
+		t.Skip("no libvirtd to probe")
+	}
+	return uri
 }

@@ -1,4 +1,4 @@
-package libvirt
+package host
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // Probe is the libvirt side of `cpi doctor`.
 func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
 	access := checkAccess(cfg)
-	conn, via, err := connect(ctx, cfg.URI)
+	conn, via, err := Connect(ctx, cfg.URI)
 	if err != nil {
 		return append(access, doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)})
 	}
@@ -26,7 +26,7 @@ func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
 	pool, poolFinding := checkPool(conn, cfg)
 	findings = append(findings, poolFinding, checkNetwork(conn, cfg.Network))
 	// A session daemon runs QEMU as the CPI's user: nothing to check there.
-	if u, _ := url.Parse(cfg.URI); isLocal(cfg.URI) && !isSession(u) {
+	if u, _ := url.Parse(cfg.URI); IsLocal(cfg.URI) && !isSession(u) {
 		findings = append(findings, checkQEMUAccess(conn, pool, cfg)...)
 	}
 	return findings
@@ -36,7 +36,7 @@ func connectFix(uri string) string {
 	fixes := []string{
 		"start the daemons: sudo virtlogd -d && sudo libvirtd -d  (or: sudo systemctl start libvirtd)",
 	}
-	if isLocal(uri) {
+	if IsLocal(uri) {
 		fixes = append(fixes,
 			"check the socket: ls -l /var/run/libvirt/libvirt-sock (the CPI's user must be root or in group 'libvirt': sudo usermod -aG libvirt $USER)",
 			"qemu:///session is a per-user daemon; BOSH VMs on a bridge or NAT network need qemu:///system")
@@ -46,7 +46,7 @@ func connectFix(uri string) string {
 	return strings.Join(fixes, "\n")
 }
 
-func isLocal(uri string) bool {
+func IsLocal(uri string) bool {
 	u, err := url.Parse(uri)
 	return err == nil && isLocalUnix(u)
 }
@@ -63,11 +63,11 @@ func checkVersion(conn *golibvirt.Libvirt, uri, via string) doctor.Finding {
 // connected host and why, and fails when that type cannot run guests there.
 func checkDomainType(conn *golibvirt.Libvirt, cfg config.Config) doctor.Finding {
 	const check = "hypervisor"
-	caps, err := hostCapabilities(conn)
+	caps, err := Capabilities(conn)
 	if err != nil {
 		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: err.Error(), Fix: "sudo apt-get install qemu-system-x86, then restart libvirtd"}
 	}
-	d := decideDomainType(cfg.Hypervisor, caps)
+	d := DecideDomainType(cfg.Hypervisor, caps)
 	if !offersDomainType(caps, d.DomainType) {
 		fix := "sudo apt-get install qemu-system-x86, then restart libvirtd"
 		if d.DomainType == "kvm" {
@@ -90,7 +90,7 @@ func checkPool(conn *golibvirt.Libvirt, cfg config.Config) (*libvirtxml.StorageP
 	const check = "storage_pool"
 	pool, err := conn.StoragePoolLookupByName(cfg.StoragePool)
 	if err != nil {
-		if !isCode(err, golibvirt.ErrNoStoragePool) {
+		if !IsCode(err, golibvirt.ErrNoStoragePool) {
 			return nil, doctor.Finding{Check: check, Status: doctor.Fail, Detail: fmt.Sprintf("looking up '%s': %v", cfg.StoragePool, err)}
 		}
 		return nil, doctor.Finding{Check: check, Status: doctor.OK,
