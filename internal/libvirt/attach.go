@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
@@ -13,8 +12,8 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
 // detachTimeout bounds the wait for a guest to release a hot-unplugged
@@ -58,57 +57,11 @@ func (b *Backend) readDomainDisks(dom golibvirt.Domain) (domainDisks, error) {
 // find returns the <disk> of d in the live and the persistent definition
 // (nil where it is absent).
 func (dd domainDisks) find(cid, volPath string) (live, config *libvirtxml.DomainDisk) {
-	return findDiskDevice(dd.Live, cid, volPath), findDiskDevice(dd.Config, cid, volPath)
+	return xmldef.FindDisk(dd.Live, cid, volPath), xmldef.FindDisk(dd.Config, cid, volPath)
 }
 
 // usedTargets are the device names taken in either definition.
-func (dd domainDisks) usedTargets() map[string]bool {
-	used := map[string]bool{}
-	for _, def := range []*libvirtxml.Domain{dd.Live, dd.Config} {
-		for _, d := range domainDiskList(def) {
-			if d.Target != nil {
-				used[d.Target.Dev] = true
-			}
-		}
-	}
-	return used
-}
-
-func domainDiskList(def *libvirtxml.Domain) []libvirtxml.DomainDisk {
-	if def == nil || def.Devices == nil {
-		return nil
-	}
-	return def.Devices.Disks
-}
-
-// findDiskDevice finds the disk of cid in def: by our serial, or by its
-// source file (a disk attached by hand or by older code has no serial).
-func findDiskDevice(def *libvirtxml.Domain, cid, volPath string) *libvirtxml.DomainDisk {
-	serial := disk.DiskSerial(cid)
-	disks := domainDiskList(def)
-	for i := range disks {
-		if disks[i].Serial == serial || (volPath != "" && diskSourcePath(disks[i]) == volPath) {
-			return &disks[i]
-		}
-	}
-	return nil
-}
-
-// diskSourcePath is the file or block device behind a <disk>, or the
-// volume name for a <disk type='volume'>.
-func diskSourcePath(d libvirtxml.DomainDisk) string {
-	switch {
-	case d.Source == nil:
-		return ""
-	case d.Source.File != nil:
-		return d.Source.File.File
-	case d.Source.Block != nil:
-		return d.Source.Block.Dev
-	case d.Source.Volume != nil:
-		return d.Source.Volume.Volume
-	}
-	return ""
-}
+func (dd domainDisks) usedTargets() map[string]bool { return xmldef.UsedTargets(dd.Live, dd.Config) }
 
 // diskUser is a VM of ours that uses a disk.
 type diskUser struct {
@@ -214,7 +167,7 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 	case live != nil && live.Target != nil:
 		target = live.Target.Dev
 	default:
-		free, err := freeTarget(b.profile, dd.usedTargets())
+		free, err := xmldef.FreeTarget(b.profile, dd.usedTargets())
 		if err != nil {
 			return "", err
 		}
@@ -223,22 +176,8 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 	if !needLive && !needConfig {
 		return target, nil // already attached: attach_disk is idempotent
 	}
-	device := persistentDiskDevice(d.Path, d.Format, d.CID, target)
+	device := xmldef.PersistentDiskDevice(d.Path, d.Format, d.CID, target)
 	return target, b.attachDevice(dd.Dom, device, needLive, needConfig)
-}
-
-// freeTarget is the first persistent disk target (vdc, vdd, ... vdz,
-// vdaa, ... for QEMU) that neither definition uses.
-func freeTarget(p hypervisor.Profile, used map[string]bool) (string, error) {
-	for i := 0; ; i++ {
-		target, err := p.PersistentTarget(i)
-		if err != nil {
-			return "", fmt.Errorf("no free device target: %w", err)
-		}
-		if !used[target] {
-			return target, nil
-		}
-	}
 }
 
 // attachDevice adds device live and/or to the definition in one libvirt
@@ -365,7 +304,7 @@ func (b *Backend) detachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		where = "running domain"
 	}
 	if err := b.conn.DomainDetachDeviceFlags(dom, doc, uint32(flags)); err != nil {
-		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", targetOf(device), where, dom.Name, host.Classify(err))
+		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", xmldef.TargetOf(device), where, dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -397,19 +336,19 @@ func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, devic
 		if time.Now().After(nextRequest) {
 			nextRequest = time.Now().Add(unplugRepeatInterval)
 			if err := b.detachDevice(dom, device, golibvirt.DomainDeviceModifyLive); err != nil && !isUnplugInProgress(err) {
-				b.log.Warn("repeating the unplug request failed", "vm", dom.Name, "target", targetOf(device), "error", err)
+				b.log.Warn("repeating the unplug request failed", "vm", dom.Name, "target", xmldef.TargetOf(device), "error", err)
 			} else {
-				b.log.Info("guest has not released the disk yet: asked again", "vm", dom.Name, "target", targetOf(device))
+				b.log.Info("guest has not released the disk yet: asked again", "vm", dom.Name, "target", xmldef.TargetOf(device))
 			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w at target '%s' within %s (a PCIe unplug needs the guest OS to acknowledge it); "+
 				"it is removed from the definition of '%s', so it is gone after the VM's next restart; retry the detach or restart the VM",
-				errUnplugPending, targetOf(device), detachTimeout, dom.Name)
+				errUnplugPending, xmldef.TargetOf(device), detachTimeout, dom.Name)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the guest of '%s' to release disk at target '%s': %w", dom.Name, targetOf(device), ctx.Err())
+			return fmt.Errorf("waiting for the guest of '%s' to release disk at target '%s': %w", dom.Name, xmldef.TargetOf(device), ctx.Err())
 		case <-time.After(detachPollInterval):
 		}
 	}
@@ -426,19 +365,12 @@ func (b *Backend) liveDeviceGone(dom golibvirt.Domain, device libvirtxml.DomainD
 	if err != nil {
 		return false, err
 	}
-	for _, d := range domainDiskList(def) {
-		if d.Serial == device.Serial && targetOf(d) == targetOf(device) {
+	for _, d := range xmldef.DiskList(def) {
+		if d.Serial == device.Serial && xmldef.TargetOf(d) == xmldef.TargetOf(device) {
 			return false, nil
 		}
 	}
 	return true, nil
-}
-
-func targetOf(d libvirtxml.DomainDisk) string {
-	if d.Target == nil {
-		return ""
-	}
-	return d.Target.Dev
 }
 
 // AttachedDisks lists the persistent disks of the VM: every disk whose
@@ -454,22 +386,5 @@ func (b *Backend) AttachedDisks(ctx context.Context, vmCID string) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("listing disks of VM '%s': %w", vmCID, err)
 	}
-	return persistentDiskCIDs(dd.Config, dd.Live), nil
-}
-
-// persistentDiskCIDs are the disk CIDs behind the disks of defs, each
-// once, in definition order.
-func persistentDiskCIDs(defs ...*libvirtxml.Domain) []string {
-	seen := map[string]bool{}
-	cids := []string{}
-	for _, def := range defs {
-		for _, d := range domainDiskList(def) {
-			name := path.Base(diskSourcePath(d))
-			if disk.ValidCID(name) && !seen[name] {
-				seen[name] = true
-				cids = append(cids, name)
-			}
-		}
-	}
-	return cids
+	return xmldef.PersistentDiskCIDs(dd.Config, dd.Live), nil
 }

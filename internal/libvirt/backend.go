@@ -19,13 +19,6 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/lock"
 )
 
-// MetadataNS marks libvirt objects this CPI created. A domain without our
-// element in its <metadata> is never touched, whatever its name.
-const (
-	MetadataNS     = "https://github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/vm/1"
-	MetadataPrefix = "boshcpi"
-)
-
 // Backend is one connection to libvirtd for the duration of one CPI call.
 type Backend struct {
 	conn    *golibvirt.Libvirt

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
 // createConfigDrive stores the config drive ISO as a raw volume of exactly
@@ -20,7 +21,7 @@ func (b *Backend) createConfigDrive(ctx context.Context, cid string, iso []byte,
 		return "", fmt.Errorf("config drive for VM '%s' is empty", cid)
 	}
 	doc := libvirtxml.StorageVolume{
-		Name:     configDriveVolumeName(cid),
+		Name:     xmldef.ConfigDriveVolumeName(cid),
 		Capacity: &libvirtxml.StorageVolumeSize{Value: uint64(len(iso)), Unit: "bytes"},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatRaw)}},
 	}

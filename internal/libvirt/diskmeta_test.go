@@ -15,7 +15,7 @@ func TestMetaRoundTripThroughPadding(t *testing.T) {
 	}{
 		{"empty", metaDocument{}},
 		{"disk", metaDocument{Metadata: disk.Metadata{"deployment": "cf", "odd": "\"quoted\"\n\x00"}}},
-		{"snapshot", metaDocument{Metadata: disk.Metadata{"k": "v"}, SnapshotOf: diskA}},
+		{"snapshot", metaDocument{Metadata: disk.Metadata{"k": "v"}, SnapshotOf: "disk-aaaaaaaa-1111-2222-3333-444444444444"}},
 		{"large", metaDocument{Metadata: disk.Metadata{"big": strings.Repeat("y", 9000)}}},
 	}
 	for _, tt := range tests {
@@ -80,7 +80,7 @@ func TestDecodeMeta(t *testing.T) {
 }
 
 func TestMetaVolumeNameIsNeverADiskCID(t *testing.T) {
-	name := metaVolumeName(diskA)
+	name := metaVolumeName("disk-aaaaaaaa-1111-2222-3333-444444444444")
 	if disk.ValidCID(name) || disk.ValidSnapshotCID(name) {
 		t.Errorf("%s looks like a disk or snapshot CID", name)
 	}

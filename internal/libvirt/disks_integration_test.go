@@ -27,6 +27,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -55,7 +56,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 	cid := vm.NewCID()
 	e.trackDomain(cid)
 	root, err := e.b.createVolume(ctx, libvirtxml.StorageVolume{
-		Name:     rootVolumeName(cid),
+		Name:     xmldef.RootVolumeName(cid),
 		Capacity: &libvirtxml.StorageVolumeSize{Value: 64, Unit: "MiB"},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
 	})
@@ -66,7 +67,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	marker, err := vmMarker{AgentID: "agent-disk-test", StemcellCID: "none"}.marshal()
+	marker, err := xmldef.Marker{AgentID: "agent-disk-test", StemcellCID: "none"}.Marshal()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -78,8 +79,8 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 		VCPU:     &libvirtxml.DomainVCPU{Value: 1},
 		OS:       &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "q35", Type: "hvm"}},
 		Devices: &libvirtxml.DomainDeviceList{
-			Disks:       []libvirtxml.DomainDisk{fileDiskDevice(rootPath, "qcow2", disk.Serial(rootVolumeName(cid)), hypervisor.QEMU.RootTarget)},
-			Controllers: controllersFor("q35", diskTestRootPorts),
+			Disks:       []libvirtxml.DomainDisk{xmldef.FileDiskDevice(rootPath, "qcow2", disk.Serial(xmldef.RootVolumeName(cid)), hypervisor.QEMU.RootTarget)},
+			Controllers: xmldef.ControllersFor("q35", diskTestRootPorts),
 		},
 	}
 	console := filepath.Join(e.cfg.ConsoleDir(), cid+".log")
@@ -118,13 +119,13 @@ func (e *testEnv) bootLinux(def *libvirtxml.Domain, console string) {
 	def.OS.Kernel = kernel
 	def.OS.Initrd = sleeperInitramfs(e.t, e.cfg.StoreDir)
 	def.OS.Cmdline = "console=ttyS0 panic=-1 loglevel=4"
-	def.CPU = cpuFor("qemu")
+	def.CPU = xmldef.CPUFor("qemu")
 	// Without ACPI the kernel gets no hot-plug control of the root ports.
 	def.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}}
 	if err := os.MkdirAll(filepath.Dir(console), 0o711); err != nil {
 		e.t.Fatal(err)
 	}
-	def.Devices.Serials = []libvirtxml.DomainSerial{consoleSerial(console)}
+	def.Devices.Serials = []libvirtxml.DomainSerial{xmldef.ConsoleSerial(console)}
 }
 
 // hostKernelPath is a kernel image of the host; scripts/host.sh installs
@@ -233,14 +234,14 @@ func (e *testEnv) assertAttachedAt(dom golibvirt.Domain, diskCID, target string,
 		flags = append(flags, 0)
 	}
 	for _, f := range flags {
-		dev := findDiskDevice(e.domainXML(dom, f), diskCID, "")
+		dev := xmldef.FindDisk(e.domainXML(dom, f), diskCID, "")
 		switch {
 		case dev == nil:
 			e.t.Errorf("disk %s not in XML (flags %d) of %s", diskCID, f, dom.Name)
-		case targetOf(*dev) != target:
-			e.t.Errorf("disk %s at target %s in XML (flags %d), want %s", diskCID, targetOf(*dev), f, target)
-		case diskSourcePath(*dev) != e.diskPath(diskCID):
-			e.t.Errorf("disk %s source %s, want %s", diskCID, diskSourcePath(*dev), e.diskPath(diskCID))
+		case xmldef.TargetOf(*dev) != target:
+			e.t.Errorf("disk %s at target %s in XML (flags %d), want %s", diskCID, xmldef.TargetOf(*dev), f, target)
+		case xmldef.DiskSourcePath(*dev) != e.diskPath(diskCID):
+			e.t.Errorf("disk %s source %s, want %s", diskCID, xmldef.DiskSourcePath(*dev), e.diskPath(diskCID))
 		case dev.Driver == nil || dev.Driver.Type != string(format):
 			e.t.Errorf("disk %s driver %+v, want type %s", diskCID, dev.Driver, format)
 		case dev.Target.Bus != "virtio" || disk.ByIDPrefix+dev.Serial != diskCID:
@@ -253,8 +254,8 @@ func (e *testEnv) assertAttachedAt(dom golibvirt.Domain, diskCID, target string,
 func (e *testEnv) assertDetached(dom golibvirt.Domain, diskCID string) {
 	e.t.Helper()
 	for _, f := range []golibvirt.DomainXMLFlags{golibvirt.DomainXMLInactive, 0} {
-		if dev := findDiskDevice(e.domainXML(dom, f), diskCID, ""); dev != nil {
-			e.t.Errorf("disk %s still in XML (flags %d) of %s at %s", diskCID, f, dom.Name, targetOf(*dev))
+		if dev := xmldef.FindDisk(e.domainXML(dom, f), diskCID, ""); dev != nil {
+			e.t.Errorf("disk %s still in XML (flags %d) of %s at %s", diskCID, f, dom.Name, xmldef.TargetOf(*dev))
 		}
 	}
 }
@@ -499,7 +500,7 @@ func TestAttachManyDisksToRunningDomain(t *testing.T) {
 		targets[target] = true
 	}
 	live := e.domainXML(dom, 0)
-	if got := persistentDiskCIDs(live); len(got) != count {
+	if got := xmldef.PersistentDiskCIDs(live); len(got) != count {
 		t.Errorf("live domain has %d persistent disks, want %d", len(got), count)
 	}
 	got, err := e.b.AttachedDisks(ctx, dom.Name)
@@ -743,10 +744,10 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 	}
 	err = e.b.DetachDisk(ctx, dom.Name, cid)
 	wantErr(t, "DetachDisk from a guest that never acknowledges", err, errUnplugPending)
-	if findDiskDevice(e.domainXML(dom, golibvirt.DomainXMLInactive), cid, "") != nil {
+	if xmldef.FindDisk(e.domainXML(dom, golibvirt.DomainXMLInactive), cid, "") != nil {
 		t.Error("disk still in the definition after the detach request")
 	}
-	if findDiskDevice(e.domainXML(dom, 0), cid, "") == nil {
+	if xmldef.FindDisk(e.domainXML(dom, 0), cid, "") == nil {
 		t.Fatal("disk left the running domain: this guest was expected never to acknowledge")
 	}
 	if got, err := e.b.AttachedDisks(ctx, dom.Name); err != nil || !slices.Equal(got, []string{cid}) {

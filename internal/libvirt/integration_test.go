@@ -23,6 +23,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -134,7 +135,7 @@ func TestVMLifecycle(t *testing.T) {
 	if err := e.b.replaceConfigDrive(ctx, spec.CID, iso); err != nil {
 		t.Fatalf("replaceConfigDrive: %v", err)
 	}
-	assertVolumeSize(t, e, configDriveVolumeName(spec.CID), uint64(len(iso)))
+	assertVolumeSize(t, e, xmldef.ConfigDriveVolumeName(spec.CID), uint64(len(iso)))
 
 	// The blank guest ignores ACPI, so this also covers the reset path.
 	if err := e.b.RebootVM(ctx, spec.CID); err != nil {
@@ -310,7 +311,7 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 		t.Fatalf("CreateVM with a persistent disk: %v", err)
 	}
 	// Half-deleted earlier: the ephemeral volume is already gone.
-	if err := e.b.deleteVolumeIfExists(ctx, ephemeralVolumeName(spec.CID)); err != nil {
+	if err := e.b.deleteVolumeIfExists(ctx, xmldef.EphemeralVolumeName(spec.CID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.b.DeleteVM(ctx, spec.CID); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
 // backupPollInterval is how often a running backup job is checked.
@@ -160,7 +161,7 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 	if err != nil {
 		return err
 	}
-	doc, err := backupDocument(live, d, targetPath)
+	doc, err := xmldef.Backup(live, d.CID, d.Path, d.Format, targetPath)
 	if err != nil {
 		return err
 	}
@@ -171,38 +172,6 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 		return fmt.Errorf("starting backup job of disk '%s' in domain '%s': %w", d.CID, dom.Name, host.Classify(err))
 	}
 	return b.waitForBackup(ctx, dom, d.CID)
-}
-
-// backupDocument is a push-mode <domainbackup> that copies d, and no other
-// disk of the domain, into targetPath (an existing volume of d's format).
-func backupDocument(live *libvirtxml.Domain, d diskVolume, targetPath string) (string, error) {
-	device := findDiskDevice(live, d.CID, d.Path)
-	if device == nil {
-		return "", fmt.Errorf("disk '%s' is no longer in the running domain", d.CID)
-	}
-	var disks []libvirtxml.DomainBackupPushDisk
-	for _, other := range domainDiskList(live) {
-		name := targetOf(other)
-		if name == "" {
-			continue
-		}
-		if name != targetOf(*device) {
-			disks = append(disks, libvirtxml.DomainBackupPushDisk{Name: name, Backup: "no"})
-			continue
-		}
-		disks = append(disks, libvirtxml.DomainBackupPushDisk{
-			Name:   name,
-			Backup: "yes",
-			Driver: &libvirtxml.DomainBackupDiskDriver{Type: string(d.Format)},
-			Target: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: targetPath}},
-		})
-	}
-	doc := libvirtxml.DomainBackup{Push: &libvirtxml.DomainBackupPush{Disks: &libvirtxml.DomainBackupPushDisks{Disks: disks}}}
-	xml, err := doc.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("building backup XML: %w", err)
-	}
-	return xml, nil
 }
 
 // waitForBackup polls until the domain's backup job has ended, then reads

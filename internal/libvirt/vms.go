@@ -17,6 +17,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -68,7 +69,7 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 	log := b.log.With("vm", spec.CID)
 	started := time.Now()
 
-	if err := validateNICs(spec.NICs); err != nil {
+	if err := xmldef.ValidateNICs(spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	if err := b.ensureNetworks(ctx, spec.NICs); err != nil {
@@ -142,23 +143,23 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
 // drive, and resolves persistent disks, into a domain plan.
-func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive []byte, undo *undoList) (domainPlan, error) {
+func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive []byte, undo *undoList) (xmldef.Plan, error) {
 	domainType, err := b.domainType()
 	if err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
-	plan := newDomainPlan(spec, b.profile, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
+	plan := xmldef.NewPlan(spec, b.profile, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
 	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	if plan.EphemeralPath, err = b.createEphemeralDisk(ctx, spec, undo); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, configDrive, undo); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	if plan.PersistentDisks, err = b.persistentDisks(ctx, spec.Disks); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	return plan, nil
 }
@@ -170,7 +171,7 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 	if err != nil {
 		return "", err
 	}
-	name := rootVolumeName(spec.CID)
+	name := xmldef.RootVolumeName(spec.CID)
 	doc := thinVolume(name, base.Capacity, disk.FormatQcow2)
 	doc.BackingStore = &libvirtxml.StorageVolumeBackingStore{
 		Path:   base.Path,
@@ -181,7 +182,7 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 }
 
 func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	doc := thinVolume(ephemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*mib, disk.FormatQcow2)
+	doc := thinVolume(xmldef.EphemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*mib, disk.FormatQcow2)
 	_, path, err := b.createOwnedVolume(ctx, doc, "ephemeral disk", undo)
 	return path, err
 }
@@ -210,7 +211,7 @@ func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) 
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}
-		devices = append(devices, persistentDiskDevice(v.Path, v.Format, d.DiskCID, d.Target))
+		devices = append(devices, xmldef.PersistentDiskDevice(v.Path, v.Format, d.DiskCID, d.Target))
 	}
 	return devices, nil
 }
@@ -271,8 +272,8 @@ func removeConsoleLog(path string) error {
 
 // defineDomain builds the XML and defines the (persistent) domain,
 // registering its removal.
-func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domain, error) {
-	def, err := buildDomain(plan)
+func (b *Backend) defineDomain(plan xmldef.Plan, undo *undoList) (golibvirt.Domain, error) {
+	def, err := xmldef.Build(plan)
 	if err != nil {
 		return golibvirt.Domain{}, err
 	}
@@ -340,7 +341,7 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 	if err := b.destroyIfRunning(dom); err != nil {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)
 	}
-	for _, name := range ownedVolumeNames(cid) {
+	for _, name := range xmldef.OwnedVolumeNames(cid) {
 		if err := b.deleteVolumeIfExists(ctx, name); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
@@ -443,7 +444,7 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
-	element, err := marker.withTags(meta).marshal()
+	element, err := marker.WithTags(meta).Marshal()
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
@@ -453,9 +454,9 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 		value    string
 		key, uri golibvirt.OptString
 	}{
-		{"metadata element", golibvirt.DomainMetadataElement, element, golibvirt.OptString{MetadataPrefix}, golibvirt.OptString{MetadataNS}},
-		{"title", golibvirt.DomainMetadataTitle, titleFor(cid, meta), nil, nil},
-		{"description", golibvirt.DomainMetadataDescription, descriptionFor(meta), nil, nil},
+		{"metadata element", golibvirt.DomainMetadataElement, element, golibvirt.OptString{xmldef.MetadataPrefix}, golibvirt.OptString{xmldef.MetadataNS}},
+		{"title", golibvirt.DomainMetadataTitle, xmldef.TitleFor(cid, meta), nil, nil},
+		{"description", golibvirt.DomainMetadataDescription, xmldef.DescriptionFor(meta), nil, nil},
 	}
 	for _, c := range changes {
 		if err := b.setMetadata(dom, running, c.kind, c.value, c.key, c.uri); err != nil {
@@ -503,7 +504,7 @@ func (b *Backend) replaceConfigDrive(ctx context.Context, cid string, iso []byte
 	if _, err := b.lookupOwnedDomain(cid); err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
-	name := configDriveVolumeName(cid)
+	name := xmldef.ConfigDriveVolumeName(cid)
 	vol, err := b.lookupVolume(ctx, name)
 	if err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)

@@ -1,7 +1,6 @@
-package libvirt
+package xmldef
 
 import (
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"strings"
 	"testing"
@@ -29,8 +28,8 @@ func secretSpec() vm.Spec {
 	}
 }
 
-func testPlan(domainType, machine string, hotplug int, persistent ...libvirtxml.DomainDisk) domainPlan {
-	p := newDomainPlan(secretSpec(), hypervisor.QEMU, domainType, machine, hotplug, "/store/console/"+testCID+".log")
+func testPlan(domainType, machine string, hotplug int, persistent ...libvirtxml.DomainDisk) Plan {
+	p := NewPlan(secretSpec(), hypervisor.QEMU, domainType, machine, hotplug, "/store/console/"+testCID+".log")
 	p.RootPath = "/pool/" + testCID + "-root"
 	p.EphemeralPath = "/pool/" + testCID + "-ephemeral"
 	p.ConfigPath = "/pool/" + testCID + "-config.iso"
@@ -39,11 +38,11 @@ func testPlan(domainType, machine string, hotplug int, persistent ...libvirtxml.
 }
 
 // rebuilt marshals and re-parses the domain, as libvirt would receive it.
-func rebuilt(t *testing.T, p domainPlan) (libvirtxml.Domain, string) {
+func rebuilt(t *testing.T, p Plan) (libvirtxml.Domain, string) {
 	t.Helper()
-	def, err := buildDomain(p)
+	def, err := Build(p)
 	if err != nil {
-		t.Fatalf("buildDomain: %v", err)
+		t.Fatalf("Build: %v", err)
 	}
 	doc, err := def.Marshal()
 	if err != nil {
@@ -126,8 +125,8 @@ func TestDomainNICsKeepTheirMAC(t *testing.T) {
 func TestUserModeNICHasNoNetworkAndPassesSchemaChecks(t *testing.T) {
 	p := testPlan("qemu", "q35", 0)
 	p.NICs = []vm.NIC{{BOSHNetwork: "laptop", MAC: "52:54:00:ab:cd:09", UserMode: true, Dynamic: true}}
-	if err := validateNICs(p.NICs); err != nil {
-		t.Fatalf("validateNICs refuses a user-mode NIC: %v", err)
+	if err := ValidateNICs(p.NICs); err != nil {
+		t.Fatalf("ValidateNICs refuses a user-mode NIC: %v", err)
 	}
 	def, _ := rebuilt(t, p)
 	iface := def.Devices.Interfaces[0]
@@ -145,7 +144,7 @@ func TestDomainDisks(t *testing.T) {
 }
 
 func checkDomainDisks(t *testing.T, diskCID, serial string) {
-	persistent := persistentDiskDevice("/pool/"+diskCID, disk.FormatRaw, diskCID, "vdc")
+	persistent := PersistentDiskDevice("/pool/"+diskCID, disk.FormatRaw, diskCID, "vdc")
 	def, _ := rebuilt(t, testPlan("qemu", "q35", 0, persistent))
 	want := []struct {
 		device, target, bus, source, format, serial string
@@ -189,7 +188,7 @@ func TestDomainHotplugRootPorts(t *testing.T) {
 	for _, c := range cases {
 		var disks []libvirtxml.DomainDisk
 		for i := range c.persistent {
-			disks = append(disks, persistentDiskDevice("/p", disk.FormatQcow2, "disk-x", []string{"vdc", "vdd"}[i]))
+			disks = append(disks, PersistentDiskDevice("/p", disk.FormatQcow2, "disk-x", []string{"vdc", "vdd"}[i]))
 		}
 		def, _ := rebuilt(t, testPlan("qemu", c.machine, c.hotplug, disks...))
 		ports, roots := 0, 0
@@ -226,7 +225,7 @@ func TestDomainMetadataMarksOwnershipAndHoldsNoSecrets(t *testing.T) {
 	if strings.Contains(doc, "s3cret-mbus-password") || strings.Contains(doc, "mbus") {
 		t.Errorf("domain XML leaks agent settings:\n%s", doc)
 	}
-	marker, err := parseMarker(def.Metadata.XML)
+	marker, err := ParseMarker(def.Metadata.XML)
 	if err != nil {
 		t.Fatalf("metadata element: %v (%s)", err, def.Metadata.XML)
 	}
@@ -251,10 +250,10 @@ func TestTitleAndDescription(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := titleFor(testCID, c.meta); got != c.wantTitle {
+			if got := TitleFor(testCID, c.meta); got != c.wantTitle {
 				t.Errorf("title = %q, want %q", got, c.wantTitle)
 			}
-			if got := descriptionFor(c.meta); got != c.wantDesc {
+			if got := DescriptionFor(c.meta); got != c.wantDesc {
 				t.Errorf("description = %q, want %q", got, c.wantDesc)
 			}
 		})
@@ -262,16 +261,16 @@ func TestTitleAndDescription(t *testing.T) {
 }
 
 func TestMarkerTagsKeepIdentity(t *testing.T) {
-	m := vmMarker{AgentID: "a", StemcellCID: "sc", Tags: []markerTag{{Key: "old", Value: "x"}}}
-	doc, err := m.withTags(vm.Metadata{"b": "2", "a": "1"}).marshal()
+	m := Marker{AgentID: "a", StemcellCID: "sc", Tags: []MarkerTag{{Key: "old", Value: "x"}}}
+	doc, err := m.WithTags(vm.Metadata{"b": "2", "a": "1"}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := parseMarker(doc)
+	back, err := ParseMarker(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.AgentID != "a" || back.StemcellCID != "sc" || len(back.Tags) != 2 || back.Tags[0] != (markerTag{"a", "1"}) {
+	if back.AgentID != "a" || back.StemcellCID != "sc" || len(back.Tags) != 2 || back.Tags[0] != (MarkerTag{"a", "1"}) {
 		t.Errorf("marker after tags = %+v", back)
 	}
 }
@@ -291,7 +290,7 @@ func TestValidateNICs(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := validateNICs([]vm.NIC{c.nic})
+			err := ValidateNICs([]vm.NIC{c.nic})
 			switch {
 			case c.wantErr == "" && err != nil:
 				t.Errorf("unexpected error: %v", err)
@@ -299,35 +298,5 @@ func TestValidateNICs(t *testing.T) {
 				t.Errorf("error = %v, want one mentioning %q", err, c.wantErr)
 			}
 		})
-	}
-}
-
-func TestUndoListRunsNewestFirst(t *testing.T) {
-	var order []int
-	var undo undoList
-	for i := range 3 {
-		undo.push(func() { order = append(order, i) })
-	}
-	undo.run()
-	if len(order) != 3 || order[0] != 2 || order[2] != 0 {
-		t.Errorf("undo order = %v, want [2 1 0]", order)
-	}
-}
-
-func TestConsoleLogPathFollowsWhereLibvirtdRuns(t *testing.T) {
-	cases := []struct {
-		uri, want string
-	}{
-		{"qemu:///system", "/store/console/vm-1.log"},
-		{"qemu+unix:///system?socket=/run/x/libvirt-sock", "/store/console/vm-1.log"},
-		{"qemu+tcp://10.0.0.11/system", "/var/log/libvirt/qemu/vm-1-console.log"},
-		{"qemu+tls://host.example/system", "/var/log/libvirt/qemu/vm-1-console.log"},
-		{"qemu+ssh://root@10.0.0.11/system", "/var/log/libvirt/qemu/vm-1-console.log"},
-	}
-	for _, tc := range cases {
-		b := &Backend{cfg: config.Config{URI: tc.uri, StoreDir: "/store"}}
-		if got := b.consoleLogPath("vm-1"); got != tc.want {
-			t.Errorf("%s: console log %s; want %s", tc.uri, got, tc.want)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package libvirt
+package xmldef
 
 import (
 	"fmt"
@@ -14,10 +14,10 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
-// domainPlan is everything the domain XML is built from: resolved paths
+// Plan is everything the domain XML is built from: resolved paths
 // and names, no libvirt calls. Keeping it a plain value makes the XML
 // testable without a daemon.
-type domainPlan struct {
+type Plan struct {
 	Profile       hypervisor.Profile
 	DomainType    string // "kvm" or "qemu"
 	Name          string // the VM CID
@@ -30,17 +30,17 @@ type domainPlan struct {
 	ConfigPath    string // raw ISO9660 image, label config-2
 	ConsoleLog    string
 	NICs          []vm.NIC
-	// PersistentDisks are ready <disk> elements (see persistentDiskDevice).
+	// PersistentDisks are ready <disk> elements (see PersistentDiskDevice).
 	PersistentDisks []libvirtxml.DomainDisk
-	Marker          vmMarker
+	Marker          Marker
 }
 
-// newDomainPlan takes from spec what the domain needs; volume paths are
+// NewPlan takes from spec what the domain needs; volume paths are
 // filled in as the volumes are made. Only the agent ID and the stemcell
 // CID go into metadata: the config drive (agent settings, mbus
 // credentials) never does.
-func newDomainPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine string, hotplugSlots int, consoleLog string) domainPlan {
-	return domainPlan{
+func NewPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine string, hotplugSlots int, consoleLog string) Plan {
+	return Plan{
 		Profile:      profile,
 		DomainType:   domainType,
 		Name:         spec.CID,
@@ -50,7 +50,7 @@ func newDomainPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine
 		CPUs:         spec.Props.CPUs,
 		ConsoleLog:   consoleLog,
 		NICs:         spec.NICs,
-		Marker:       vmMarker{AgentID: spec.AgentID, StemcellCID: spec.StemcellCID},
+		Marker:       Marker{AgentID: spec.AgentID, StemcellCID: spec.StemcellCID},
 	}
 }
 
@@ -61,21 +61,21 @@ const (
 	configDriveSuffix = "-config.iso"
 )
 
-func rootVolumeName(cid string) string        { return cid + rootSuffix }
-func ephemeralVolumeName(cid string) string   { return cid + ephemeralSuffix }
-func configDriveVolumeName(cid string) string { return cid + configDriveSuffix }
+func RootVolumeName(cid string) string        { return cid + rootSuffix }
+func EphemeralVolumeName(cid string) string   { return cid + ephemeralSuffix }
+func ConfigDriveVolumeName(cid string) string { return cid + configDriveSuffix }
 
-// ownedVolumeNames are the volumes that live and die with the VM.
-func ownedVolumeNames(cid string) []string {
-	return []string{configDriveVolumeName(cid), ephemeralVolumeName(cid), rootVolumeName(cid)}
+// OwnedVolumeNames are the volumes that live and die with the VM.
+func OwnedVolumeNames(cid string) []string {
+	return []string{ConfigDriveVolumeName(cid), EphemeralVolumeName(cid), RootVolumeName(cid)}
 }
 
 // defaultTitle is what `virsh list --title` shows before set_vm_metadata.
 func defaultTitle(cid string) string { return "bosh vm " + cid }
 
-// buildDomain turns a plan into the domain definition.
-func buildDomain(p domainPlan) (libvirtxml.Domain, error) {
-	marker, err := p.Marker.marshal()
+// Build turns a plan into the domain definition.
+func Build(p Plan) (libvirtxml.Domain, error) {
+	marker, err := p.Marker.Marshal()
 	if err != nil {
 		return libvirtxml.Domain{}, fmt.Errorf("domain '%s': %w", p.Name, err)
 	}
@@ -88,7 +88,7 @@ func buildDomain(p domainPlan) (libvirtxml.Domain, error) {
 		VCPU:       &libvirtxml.DomainVCPU{Value: uint(p.CPUs)},
 		OS:         &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm", Machine: p.Machine}},
 		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
-		CPU:        cpuFor(p.DomainType),
+		CPU:        CPUFor(p.DomainType),
 		Clock:      &libvirtxml.DomainClock{Offset: "utc"},
 		OnPoweroff: "destroy",
 		OnReboot:   "restart",
@@ -97,23 +97,23 @@ func buildDomain(p domainPlan) (libvirtxml.Domain, error) {
 	}, nil
 }
 
-// cpuFor: KVM passes the host CPU through; TCG cannot, and 'maximum' gives
+// CPUFor: KVM passes the host CPU through; TCG cannot, and 'maximum' gives
 // the guest every feature QEMU can emulate.
-func cpuFor(domainType string) *libvirtxml.DomainCPU {
+func CPUFor(domainType string) *libvirtxml.DomainCPU {
 	if domainType == "kvm" {
 		return &libvirtxml.DomainCPU{Mode: "host-passthrough"}
 	}
 	return &libvirtxml.DomainCPU{Mode: "maximum"}
 }
 
-func devicesFor(p domainPlan) *libvirtxml.DomainDeviceList {
+func devicesFor(p Plan) *libvirtxml.DomainDeviceList {
 	disks := disksFor(p)
 	ifaces := interfacesFor(p.NICs)
 	return &libvirtxml.DomainDeviceList{
 		Disks:       disks,
-		Controllers: controllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(disks, ifaces)),
+		Controllers: ControllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(disks, ifaces)),
 		Interfaces:  ifaces,
-		Serials:     []libvirtxml.DomainSerial{consoleSerial(p.ConsoleLog)},
+		Serials:     []libvirtxml.DomainSerial{ConsoleSerial(p.ConsoleLog)},
 		Consoles:    []libvirtxml.DomainConsole{consoleOnSerial(p.ConsoleLog)},
 		MemBalloon:  &libvirtxml.DomainMemBalloon{Model: "virtio"},
 		RNGs: []libvirtxml.DomainRNG{{
@@ -125,23 +125,23 @@ func devicesFor(p domainPlan) *libvirtxml.DomainDeviceList {
 
 // disksFor: root (the only boot device), ephemeral, config drive, then the
 // persistent disks planned at creation.
-func disksFor(p domainPlan) []libvirtxml.DomainDisk {
-	root := fileDiskDevice(p.RootPath, string(disk.FormatQcow2), disk.Serial(rootVolumeName(p.Name)), p.Profile.RootTarget)
+func disksFor(p Plan) []libvirtxml.DomainDisk {
+	root := FileDiskDevice(p.RootPath, string(disk.FormatQcow2), disk.Serial(RootVolumeName(p.Name)), p.Profile.RootTarget)
 	// A per-device boot order pins the boot disk: with <os><boot dev='hd'/>
 	// the firmware would pick "the first hard disk", which persistent disks
 	// attached at creation could become.
 	root.Boot = &libvirtxml.DomainDeviceBoot{Order: 1}
-	ephemeral := fileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), p.Profile.EphemeralID(p.Name), p.Profile.EphemeralTarget)
-	disks := []libvirtxml.DomainDisk{root, ephemeral, configDriveDevice(p.ConfigPath, p.Profile.ConfigDriveTarget)}
+	ephemeral := FileDiskDevice(p.EphemeralPath, string(disk.FormatQcow2), p.Profile.EphemeralID(p.Name), p.Profile.EphemeralTarget)
+	disks := []libvirtxml.DomainDisk{root, ephemeral, ConfigDriveDevice(p.ConfigPath, p.Profile.ConfigDriveTarget)}
 	if faults.Active(faults.OmitConfigDrive) {
 		disks = disks[:2]
 	}
 	return append(disks, p.PersistentDisks...)
 }
 
-// configDriveDevice is a SATA CD-ROM: the agent mounts /dev/sr0, which a
+// ConfigDriveDevice is a SATA CD-ROM: the agent mounts /dev/sr0, which a
 // virtio device never becomes.
-func configDriveDevice(path, target string) libvirtxml.DomainDisk {
+func ConfigDriveDevice(path, target string) libvirtxml.DomainDisk {
 	return libvirtxml.DomainDisk{
 		Device:   "cdrom",
 		Driver:   &libvirtxml.DomainDiskDriver{Name: "qemu", Type: string(disk.FormatRaw)},
@@ -165,11 +165,11 @@ func pciDevicesAtDefine(disks []libvirtxml.DomainDisk, ifaces []libvirtxml.Domai
 	return count
 }
 
-// controllersFor: on q35 every hot-plugged PCIe device needs an empty
+// ControllersFor: on q35 every hot-plugged PCIe device needs an empty
 // pcie-root-port, and ports cannot be added to a running domain, so spare
 // ones are reserved up front. The 'pc' machine's PCI bus hot-plugs
 // directly. USB is left out: nothing uses it and it would take a slot.
-func controllersFor(machine string, rootPorts int) []libvirtxml.DomainController {
+func ControllersFor(machine string, rootPorts int) []libvirtxml.DomainController {
 	controllers := []libvirtxml.DomainController{{Type: "usb", Model: "none"}}
 	if machine != "q35" {
 		return controllers
@@ -184,9 +184,9 @@ func controllersFor(machine string, rootPorts int) []libvirtxml.DomainController
 	return controllers
 }
 
-// validateNICs refuses what libvirt would reject with only a schema error:
+// ValidateNICs refuses what libvirt would reject with only a schema error:
 // every NIC needs a network name and a unicast MAC.
-func validateNICs(nics []vm.NIC) error {
+func ValidateNICs(nics []vm.NIC) error {
 	for _, nic := range nics {
 		if nic.LibvirtNetwork == "" && !nic.UserMode {
 			return fmt.Errorf("NIC for BOSH network '%s' names no libvirt network", nic.BOSHNetwork)
@@ -223,9 +223,9 @@ func interfacesFor(nics []vm.NIC) []libvirtxml.DomainInterface {
 	return ifaces
 }
 
-// consoleSerial writes the guest's serial console (kernel and agent
+// ConsoleSerial writes the guest's serial console (kernel and agent
 // boot output) to a file the operator can read after a failed boot.
-func consoleSerial(logPath string) libvirtxml.DomainSerial {
+func ConsoleSerial(logPath string) libvirtxml.DomainSerial {
 	port := uint(0)
 	return libvirtxml.DomainSerial{
 		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: logPath, Append: "on"}},
@@ -241,10 +241,10 @@ func consoleOnSerial(logPath string) libvirtxml.DomainConsole {
 	}
 }
 
-// titleFor is what `virsh list --title` shows for a VM with metadata:
+// TitleFor is what `virsh list --title` shows for a VM with metadata:
 // deployment/job/index when the director sent them, else the name key,
 // else the default.
-func titleFor(cid string, meta vm.Metadata) string {
+func TitleFor(cid string, meta vm.Metadata) string {
 	var parts []string
 	for _, key := range []string{"deployment", "job", "index"} {
 		if v := meta[key]; v != "" {
@@ -265,8 +265,8 @@ func oneLine(s string) string {
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
 }
 
-// descriptionFor lists all metadata as sorted "k=v" lines.
-func descriptionFor(meta vm.Metadata) string {
+// DescriptionFor lists all metadata as sorted "k=v" lines.
+func DescriptionFor(meta vm.Metadata) string {
 	lines := make([]string, 0, len(meta))
 	for _, key := range sortedKeys(meta) {
 		lines = append(lines, oneLine(key)+"="+oneLine(meta[key]))
@@ -283,11 +283,11 @@ func sortedKeys(meta vm.Metadata) []string {
 	return keys
 }
 
-// withTags returns the marker with its tags replaced by meta.
-func (m vmMarker) withTags(meta vm.Metadata) vmMarker {
+// WithTags returns the marker with its tags replaced by meta.
+func (m Marker) WithTags(meta vm.Metadata) Marker {
 	m.Tags = nil
 	for _, key := range sortedKeys(meta) {
-		m.Tags = append(m.Tags, markerTag{Key: key, Value: meta[key]})
+		m.Tags = append(m.Tags, MarkerTag{Key: key, Value: meta[key]})
 	}
 	return m
 }

@@ -1,4 +1,4 @@
-package libvirt
+package xmldef
 
 import (
 	"strings"
@@ -9,12 +9,11 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 )
 
-func TestBackupDocumentCopiesOnlyTheDisk(t *testing.T) {
+func TestBackupCopiesOnlyTheDisk(t *testing.T) {
 	live := domainWith(append(vmDisks(),
-		persistentDiskDevice(pool+diskA, disk.FormatQcow2, diskA, "vdc"),
-		persistentDiskDevice(pool+diskB, disk.FormatRaw, diskB, "vdd"))...)
-	d := diskVolume{CID: diskB, Path: pool + diskB, Format: disk.FormatRaw}
-	doc, err := backupDocument(live, d, pool+"snap-x")
+		PersistentDiskDevice(pool+diskA, disk.FormatQcow2, diskA, "vdc"),
+		PersistentDiskDevice(pool+diskB, disk.FormatRaw, diskB, "vdd"))...)
+	doc, err := Backup(live, diskB, pool+diskB, disk.FormatRaw, pool+"snap-x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +41,8 @@ func TestBackupDocumentCopiesOnlyTheDisk(t *testing.T) {
 	}
 }
 
-func TestBackupDocumentRefusesADiskNoLongerLive(t *testing.T) {
-	d := diskVolume{CID: diskA, Path: pool + diskA, Format: disk.FormatQcow2}
-	if _, err := backupDocument(domainWith(vmDisks()...), d, pool+"snap-x"); err == nil || !strings.Contains(err.Error(), "no longer") {
+func TestBackupRefusesADiskNoLongerLive(t *testing.T) {
+	if _, err := Backup(domainWith(vmDisks()...), diskA, pool+diskA, disk.FormatQcow2, pool+"snap-x"); err == nil || !strings.Contains(err.Error(), "no longer") {
 		t.Errorf("got %v, want an error that the disk is gone", err)
 	}
 }
