@@ -13,6 +13,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
@@ -72,7 +73,7 @@ type diskUser struct {
 
 // diskUsers lists our VMs, other than skipVM, that use d, live or in
 // their definition. A domain that vanishes during the scan is skipped.
-func (b *Backend) diskUsers(d diskVolume, skipVM string) ([]diskUser, error) {
+func (b *Backend) diskUsers(d storage.Volume, skipVM string) ([]diskUser, error) {
 	domains, err := b.ownedDomains()
 	if err != nil {
 		return nil, err
@@ -84,7 +85,7 @@ func (b *Backend) diskUsers(d diskVolume, skipVM string) ([]diskUser, error) {
 		}
 		dd, err := b.readDomainDisks(dom.Domain)
 		if err != nil {
-			if isNotFound(err) {
+			if cpierr.IsNotFound(err) {
 				continue
 			}
 			return nil, fmt.Errorf("checking which VMs use disk '%s': %w", d.CID, err)
@@ -130,7 +131,7 @@ func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
-	d, err := b.findVolume(ctx, diskCID)
+	d, err := b.FindVolume(ctx, diskCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
@@ -156,7 +157,7 @@ func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string
 // plugDisk adds d to whichever of the live and persistent definitions
 // lacks it (both, normally; one, when an earlier call half-succeeded) and
 // returns its target.
-func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
+func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
 	live, config := dd.find(d.CID, d.Path)
 	needLive := dd.Running && live == nil
 	needConfig := config == nil
@@ -257,11 +258,11 @@ func (b *Backend) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
 // diskPathIfExists is the disk's volume path, or "" when it cannot be
 // read: detach then finds the disk by its serial alone.
 func (b *Backend) diskPathIfExists(ctx context.Context, cid string) string {
-	vol, err := b.lookupVolume(ctx, cid)
+	vol, err := b.LookupVolume(ctx, cid)
 	if err != nil {
 		return ""
 	}
-	p, err := b.volumePath(vol)
+	p, err := b.VolumePath(vol)
 	if err != nil {
 		return ""
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -55,7 +56,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 	ctx := context.Background()
 	cid := vm.NewCID()
 	e.trackDomain(cid)
-	root, err := e.b.createVolume(ctx, libvirtxml.StorageVolume{
+	root, err := e.b.CreateVolume(ctx, libvirtxml.StorageVolume{
 		Name:     xmldef.RootVolumeName(cid),
 		Capacity: &libvirtxml.StorageVolumeSize{Value: 64, Unit: "MiB"},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
@@ -63,7 +64,7 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	rootPath, err := e.b.volumePath(root)
+	rootPath, err := e.b.VolumePath(root)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -214,11 +215,11 @@ func (e *testEnv) domainXML(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags
 // diskPath is the path of the volume called name.
 func (e *testEnv) diskPath(name string) string {
 	e.t.Helper()
-	vol, err := e.b.lookupVolume(context.Background(), name)
+	vol, err := e.b.LookupVolume(context.Background(), name)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p, err := e.b.volumePath(vol)
+	p, err := e.b.VolumePath(vol)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -265,7 +266,7 @@ func (e *testEnv) assertDetached(dom golibvirt.Domain, diskCID string) {
 func (e *testEnv) assertNoDiskVolumes() {
 	e.t.Helper()
 	for _, name := range e.volumeNames() {
-		if strings.HasPrefix(name, "disk-") || strings.HasPrefix(name, "snap-") || strings.HasSuffix(name, metaSuffix) {
+		if strings.HasPrefix(name, "disk-") || strings.HasPrefix(name, "snap-") || strings.HasSuffix(name, storage.MetaVolumeName("")) {
 			e.t.Errorf("volume %s is left in the pool", name)
 		}
 	}
@@ -286,7 +287,7 @@ func TestDiskCreateHasDelete(t *testing.T) {
 		if ok, err := e.b.HasDisk(ctx, cid); err != nil || !ok {
 			t.Fatalf("HasDisk(%s) = %v, %v; want true", cid, ok, err)
 		}
-		d, err := e.b.findVolume(ctx, cid)
+		d, err := e.b.FindVolume(ctx, cid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,8 +295,8 @@ func TestDiskCreateHasDelete(t *testing.T) {
 		if want == "" {
 			want = disk.FormatQcow2
 		}
-		if d.Format != want || d.Capacity != 100*mib {
-			t.Errorf("disk %s: format %s capacity %d, want %s and %d", cid, d.Format, d.Capacity, want, 100*mib)
+		if d.Format != want || d.Capacity != 100*storage.MiB {
+			t.Errorf("disk %s: format %s capacity %d, want %s and %d", cid, d.Format, d.Capacity, want, 100*storage.MiB)
 		}
 		if err := e.b.SetDiskMetadata(ctx, cid, disk.Metadata{"director": "d"}); err != nil {
 			t.Fatal(err)
@@ -358,7 +359,7 @@ func TestDiskMetadataRoundTripSurvivesLossOfStoreDir(t *testing.T) {
 	wantErr(t, "SetDiskMetadata of unknown disk", e.b.SetDiskMetadata(ctx, unknown, small), cpierr.ErrNotFound)
 	_, err = e.b.GetDiskMetadata(ctx, unknown)
 	wantErr(t, "GetDiskMetadata of unknown disk", err, cpierr.ErrNotFound)
-	if slices.Contains(e.volumeNames(), metaVolumeName(unknown)) {
+	if slices.Contains(e.volumeNames(), storage.MetaVolumeName(unknown)) {
 		t.Errorf("metadata volume made for an unknown disk")
 	}
 	if err := e.b.DeleteDisk(ctx, cid); err != nil {
@@ -533,16 +534,16 @@ func TestResizeDisk(t *testing.T) {
 		if err := e.b.ResizeDisk(ctx, cid, 96); err != nil {
 			t.Fatalf("ResizeDisk grow %s: %v", format, err)
 		}
-		d, err := e.b.findVolume(ctx, cid)
-		if err != nil || d.Capacity != 96*mib {
-			t.Errorf("%s disk after grow: %d bytes, %v; want %d", format, d.Capacity, err, 96*mib)
+		d, err := e.b.FindVolume(ctx, cid)
+		if err != nil || d.Capacity != 96*storage.MiB {
+			t.Errorf("%s disk after grow: %d bytes, %v; want %d", format, d.Capacity, err, 96*storage.MiB)
 		}
 		err = e.b.ResizeDisk(ctx, cid, 64)
 		if err == nil || errors.Is(err, cpierr.ErrNotSupported) || !strings.Contains(err.Error(), "shrink") {
 			t.Errorf("ResizeDisk shrink: got %v, want a plain error about shrinking", err)
 		}
 		wantErr(t, "ResizeDisk beyond the pool", e.b.ResizeDisk(ctx, cid, 1<<30), cpierr.ErrNoSpace)
-		if d, _ := e.b.findVolume(ctx, cid); d.Capacity != 96*mib {
+		if d, _ := e.b.FindVolume(ctx, cid); d.Capacity != 96*storage.MiB {
 			t.Errorf("failed resizes changed the size to %d", d.Capacity)
 		}
 		if err := e.b.DeleteDisk(ctx, cid); err != nil {
@@ -570,11 +571,11 @@ func (e *testEnv) fillDisk(cid string, format disk.Format, data []byte) {
 	if format == disk.FormatQcow2 {
 		image = convertImage(e.t, data, "raw", "qcow2")
 	}
-	vol, err := e.b.lookupVolume(ctx, cid)
+	vol, err := e.b.LookupVolume(ctx, cid)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.b.uploadVolume(ctx, vol, bytes.NewReader(image), uint64(len(image))); err != nil {
+	if err := e.b.UploadVolume(ctx, vol, bytes.NewReader(image), uint64(len(image))); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -583,12 +584,12 @@ func (e *testEnv) fillDisk(cid string, format disk.Format, data []byte) {
 func (e *testEnv) diskContent(cid string, format disk.Format) []byte {
 	e.t.Helper()
 	ctx := context.Background()
-	vol, err := e.b.lookupVolume(ctx, cid)
+	vol, err := e.b.LookupVolume(ctx, cid)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := e.b.downloadVolume(ctx, vol, &buf); err != nil {
+	if err := e.b.DownloadVolume(ctx, vol, &buf); err != nil {
 		e.t.Fatal(err)
 	}
 	if format == disk.FormatQcow2 {
@@ -643,7 +644,7 @@ func TestSnapshotOfDetachedDiskIsRestorable(t *testing.T) {
 	ctx := context.Background()
 	for _, format := range []disk.Format{disk.FormatRaw, disk.FormatQcow2} {
 		cid := e.newDisk(4, format)
-		data := pattern(0x5A, 4*mib)
+		data := pattern(0x5A, 4*storage.MiB)
 		e.fillDisk(cid, format, data)
 		snap := disk.NewSnapshotCID()
 		meta := disk.Metadata{"deployment": "cf", "director_name": "bosh"}
@@ -672,7 +673,7 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 	dom := e.diskTestDomain(runningLinux)
 	for _, format := range []disk.Format{disk.FormatRaw, disk.FormatQcow2} {
 		cid := e.newDisk(4, format)
-		data := pattern(0xA5, 4*mib)
+		data := pattern(0xA5, 4*storage.MiB)
 		e.fillDisk(cid, format, data)
 		target, err := e.b.attachDisk(ctx, dom.Name, cid)
 		if err != nil {
@@ -817,13 +818,13 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 
 // snapshotMetadata returns a snapshot's metadata and the disk it was
 // taken from. ErrNotFound when the snapshot is not there.
-func (b *Backend) snapshotMetadata(ctx context.Context, snapCID string) (metaDocument, error) {
-	if _, err := b.lookupVolume(ctx, snapCID); err != nil {
-		return metaDocument{}, fmt.Errorf("reading snapshot '%s': %w", snapCID, err)
+func (b *Backend) snapshotMetadata(ctx context.Context, snapCID string) (storage.MetaDocument, error) {
+	if _, err := b.LookupVolume(ctx, snapCID); err != nil {
+		return storage.MetaDocument{}, fmt.Errorf("reading snapshot '%s': %w", snapCID, err)
 	}
-	doc, err := b.readMeta(ctx, snapCID)
+	doc, err := b.ReadMeta(ctx, snapCID)
 	if err != nil {
-		return metaDocument{}, fmt.Errorf("reading metadata of snapshot '%s': %w", snapCID, err)
+		return storage.MetaDocument{}, fmt.Errorf("reading metadata of snapshot '%s': %w", snapCID, err)
 	}
 	return doc, nil
 }

@@ -100,7 +100,7 @@ func (b *Backend) ownedDomains() ([]ownedDomain, error) {
 	for _, dom := range all {
 		marker, err := b.readMarker(dom)
 		switch {
-		case errors.Is(err, errNoMarker), isNotFound(err):
+		case errors.Is(err, errNoMarker), cpierr.IsNotFound(err):
 			continue
 		case err != nil:
 			return nil, err

@@ -33,7 +33,7 @@ func TestStemcellImportAndDelete(t *testing.T) {
 	ctx := context.Background()
 	cid := e.importStemcell(1 << 30)
 
-	sc, err := e.b.lookupStemcell(ctx, cid)
+	sc, err := e.b.LookupStemcell(ctx, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func assertDomainXML(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spe
 	if len(def.Devices.Interfaces) != 1 || def.Devices.Interfaces[0].MAC.Address != spec.NICs[0].MAC {
 		t.Errorf("interfaces = %+v, want one with MAC %s", def.Devices.Interfaces, spec.NICs[0].MAC)
 	}
-	sc, err := e.b.lookupStemcell(context.Background(), scCID)
+	sc, err := e.b.LookupStemcell(context.Background(), scCID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func assertMetadata(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spec
 
 func assertVolumeSize(t *testing.T, e *testEnv, name string, want uint64) {
 	t.Helper()
-	vol, err := e.b.lookupVolume(context.Background(), name)
+	vol, err := e.b.LookupVolume(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 		Capacity: &libvirtxml.StorageVolumeSize{Value: 16, Unit: "MiB"},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
 	}
-	if _, err := e.b.createVolume(ctx, persistent); err != nil {
+	if _, err := e.b.CreateVolume(ctx, persistent); err != nil {
 		t.Fatal(err)
 	}
 	spec.Disks = []vm.AttachedDisk{{DiskCID: diskCID, Target: "vdc"}}
@@ -311,14 +311,14 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 		t.Fatalf("CreateVM with a persistent disk: %v", err)
 	}
 	// Half-deleted earlier: the ephemeral volume is already gone.
-	if err := e.b.deleteVolumeIfExists(ctx, xmldef.EphemeralVolumeName(spec.CID)); err != nil {
+	if err := e.b.DeleteVolumeIfExists(ctx, xmldef.EphemeralVolumeName(spec.CID)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.b.DeleteVM(ctx, spec.CID); err != nil {
 		t.Fatalf("DeleteVM: %v", err)
 	}
 	e.assertNothingLeftOf(spec.CID)
-	if _, err := e.b.lookupVolume(ctx, diskCID); err != nil {
+	if _, err := e.b.LookupVolume(ctx, diskCID); err != nil {
 		t.Errorf("persistent disk %s was removed with the VM: %v", diskCID, err)
 	}
 }

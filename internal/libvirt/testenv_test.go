@@ -292,7 +292,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // volumeNames lists the names of the volumes in the env's pool.
 func (e *testEnv) volumeNames() []string {
 	e.t.Helper()
-	pool, err := e.b.storagePool(context.Background())
+	pool, err := e.b.StoragePool(context.Background())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -167,12 +168,12 @@ func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive 
 // createRootOverlay makes a qcow2 volume whose backing file is the
 // stemcell: copy-on-write, so its cost does not grow with the stemcell.
 func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	base, err := b.lookupStemcell(ctx, spec.StemcellCID)
+	base, err := b.LookupStemcell(ctx, spec.StemcellCID)
 	if err != nil {
 		return "", err
 	}
 	name := xmldef.RootVolumeName(spec.CID)
-	doc := thinVolume(name, base.Capacity, disk.FormatQcow2)
+	doc := storage.ThinVolume(name, base.Capacity, disk.FormatQcow2)
 	doc.BackingStore = &libvirtxml.StorageVolumeBackingStore{
 		Path:   base.Path,
 		Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(base.Format)},
@@ -182,7 +183,7 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 }
 
 func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	doc := thinVolume(xmldef.EphemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*mib, disk.FormatQcow2)
+	doc := storage.ThinVolume(xmldef.EphemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*storage.MiB, disk.FormatQcow2)
 	_, path, err := b.createOwnedVolume(ctx, doc, "ephemeral disk", undo)
 	return path, err
 }
@@ -190,12 +191,12 @@ func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *u
 // createOwnedVolume creates doc, registers its removal and returns it
 // with its path.
 func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageVolume, role string, undo *undoList) (golibvirt.StorageVol, string, error) {
-	vol, err := b.createVolume(ctx, doc)
+	vol, err := b.CreateVolume(ctx, doc)
 	if err != nil {
 		return golibvirt.StorageVol{}, "", fmt.Errorf("creating %s volume '%s': %w", role, doc.Name, err)
 	}
-	undo.push(func() { b.undoVolume(ctx, doc.Name) })
-	path, err := b.volumePath(vol)
+	undo.push(func() { b.UndoVolume(ctx, doc.Name) })
+	path, err := b.VolumePath(vol)
 	if err != nil {
 		return golibvirt.StorageVol{}, "", fmt.Errorf("%s volume '%s': %w", role, doc.Name, err)
 	}
@@ -207,7 +208,7 @@ func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageV
 func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainDisk, error) {
 	devices := make([]libvirtxml.DomainDisk, 0, len(disks))
 	for _, d := range disks {
-		v, err := b.findVolume(ctx, d.DiskCID)
+		v, err := b.FindVolume(ctx, d.DiskCID)
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}
@@ -297,7 +298,7 @@ func (b *Backend) removeDomain(dom golibvirt.Domain) {
 	if err := b.destroyIfRunning(dom); err != nil {
 		b.log.Error("could not stop domain after a failure", "vm", dom.Name, "error", err)
 	}
-	if err := b.undefine(dom); err != nil && !isNotFound(err) {
+	if err := b.undefine(dom); err != nil && !cpierr.IsNotFound(err) {
 		b.log.Error("could not undefine domain after a failure; remove it by hand", "vm", dom.Name, "error", err)
 	}
 }
@@ -342,7 +343,7 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)
 	}
 	for _, name := range xmldef.OwnedVolumeNames(cid) {
-		if err := b.deleteVolumeIfExists(ctx, name); err != nil {
+		if err := b.DeleteVolumeIfExists(ctx, name); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
@@ -370,7 +371,7 @@ func (b *Backend) HasVM(ctx context.Context, cid string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case isNotFound(err):
+	case cpierr.IsNotFound(err):
 		return false, nil
 	}
 	return false, fmt.Errorf("checking VM '%s': %w", cid, err)
@@ -505,11 +506,11 @@ func (b *Backend) replaceConfigDrive(ctx context.Context, cid string, iso []byte
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
 	name := xmldef.ConfigDriveVolumeName(cid)
-	vol, err := b.lookupVolume(ctx, name)
+	vol, err := b.LookupVolume(ctx, name)
 	if err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
-	if err := b.resizeVolumeTo(vol, uint64(len(iso))); err != nil {
+	if err := b.ResizeVolumeTo(vol, uint64(len(iso))); err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
 	if err := b.uploadConfigDrive(ctx, vol, iso); err != nil {

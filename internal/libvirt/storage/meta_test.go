@@ -1,4 +1,4 @@
-package libvirt
+package storage
 
 import (
 	"fmt"
@@ -11,12 +11,12 @@ import (
 func TestMetaRoundTripThroughPadding(t *testing.T) {
 	tests := []struct {
 		name string
-		doc  metaDocument
+		doc  MetaDocument
 	}{
-		{"empty", metaDocument{}},
-		{"disk", metaDocument{Metadata: disk.Metadata{"deployment": "cf", "odd": "\"quoted\"\n\x00"}}},
-		{"snapshot", metaDocument{Metadata: disk.Metadata{"k": "v"}, SnapshotOf: "disk-aaaaaaaa-1111-2222-3333-444444444444"}},
-		{"large", metaDocument{Metadata: disk.Metadata{"big": strings.Repeat("y", 9000)}}},
+		{"empty", MetaDocument{}},
+		{"disk", MetaDocument{Metadata: disk.Metadata{"deployment": "cf", "odd": "\"quoted\"\n\x00"}}},
+		{"snapshot", MetaDocument{Metadata: disk.Metadata{"k": "v"}, SnapshotOf: "disk-aaaaaaaa-1111-2222-3333-444444444444"}},
+		{"large", MetaDocument{Metadata: disk.Metadata{"big": strings.Repeat("y", 9000)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +80,7 @@ func TestDecodeMeta(t *testing.T) {
 }
 
 func TestMetaVolumeNameIsNeverADiskCID(t *testing.T) {
-	name := metaVolumeName("disk-aaaaaaaa-1111-2222-3333-444444444444")
+	name := MetaVolumeName("disk-aaaaaaaa-1111-2222-3333-444444444444")
 	if disk.ValidCID(name) || disk.ValidSnapshotCID(name) {
 		t.Errorf("%s looks like a disk or snapshot CID", name)
 	}

@@ -1,8 +1,7 @@
-package libvirt
+package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -19,10 +18,10 @@ import (
 // makes lives in the configured storage pool and is reached through
 // libvirt's storage API only, so a remote libvirtd works like a local one.
 
-// lookupVolume finds the volume called name in the configured pool. A
+// LookupVolume finds the volume called name in the configured pool. A
 // missing volume wraps cpierr.ErrNotFound.
-func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.StorageVol, error) {
-	pool, err := b.storagePool(ctx)
+func (b *Pool) LookupVolume(ctx context.Context, name string) (golibvirt.StorageVol, error) {
+	pool, err := b.StoragePool(ctx)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
 	}
@@ -33,9 +32,9 @@ func (b *Backend) lookupVolume(ctx context.Context, name string) (golibvirt.Stor
 	return vol, nil
 }
 
-// thinVolume describes a volume of capacity bytes that allocates nothing up
+// ThinVolume describes a volume of capacity bytes that allocates nothing up
 // front: blocks are allocated as they are written.
-func thinVolume(name string, capacity uint64, format disk.Format) libvirtxml.StorageVolume {
+func ThinVolume(name string, capacity uint64, format disk.Format) libvirtxml.StorageVolume {
 	return libvirtxml.StorageVolume{
 		Name:       name,
 		Capacity:   &libvirtxml.StorageVolumeSize{Value: capacity, Unit: "bytes"},
@@ -44,9 +43,9 @@ func thinVolume(name string, capacity uint64, format disk.Format) libvirtxml.Sto
 	}
 }
 
-// createVolume creates doc in the configured pool. A full pool wraps
+// CreateVolume creates doc in the configured pool. A full pool wraps
 // cpierr.ErrNoSpace.
-func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StorageVol, error) {
+func (b *Pool) CreateVolume(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StorageVol, error) {
 	pool, xml, err := b.volumeRequest(ctx, doc)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
@@ -58,9 +57,9 @@ func (b *Backend) createVolume(ctx context.Context, doc libvirtxml.StorageVolume
 	return vol, nil
 }
 
-// cloneVolume creates doc in the configured pool with the contents of
+// CloneVolume creates doc in the configured pool with the contents of
 // source (libvirt copies the data, converting format when they differ).
-func (b *Backend) cloneVolume(ctx context.Context, doc libvirtxml.StorageVolume, source golibvirt.StorageVol) (golibvirt.StorageVol, error) {
+func (b *Pool) CloneVolume(ctx context.Context, doc libvirtxml.StorageVolume, source golibvirt.StorageVol) (golibvirt.StorageVol, error) {
 	pool, xml, err := b.volumeRequest(ctx, doc)
 	if err != nil {
 		return golibvirt.StorageVol{}, err
@@ -74,8 +73,8 @@ func (b *Backend) cloneVolume(ctx context.Context, doc libvirtxml.StorageVolume,
 
 // volumeRequest is what both ways of making a volume send: the configured
 // pool and doc as XML.
-func (b *Backend) volumeRequest(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StoragePool, string, error) {
-	pool, err := b.storagePool(ctx)
+func (b *Pool) volumeRequest(ctx context.Context, doc libvirtxml.StorageVolume) (golibvirt.StoragePool, string, error) {
+	pool, err := b.StoragePool(ctx)
 	if err != nil {
 		return golibvirt.StoragePool{}, "", err
 	}
@@ -86,33 +85,33 @@ func (b *Backend) volumeRequest(ctx context.Context, doc libvirtxml.StorageVolum
 	return pool, xml, nil
 }
 
-// deleteVolumeIfExists deletes the volume called name; a volume that is
+// DeleteVolumeIfExists deletes the volume called name; a volume that is
 // not there (or vanishes meanwhile) is not an error.
-func (b *Backend) deleteVolumeIfExists(ctx context.Context, name string) error {
-	vol, err := b.lookupVolume(ctx, name)
+func (b *Pool) DeleteVolumeIfExists(ctx context.Context, name string) error {
+	vol, err := b.LookupVolume(ctx, name)
 	if err != nil {
-		if isNotFound(err) {
+		if cpierr.IsNotFound(err) {
 			return nil
 		}
 		return err
 	}
-	if err := b.deleteVolume(vol); err != nil && !isNotFound(err) {
+	if err := b.DeleteVolume(vol); err != nil && !cpierr.IsNotFound(err) {
 		return err
 	}
 	return nil
 }
 
-// deleteVolume deletes vol. One that vanished meanwhile is ErrNotFound.
-func (b *Backend) deleteVolume(vol golibvirt.StorageVol) error {
+// DeleteVolume deletes vol. One that vanished meanwhile is ErrNotFound.
+func (b *Pool) DeleteVolume(vol golibvirt.StorageVol) error {
 	if err := b.conn.StorageVolDelete(vol, 0); err != nil {
 		return fmt.Errorf("deleting volume '%s': %w", vol.Name, host.Classify(err))
 	}
 	return nil
 }
 
-// volumePath is the file (or device) behind vol, as a domain's <disk>
+// VolumePath is the file (or device) behind vol, as a domain's <disk>
 // source names it.
-func (b *Backend) volumePath(vol golibvirt.StorageVol) (string, error) {
+func (b *Pool) VolumePath(vol golibvirt.StorageVol) (string, error) {
 	path, err := b.conn.StorageVolGetPath(vol)
 	if err != nil {
 		return "", fmt.Errorf("reading path of volume '%s': %w", vol.Name, host.Classify(err))
@@ -120,8 +119,8 @@ func (b *Backend) volumePath(vol golibvirt.StorageVol) (string, error) {
 	return path, nil
 }
 
-// volumeCapacity is vol's size as the guest sees it, in bytes.
-func (b *Backend) volumeCapacity(vol golibvirt.StorageVol) (uint64, error) {
+// VolumeCapacity is vol's size as the guest sees it, in bytes.
+func (b *Pool) VolumeCapacity(vol golibvirt.StorageVol) (uint64, error) {
 	_, capacity, _, err := b.conn.StorageVolGetInfo(vol)
 	if err != nil {
 		return 0, fmt.Errorf("reading size of volume '%s': %w", vol.Name, host.Classify(err))
@@ -129,9 +128,9 @@ func (b *Backend) volumeCapacity(vol golibvirt.StorageVol) (uint64, error) {
 	return capacity, nil
 }
 
-// uploadVolume replaces vol's bytes from offset 0 with length bytes of r.
+// UploadVolume replaces vol's bytes from offset 0 with length bytes of r.
 // libvirt writes the stream into the file as is (no format conversion).
-func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r io.Reader, length uint64) error {
+func (b *Pool) UploadVolume(ctx context.Context, vol golibvirt.StorageVol, r io.Reader, length uint64) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("uploading to volume '%s': %w", vol.Name, err)
 	}
@@ -145,7 +144,7 @@ func (b *Backend) uploadVolume(ctx context.Context, vol golibvirt.StorageVol, r 
 // of the file has arrived.
 const downloadGrace = 5 * time.Second
 
-// downloadVolume writes all of vol's bytes (the file as stored: a qcow2
+// DownloadVolume writes all of vol's bytes (the file as stored: a qcow2
 // volume comes out as qcow2) to w.
 //
 // go-libvirt can hang after a download stream ends: when libvirt's closing
@@ -155,7 +154,7 @@ const downloadGrace = 5 * time.Second
 // connection of its own, and once the file's full length has arrived we
 // stop waiting and leave that connection behind (a CPI call is a
 // short-lived process).
-func (b *Backend) downloadVolume(ctx context.Context, vol golibvirt.StorageVol, w io.Writer) error {
+func (b *Pool) DownloadVolume(ctx context.Context, vol golibvirt.StorageVol, w io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("downloading volume '%s': %w", vol.Name, err)
 	}
@@ -221,7 +220,41 @@ func (c *completionWriter) complete(name string) error {
 	return nil
 }
 
-// isNotFound tells whether err means the object is not there.
-func isNotFound(err error) bool {
-	return errors.Is(err, cpierr.ErrNotFound)
+// ResizeVolumeTo sets a raw volume's size to exactly size bytes, so a
+// shorter ISO leaves no stale tail of the previous one behind.
+func (b *Pool) ResizeVolumeTo(vol golibvirt.StorageVol, size uint64) error {
+	capacity, err := b.VolumeCapacity(vol)
+	if err != nil {
+		return err
+	}
+	if capacity == size {
+		return nil
+	}
+	var flags golibvirt.StorageVolResizeFlags
+	if size < capacity {
+		flags = golibvirt.StorageVolResizeShrink
+	}
+	if err := b.conn.StorageVolResize(vol, size, flags); err != nil {
+		return fmt.Errorf("resizing volume '%s' from %d to %d bytes: %w", vol.Name, capacity, size, host.Classify(err))
+	}
+	return nil
+}
+
+// EnsureSpace fails with ErrNoSpace when the pool has less than size
+// bytes free. libvirt keeps the pool's free space current as volumes
+// come and go through it; a refresh is not done because it fails while
+// another call is building a volume.
+func (b *Pool) EnsureSpace(ctx context.Context, size uint64) error {
+	pool, err := b.StoragePool(ctx)
+	if err != nil {
+		return err
+	}
+	_, _, _, available, err := b.conn.StoragePoolGetInfo(pool)
+	if err != nil {
+		return fmt.Errorf("reading free space of storage pool '%s': %w", pool.Name, host.Classify(err))
+	}
+	if size > available {
+		return fmt.Errorf("storage pool '%s' has %d MiB free, %d MiB needed: %w", pool.Name, available/MiB, (size+MiB-1)/MiB, cpierr.ErrNoSpace)
+	}
+	return nil
 }

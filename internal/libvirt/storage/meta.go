@@ -1,10 +1,11 @@
-package libvirt
+package storage
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -33,11 +34,11 @@ const metaVersion = 1
 // resize.
 const metaMinBytes = 4096
 
-// metaVolumeName is the sidecar of the volume named cid.
-func metaVolumeName(cid string) string { return cid + metaSuffix }
+// MetaVolumeName is the sidecar of the volume named cid.
+func MetaVolumeName(cid string) string { return cid + metaSuffix }
 
-// metaDocument is the sidecar's JSON.
-type metaDocument struct {
+// MetaDocument is the sidecar's JSON.
+type MetaDocument struct {
 	Version  int           `json:"version"`
 	Metadata disk.Metadata `json:"metadata"`
 	// SnapshotOf is the disk a snapshot was taken from.
@@ -45,7 +46,7 @@ type metaDocument struct {
 }
 
 // encodeMeta returns the JSON of doc.
-func encodeMeta(doc metaDocument) ([]byte, error) {
+func encodeMeta(doc MetaDocument) ([]byte, error) {
 	doc.Version = metaVersion
 	if doc.Metadata == nil {
 		doc.Metadata = disk.Metadata{}
@@ -68,17 +69,17 @@ func metaCapacity(n int) uint64 {
 
 // decodeMeta reads a sidecar's bytes. Trailing padding (spaces, or zeros
 // of a volume that was never fully written) is ignored.
-func decodeMeta(raw []byte) (metaDocument, error) {
+func decodeMeta(raw []byte) (MetaDocument, error) {
 	text := strings.TrimRight(string(raw), " \x00\n")
 	if text == "" {
-		return metaDocument{Metadata: disk.Metadata{}}, nil
+		return MetaDocument{Metadata: disk.Metadata{}}, nil
 	}
-	var doc metaDocument
+	var doc MetaDocument
 	if err := json.Unmarshal([]byte(text), &doc); err != nil {
-		return metaDocument{}, fmt.Errorf("parsing metadata JSON: %w", err)
+		return MetaDocument{}, fmt.Errorf("parsing metadata JSON: %w", err)
 	}
 	if doc.Version > metaVersion {
-		return metaDocument{}, fmt.Errorf("metadata version %d is newer than this CPI understands (%d)", doc.Version, metaVersion)
+		return MetaDocument{}, fmt.Errorf("metadata version %d is newer than this CPI understands (%d)", doc.Version, metaVersion)
 	}
 	if doc.Metadata == nil {
 		doc.Metadata = disk.Metadata{}
@@ -88,11 +89,11 @@ func decodeMeta(raw []byte) (metaDocument, error) {
 
 // SetDiskMetadata replaces the disk's metadata. ErrNotFound when the disk
 // is not there.
-func (b *Backend) SetDiskMetadata(ctx context.Context, cid string, meta disk.Metadata) error {
-	if _, err := b.lookupVolume(ctx, cid); err != nil {
+func (b *Pool) SetDiskMetadata(ctx context.Context, cid string, meta disk.Metadata) error {
+	if _, err := b.LookupVolume(ctx, cid); err != nil {
 		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
 	}
-	if err := b.writeMeta(ctx, cid, metaDocument{Metadata: meta}); err != nil {
+	if err := b.WriteMeta(ctx, cid, MetaDocument{Metadata: meta}); err != nil {
 		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
 	}
 	b.log.Info("set disk metadata", "disk", cid, "keys", len(meta))
@@ -101,21 +102,21 @@ func (b *Backend) SetDiskMetadata(ctx context.Context, cid string, meta disk.Met
 
 // GetDiskMetadata returns the disk's metadata (empty when none was set).
 // ErrNotFound when the disk is not there.
-func (b *Backend) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadata, error) {
-	if _, err := b.lookupVolume(ctx, cid); err != nil {
+func (b *Pool) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadata, error) {
+	if _, err := b.LookupVolume(ctx, cid); err != nil {
 		return nil, fmt.Errorf("reading metadata of disk '%s': %w", cid, err)
 	}
-	doc, err := b.readMeta(ctx, cid)
+	doc, err := b.ReadMeta(ctx, cid)
 	if err != nil {
 		return nil, fmt.Errorf("reading metadata of disk '%s': %w", cid, err)
 	}
 	return doc.Metadata, nil
 }
 
-// writeMeta stores doc in cid's sidecar, creating or growing it as needed
+// WriteMeta stores doc in cid's sidecar, creating or growing it as needed
 // (never shrinking: libvirt refuses to shrink below what is allocated).
 // Callers hold the CID's lock, so no other call writes the same sidecar.
-func (b *Backend) writeMeta(ctx context.Context, cid string, doc metaDocument) error {
+func (b *Pool) WriteMeta(ctx context.Context, cid string, doc MetaDocument) error {
 	raw, err := encodeMeta(doc)
 	if err != nil {
 		return fmt.Errorf("encoding metadata: %w", err)
@@ -124,27 +125,27 @@ func (b *Backend) writeMeta(ctx context.Context, cid string, doc metaDocument) e
 	if err != nil {
 		return err
 	}
-	return b.uploadVolume(ctx, vol, bytes.NewReader(padMeta(raw, size)), size)
+	return b.UploadVolume(ctx, vol, bytes.NewReader(padMeta(raw, size)), size)
 }
 
 // metaVolumeFor returns cid's sidecar, created or grown to hold n bytes,
 // with its capacity.
-func (b *Backend) metaVolumeFor(ctx context.Context, cid string, n int) (golibvirt.StorageVol, uint64, error) {
-	name := metaVolumeName(cid)
-	vol, err := b.lookupVolume(ctx, name)
-	if err != nil && !isNotFound(err) {
+func (b *Pool) metaVolumeFor(ctx context.Context, cid string, n int) (golibvirt.StorageVol, uint64, error) {
+	name := MetaVolumeName(cid)
+	vol, err := b.LookupVolume(ctx, name)
+	if err != nil && !cpierr.IsNotFound(err) {
 		return golibvirt.StorageVol{}, 0, err
 	}
 	if err != nil {
 		size := metaCapacity(n)
-		vol, err := b.createVolume(ctx, libvirtxml.StorageVolume{
+		vol, err := b.CreateVolume(ctx, libvirtxml.StorageVolume{
 			Name:     name,
 			Capacity: &libvirtxml.StorageVolumeSize{Value: size, Unit: "bytes"},
 			Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatRaw)}},
 		})
 		return vol, size, err
 	}
-	size, err := b.volumeCapacity(vol)
+	size, err := b.VolumeCapacity(vol)
 	if err != nil || size >= uint64(n) {
 		return vol, size, err
 	}
@@ -155,30 +156,30 @@ func (b *Backend) metaVolumeFor(ctx context.Context, cid string, n int) (golibvi
 	return vol, size, nil
 }
 
-// readMeta returns cid's sidecar document; an absent sidecar is an empty
+// ReadMeta returns cid's sidecar document; an absent sidecar is an empty
 // document (metadata was never set).
-func (b *Backend) readMeta(ctx context.Context, cid string) (metaDocument, error) {
-	vol, err := b.lookupVolume(ctx, metaVolumeName(cid))
+func (b *Pool) ReadMeta(ctx context.Context, cid string) (MetaDocument, error) {
+	vol, err := b.LookupVolume(ctx, MetaVolumeName(cid))
 	if err != nil {
-		if isNotFound(err) {
-			return metaDocument{Metadata: disk.Metadata{}}, nil
+		if cpierr.IsNotFound(err) {
+			return MetaDocument{Metadata: disk.Metadata{}}, nil
 		}
-		return metaDocument{}, err
+		return MetaDocument{}, err
 	}
 	var buf bytes.Buffer
-	if err := b.downloadVolume(ctx, vol, &buf); err != nil {
-		return metaDocument{}, err
+	if err := b.DownloadVolume(ctx, vol, &buf); err != nil {
+		return MetaDocument{}, err
 	}
 	doc, err := decodeMeta(buf.Bytes())
 	if err != nil {
-		return metaDocument{}, fmt.Errorf("metadata volume '%s': %w", vol.Name, err)
+		return MetaDocument{}, fmt.Errorf("metadata volume '%s': %w", vol.Name, err)
 	}
 	return doc, nil
 }
 
-// deleteMeta removes cid's sidecar if there is one.
-func (b *Backend) deleteMeta(ctx context.Context, cid string) error {
-	if err := b.deleteVolumeIfExists(ctx, metaVolumeName(cid)); err != nil {
+// DeleteMeta removes cid's sidecar if there is one.
+func (b *Pool) DeleteMeta(ctx context.Context, cid string) error {
+	if err := b.DeleteVolumeIfExists(ctx, MetaVolumeName(cid)); err != nil {
 		return fmt.Errorf("removing metadata volume: %w", err)
 	}
 	return nil
