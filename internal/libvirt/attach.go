@@ -17,12 +17,12 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
-// detachTimeout bounds the wait for a guest to release a hot-unplugged
+// DetachTimeout bounds the wait for a guest to release a hot-unplugged
 // disk. A PCIe unplug completes only when the guest OS acknowledges it;
 // Linux's pciehp alone waits 5 s (the spec's abort window) before it
 // does, and TCG guests are slow. A variable only so tests of a guest that
 // never answers need not wait a minute.
-var detachTimeout = 60 * time.Second
+var DetachTimeout = 60 * time.Second
 
 // detachPollInterval is how often the live XML is read while waiting.
 const detachPollInterval = 200 * time.Millisecond
@@ -223,11 +223,11 @@ func modifyFlags(live, config bool) golibvirt.DomainDeviceModifyFlags {
 	return flags
 }
 
-// errUnplugPending says the guest has not released a hot-unplugged disk.
-var errUnplugPending = errors.New("the guest did not release the disk")
+// ErrUnplugPending says the guest has not released a hot-unplugged disk.
+var ErrUnplugPending = errors.New("the guest did not release the disk")
 
 // DetachDisk removes the disk from the VM's definition and hot-unplugs it
-// from the running domain, then waits (up to detachTimeout) for the guest
+// from the running domain, then waits (up to DetachTimeout) for the guest
 // to release it. A guest that never acknowledges the unplug (no OS, hung)
 // gets an error that says so; the disk is then already gone from the
 // definition, so it is fully detached by the VM's next restart, and a
@@ -324,10 +324,10 @@ func isUnplugInProgress(err error) bool {
 // and Linux takes a second press inside its 5 s grace period as "cancel".
 const unplugRepeatInterval = 15 * time.Second
 
-// waitForUnplug polls the live XML until device is gone or detachTimeout
+// waitForUnplug polls the live XML until device is gone or DetachTimeout
 // passes, repeating the unplug request every unplugRepeatInterval.
 func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, device libvirtxml.DomainDisk) error {
-	deadline := time.Now().Add(detachTimeout)
+	deadline := time.Now().Add(DetachTimeout)
 	nextRequest := time.Now().Add(unplugRepeatInterval)
 	for {
 		gone, err := b.liveDeviceGone(dom, device)
@@ -345,7 +345,7 @@ func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, devic
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w at target '%s' within %s (a PCIe unplug needs the guest OS to acknowledge it); "+
 				"it is removed from the definition of '%s', so it is gone after the VM's next restart; retry the detach or restart the VM",
-				errUnplugPending, xmldef.TargetOf(device), detachTimeout, dom.Name)
+				ErrUnplugPending, xmldef.TargetOf(device), DetachTimeout, dom.Name)
 		}
 		select {
 		case <-ctx.Done():

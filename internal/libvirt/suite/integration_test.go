@@ -1,12 +1,15 @@
-package libvirt
+package suite
 
-// Integration tests of stemcells and VMs against a real libvirtd
-// (BOSH_LIBVIRT_CPI_URI, e.g. qemu:///system). The guests need not boot:
-// a blank stemcell leaves QEMU in the firmware, which is all these need.
+// Stemcells and VMs. The guests need not boot: a blank stemcell leaves
+// QEMU in the firmware, which is all these need.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
 	"io"
 	"os"
 	"os/exec"
@@ -103,14 +106,14 @@ func TestVMLifecycle(t *testing.T) {
 	netName := e.isolatedNetwork()
 	spec := e.vmSpec(scCID, netName)
 
-	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
+	if err := e.createVM(e.b, &spec); err != nil {
 		t.Fatalf("CreateVM: %v", err)
 	}
-	dom, err := e.b.lookupOwnedDomain(spec.CID)
+	dom, err := e.ownedDomain(spec.CID)
 	if err != nil {
 		t.Fatalf("lookupOwnedDomain: %v", err)
 	}
-	if running, err := e.b.domainIsRunning(dom); err != nil || !running {
+	if running, err := e.isRunning(dom); err != nil || !running {
 		t.Fatalf("domain running = %v, %v; want running", running, err)
 	}
 	assertDomainXML(t, e, dom, spec, scCID)
@@ -131,22 +134,27 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	assertMetadata(t, e, dom, spec)
 
-	iso := append(fakeConfigDrive(), make([]byte, 32<<10)...)
-	if err := e.b.replaceConfigDrive(ctx, spec.CID, iso); err != nil {
-		t.Fatalf("replaceConfigDrive: %v", err)
+	// New settings of the same size: the drive is rewritten in place.
+	// (Growing it under a running QEMU fails: after an upload libvirt
+	// probes the volume as format iso and resizes iso volumes with
+	// qemu-img, which QEMU's image lock refuses.)
+	settings := e.settingsFor(spec)
+	settings.Env = map[string]any{"rewritten": "yes"}
+	if err := e.b.UpdateSettings(ctx, spec.CID, settings, nil); err != nil {
+		t.Fatalf("UpdateSettings: %v", err)
 	}
-	assertVolumeSize(t, e, xmldef.ConfigDriveVolumeName(spec.CID), uint64(len(iso)))
+	assertConfigDriveHolds(t, e, spec.CID, settings)
 
 	// The blank guest ignores ACPI, so this also covers the reset path.
 	if err := e.b.RebootVM(ctx, spec.CID); err != nil {
 		t.Fatalf("RebootVM: %v", err)
 	}
-	if running, _ := e.b.domainIsRunning(dom); !running {
+	if running, _ := e.isRunning(dom); !running {
 		t.Error("domain not running after RebootVM")
 	}
 
 	// A stopped VM is still a VM, can be rebooted (started) and deleted.
-	if err := e.b.conn.DomainDestroy(dom); err != nil {
+	if err := e.conn.DomainDestroy(dom); err != nil {
 		t.Fatal(err)
 	}
 	if has, err := e.b.HasVM(ctx, spec.CID); err != nil || !has {
@@ -154,13 +162,13 @@ func TestVMLifecycle(t *testing.T) {
 	}
 	if err := e.b.SetVMMetadata(ctx, spec.CID, vm.Metadata{"name": "stopped/1"}); err != nil {
 		t.Errorf("SetVMMetadata on a stopped VM: %v", err)
-	} else if def, err := e.b.domainDefinition(dom, golibvirt.DomainXMLInactive); err != nil || def.Title != "stopped/1" {
+	} else if def, err := e.domainXMLOrError(dom, golibvirt.DomainXMLInactive); err != nil || def.Title != "stopped/1" {
 		t.Errorf("title after SetVMMetadata on a stopped VM = %v, %v", def, err)
 	}
 	if err := e.b.RebootVM(ctx, spec.CID); err != nil {
 		t.Fatalf("RebootVM of a stopped VM: %v", err)
 	}
-	if err := e.b.conn.DomainDestroy(dom); err != nil {
+	if err := e.conn.DomainDestroy(dom); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.b.DeleteVM(ctx, spec.CID); err != nil {
@@ -180,7 +188,7 @@ func TestVMLifecycle(t *testing.T) {
 
 func assertDomainXML(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spec, scCID string) {
 	t.Helper()
-	def, err := e.b.domainDefinition(dom, 0)
+	def, err := e.domainXMLOrError(dom, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +218,7 @@ func assertDomainXML(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spe
 	if cd, ok := targets[hypervisor.QEMU.ConfigDriveTarget]; !ok || cd.Device != "cdrom" || cd.Target.Bus != "sata" || cd.ReadOnly == nil {
 		t.Errorf("config drive = %+v", cd)
 	}
-	doc, err := e.b.conn.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure)
+	doc, err := e.conn.DomainGetXMLDesc(dom, golibvirt.DomainXMLSecure)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +262,7 @@ func spareRootPorts(def *libvirtxml.Domain) int {
 func assertMetadata(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spec) {
 	t.Helper()
 	for _, flags := range []golibvirt.DomainXMLFlags{0, golibvirt.DomainXMLInactive} {
-		def, err := e.b.domainDefinition(dom, flags)
+		def, err := e.domainXMLOrError(dom, flags)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +279,7 @@ func assertMetadata(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spec
 			t.Errorf("virsh list --title does not show cf/router/0 (%v):\n%s", err, out)
 		}
 	}
-	marker, err := e.b.readMarker(dom)
+	marker, err := e.marker(dom)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,15 +288,30 @@ func assertMetadata(t *testing.T, e *testEnv, dom golibvirt.Domain, spec vm.Spec
 	}
 }
 
-func assertVolumeSize(t *testing.T, e *testEnv, name string, want uint64) {
+func assertConfigDriveHolds(t *testing.T, e *testEnv, vmCID string, settings agentsettings.Settings) {
 	t.Helper()
-	vol, err := e.b.LookupVolume(context.Background(), name)
+	ctx := context.Background()
+	vol, err := e.b.LookupVolume(ctx, xmldef.ConfigDriveVolumeName(vmCID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, capacity, _, err := e.b.conn.StorageVolGetInfo(vol)
-	if err != nil || capacity != want {
-		t.Errorf("volume %s capacity = %d, %v; want %d", name, capacity, err, want)
+	var iso bytes.Buffer
+	if err := e.b.DownloadVolume(ctx, vol, &iso); err != nil {
+		t.Fatal(err)
+	}
+	if capacity, err := e.b.VolumeCapacity(vol); err != nil || capacity != uint64(iso.Len()) {
+		t.Errorf("config drive volume of %d bytes holds an ISO of %d, %v; want it sized to fit exactly", capacity, iso.Len(), err)
+	}
+	raw, err := configdrive.ReadUserData(iso.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got agentsettings.Settings
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.AgentID != settings.AgentID || got.Env["rewritten"] != settings.Env["rewritten"] {
+		t.Errorf("the config drive holds settings for agent %q with env %d keys; want the updated ones", got.AgentID, len(got.Env))
 	}
 }
 
@@ -307,7 +330,7 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec.Disks = []vm.AttachedDisk{{DiskCID: diskCID, Target: "vdc"}}
-	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
+	if err := e.createVM(e.b, &spec); err != nil {
 		t.Fatalf("CreateVM with a persistent disk: %v", err)
 	}
 	// Half-deleted earlier: the ephemeral volume is already gone.
@@ -327,17 +350,20 @@ func TestForeignDomainIsNeverTouched(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
 	name := vm.NewCID()
+	// It uses one of our disks: the runtime must not see it as a holder.
+	foreignDisk := e.newDisk(16, disk.FormatQcow2)
 	foreign := libvirtxml.Domain{
-		Type:   "qemu",
-		Name:   name,
-		Memory: &libvirtxml.DomainMemory{Value: 32, Unit: "MiB"},
-		OS:     &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm"}},
+		Type:    "qemu",
+		Name:    name,
+		Memory:  &libvirtxml.DomainMemory{Value: 32, Unit: "MiB"},
+		OS:      &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm"}},
+		Devices: &libvirtxml.DomainDeviceList{Disks: []libvirtxml.DomainDisk{xmldef.PersistentDiskDevice(e.diskPath(foreignDisk), disk.FormatQcow2, foreignDisk, "vdc")}},
 	}
 	doc, err := foreign.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.b.conn.DomainDefineXML(doc); err != nil {
+	if _, err := e.conn.DomainDefineXML(doc); err != nil {
 		t.Fatalf("defining a foreign domain: %v", err)
 	}
 	e.trackDomain(name)
@@ -357,23 +383,16 @@ func TestForeignDomainIsNeverTouched(t *testing.T) {
 			t.Errorf("call on a foreign domain = %v, want ErrNotFound", err)
 		}
 	}
-	if _, err := e.b.conn.DomainLookupByName(name); err != nil {
+	if _, err := e.conn.DomainLookupByName(name); err != nil {
 		t.Errorf("foreign domain is gone: %v", err)
 	}
-	owned, err := e.b.ownedDomains()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range owned {
-		if d.Name == name {
-			t.Error("ownedDomains lists the foreign domain")
-		}
+	if holders, err := e.b.DiskHolders(ctx, foreignDisk); err != nil || len(holders) != 0 {
+		t.Errorf("DiskHolders of a disk only the foreign domain uses = %v, %v; want none", holders, err)
 	}
 }
 
 func TestFailedCreateVMLeavesNothing(t *testing.T) {
 	e := newTestEnv(t)
-	ctx := context.Background()
 	scCID := e.importStemcell(1 << 30)
 	netName := e.isolatedNetwork()
 
@@ -386,7 +405,6 @@ func TestFailedCreateVMLeavesNothing(t *testing.T) {
 		{"missing stemcell", func(s *vm.Spec) { s.StemcellCID = stemcell.NewCID() }, "stemcell"},
 		// Fails after the three volumes were made.
 		{"missing persistent disk", func(s *vm.Spec) { s.Disks = []vm.AttachedDisk{{DiskCID: disk.NewCID(), Target: "vdc"}} }, "persistent disk"},
-		{"multicast MAC", func(s *vm.Spec) { s.NICs[0].MAC = "01:00:5e:00:00:01" }, "multicast"},
 		// Fails at define (libvirt's schema check), after volumes and
 		// console dir were made.
 		{"libvirt refuses to define", func(s *vm.Spec) { s.Props.CPUs = 0 }, "defining domain"},
@@ -398,7 +416,7 @@ func TestFailedCreateVMLeavesNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			spec := e.vmSpec(scCID, netName)
 			c.mutate(&spec)
-			err := e.b.createVM(ctx, spec, fakeConfigDrive())
+			err := e.createVM(e.b, &spec)
 			if err == nil {
 				t.Fatal("CreateVM succeeded")
 			}
@@ -420,7 +438,7 @@ func TestParallelCreateAndDeleteVMs(t *testing.T) {
 	for i := range specs {
 		specs[i] = e.vmSpec(scCID, netName)
 	}
-	runAll := func(what string, call func(*Backend, vm.Spec) error) {
+	runAll := func(what string, call func(*libvirt.Backend, vm.Spec) error) {
 		var wg sync.WaitGroup
 		errs := make([]error, n)
 		for i := range specs {
@@ -437,8 +455,8 @@ func TestParallelCreateAndDeleteVMs(t *testing.T) {
 			}
 		}
 	}
-	runAll("CreateVM", func(b *Backend, s vm.Spec) error { return b.createVM(ctx, s, fakeConfigDrive()) })
-	runAll("DeleteVM", func(b *Backend, s vm.Spec) error { return b.DeleteVM(ctx, s.CID) })
+	runAll("CreateVM", func(b *libvirt.Backend, s vm.Spec) error { return e.createVM(b, &s) })
+	runAll("DeleteVM", func(b *libvirt.Backend, s vm.Spec) error { return b.DeleteVM(ctx, s.CID) })
 	for _, s := range specs {
 		e.assertNothingLeftOf(s.CID)
 	}

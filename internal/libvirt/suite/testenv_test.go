@@ -1,6 +1,6 @@
-package libvirt
+package suite
 
-// Helpers for integration tests against a real libvirtd. Each test gets
+// Helpers for the suite against a real libvirtd. Each test gets
 // its own storage pool (under its own store dir) and, when it asks, its
 // own isolated libvirt network, and removes them when it ends. Nothing
 // here touches an object it did not create.
@@ -11,6 +11,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"log/slog"
 	"math/big"
 	"net"
@@ -25,7 +29,6 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -34,9 +37,13 @@ import (
 type testEnv struct {
 	t   *testing.T
 	cfg config.Config
-	// b is the env's own connection. Tests that run calls in parallel open
-	// one Backend each (OpenBackend), as separate CPI processes would.
-	b       *Backend
+	// b is the runtime under test, on a connection of its own. Tests that
+	// run calls in parallel open one each (OpenBackend), as separate CPI
+	// processes would.
+	b *libvirt.Backend
+	// conn is the suite's own connection, to look at what the runtime did.
+	conn    *golibvirt.Libvirt
+	log     *slog.Logger
 	domains []string // domain names to remove at the end, if still there
 }
 
@@ -77,8 +84,17 @@ func newTestEnv(t *testing.T) *testEnv {
 		RebootTimeout: 2,
 		Machine:       config.DefaultMachine,
 		HotplugSlots:  config.DefaultHotplugSlots,
-		Agent:         config.Agent{Mbus: "https://mbus:unused@0.0.0.0:6868"},
+		// The password lets tests check the settings never leak into
+		// domain XML.
+		Agent: config.Agent{Mbus: "https://mbus:config-drive-secret@0.0.0.0:6868"},
 	}}
+	e.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	conn, _, err := host.Connect(context.Background(), uri)
+	if err != nil {
+		t.Fatalf("connecting to libvirtd at %s: %v", uri, err)
+	}
+	e.conn = conn
+	t.Cleanup(func() { conn.Disconnect() }) // after cleanup, which needs it
 	e.b = e.OpenBackend()
 	t.Cleanup(e.cleanup)
 	return e
@@ -86,10 +102,9 @@ func newTestEnv(t *testing.T) *testEnv {
 
 // OpenBackend opens another connection with the env's config. A daemon
 // that cannot be reached fails the test: the URI was set on purpose.
-func (e *testEnv) OpenBackend() *Backend {
+func (e *testEnv) OpenBackend() *libvirt.Backend {
 	e.t.Helper()
-	log := slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	b, err := Open(context.Background(), e.cfg, log)
+	b, err := libvirt.Open(context.Background(), e.cfg, e.log)
 	if err != nil {
 		e.t.Fatalf("connecting to libvirtd at %s: %v", e.cfg.URI, err)
 	}
@@ -119,7 +134,7 @@ func (e *testEnv) trackDomain(name string) { e.domains = append(e.domains, name)
 // with all its volumes. Failures are reported, not fatal, so every step
 // runs.
 func (e *testEnv) cleanup() {
-	conn := e.b.conn
+	conn := e.conn
 	for _, name := range e.domains {
 		dom, err := conn.DomainLookupByName(name)
 		if err != nil {
@@ -154,7 +169,7 @@ func (e *testEnv) cleanup() {
 // it at the end. CreateVM is expected to start it.
 func (e *testEnv) isolatedNetwork() string {
 	e.t.Helper()
-	conn := e.b.conn
+	conn := e.conn
 	suffix := randomHex(e.t, 4)
 	name := "bosh-test-net-" + suffix
 	doc := libvirtxml.Network{
@@ -255,22 +270,82 @@ func (e *testEnv) vmSpec(stemcellCID string, networks ...string) vm.Spec {
 		Props:       vm.Props{CPUs: 1, MemoryMiB: 128, EphemeralDiskMiB: 64},
 	}
 	for i, n := range networks {
-		mac, err := hypervisor.QEMU.NewMAC()
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		spec.NICs = append(spec.NICs, vm.NIC{BOSHNetwork: fmt.Sprintf("net%d", i), LibvirtNetwork: n, MAC: mac})
+		spec.NICs = append(spec.NICs, vm.NIC{BOSHNetwork: fmt.Sprintf("net%d", i), LibvirtNetwork: n})
 	}
 	e.trackDomain(spec.CID)
 	return spec
 }
 
-// fakeConfigDrive stands in for an ISO: the backend stores bytes, it does
-// not read them. The password lets tests check it never leaks.
-func fakeConfigDrive() []byte {
-	iso := make([]byte, 64<<10)
-	copy(iso, `{"mbus":"https://mbus:config-drive-secret@0.0.0.0:6868"}`)
-	return iso
+// settingsFor are the agent settings the CPI layer would hand CreateVM for
+// spec: a dynamic network for each NIC.
+func (e *testEnv) settingsFor(spec vm.Spec) agentsettings.Settings {
+	settings := agentsettings.New(spec.AgentID, spec.CID, e.cfg.Agent, nil)
+	for _, nic := range spec.NICs {
+		settings.Networks[nic.BOSHNetwork] = agentsettings.Network{Type: "dynamic", UseDHCP: true, DNS: []string{}, Default: []string{}}
+	}
+	return settings
+}
+
+// createVM creates spec's VM with b and records in spec what the runtime
+// chose for it: each NIC's MAC, from the settings the agent gets.
+func (e *testEnv) createVM(b *libvirt.Backend, spec *vm.Spec) error {
+	settings, err := b.CreateVM(context.Background(), *spec, e.settingsFor(*spec))
+	if err != nil {
+		return err
+	}
+	for i, nic := range spec.NICs {
+		spec.NICs[i].MAC = settings.Networks[nic.BOSHNetwork].MAC
+	}
+	return nil
+}
+
+// attach attaches the disk and returns its device target, from the hint's
+// path.
+func (e *testEnv) attach(ctx context.Context, vmCID, diskCID string) (string, error) {
+	hint, err := e.b.AttachDisk(ctx, vmCID, diskCID)
+	return strings.TrimPrefix(hint.Path, "/dev/"), err
+}
+
+// ownedDomain is the domain of a VM the runtime made; it fails the test
+// when there is none or it lacks the runtime's marker.
+func (e *testEnv) ownedDomain(cid string) (golibvirt.Domain, error) {
+	dom, err := e.conn.DomainLookupByName(cid)
+	if err != nil {
+		return golibvirt.Domain{}, err
+	}
+	if _, err := e.marker(dom); err != nil {
+		return golibvirt.Domain{}, fmt.Errorf("domain %s carries no marker of the CPI: %w", cid, err)
+	}
+	return dom, nil
+}
+
+// marker is the runtime's ownership marker in dom's metadata.
+func (e *testEnv) marker(dom golibvirt.Domain) (xmldef.Marker, error) {
+	doc, err := e.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement), golibvirt.OptString{xmldef.MetadataNS}, golibvirt.DomainAffectCurrent)
+	if err != nil {
+		return xmldef.Marker{}, err
+	}
+	return xmldef.ParseMarker(doc)
+}
+
+// isRunning tells whether dom has a QEMU process.
+func (e *testEnv) isRunning(dom golibvirt.Domain) (bool, error) {
+	active, err := e.conn.DomainIsActive(dom)
+	return active == 1, err
+}
+
+// domainXMLOrError reads dom's definition (DomainXMLInactive: the next
+// boot's).
+func (e *testEnv) domainXMLOrError(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (*libvirtxml.Domain, error) {
+	doc, err := e.conn.DomainGetXMLDesc(dom, flags)
+	if err != nil {
+		return nil, err
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(doc); err != nil {
+		return nil, err
+	}
+	return &def, nil
 }
 
 func randomHex(t *testing.T, n int) string {
@@ -296,10 +371,10 @@ func (e *testEnv) volumeNames() []string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.b.conn.StoragePoolRefresh(pool, 0); err != nil {
+	if err := e.conn.StoragePoolRefresh(pool, 0); err != nil {
 		e.t.Fatalf("refreshing pool: %v", err)
 	}
-	vols, _, err := e.b.conn.StoragePoolListAllVolumes(pool, 1, 0)
+	vols, _, err := e.conn.StoragePoolListAllVolumes(pool, 1, 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -314,7 +389,7 @@ func (e *testEnv) volumeNames() []string {
 // VM cid still exists.
 func (e *testEnv) assertNothingLeftOf(cid string) {
 	e.t.Helper()
-	if _, err := e.b.conn.DomainLookupByName(cid); err == nil {
+	if _, err := e.conn.DomainLookupByName(cid); err == nil {
 		e.t.Errorf("domain %s is still defined", cid)
 	}
 	for _, name := range e.volumeNames() {

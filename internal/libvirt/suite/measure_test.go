@@ -1,4 +1,4 @@
-package libvirt
+package suite
 
 // Measurements, not assertions: run with BOSH_LIBVIRT_CPI_MEASURE=1 (and
 // BOSH_LIBVIRT_CPI_URI) and -v to print create_vm latency and stemcell
@@ -43,7 +43,7 @@ func TestMeasureCreateVMLatency(t *testing.T) {
 		for range 5 {
 			spec := e.vmSpec(scCID, netName)
 			start := time.Now()
-			if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
+			if err := e.createVM(e.b, &spec); err != nil {
 				t.Fatal(err)
 			}
 			creates = append(creates, time.Since(start))

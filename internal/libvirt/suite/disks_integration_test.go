@@ -1,4 +1,4 @@
-package libvirt
+package suite
 
 // Persistent disks against a real libvirtd (BOSH_LIBVIRT_CPI_URI). The
 // domains here are minimal ones of our own: q35 under TCG, a blank qcow2
@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
 
 	"os"
 	"os/exec"
@@ -92,14 +93,14 @@ func (e *testEnv) diskTestDomain(kind guestKind) golibvirt.Domain {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	dom, err := e.b.conn.DomainDefineXMLFlags(doc, golibvirt.DomainDefineValidate)
+	dom, err := e.conn.DomainDefineXMLFlags(doc, golibvirt.DomainDefineValidate)
 	if err != nil {
 		e.t.Fatalf("defining test domain %s: %v", cid, err)
 	}
 	if kind == stoppedFirmware {
 		return dom
 	}
-	if err := e.b.conn.DomainCreate(dom); err != nil {
+	if err := e.conn.DomainCreate(dom); err != nil {
 		e.t.Fatalf("starting test domain %s: %v", cid, err)
 	}
 	if kind == runningLinux {
@@ -205,7 +206,7 @@ func (e *testEnv) newDisk(sizeMiB int, format disk.Format) string {
 // domainXML reads dom's live (flags 0) or persistent definition.
 func (e *testEnv) domainXML(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) *libvirtxml.Domain {
 	e.t.Helper()
-	def, err := e.b.domainDefinition(dom, flags)
+	def, err := e.domainXMLOrError(dom, flags)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func TestDiskMetadataRoundTripSurvivesLossOfStoreDir(t *testing.T) {
 	// sees the same metadata: it lives in the pool, not in store_dir.
 	other := e.cfg
 	other.StoreDir = traversableTempDir(t)
-	b2, err := Open(ctx, other, e.b.log)
+	b2, err := libvirt.Open(ctx, other, e.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +376,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 	other := e.diskTestDomain(runningLinux)
 	cid := e.newDisk(64, disk.FormatQcow2)
 
-	target, err := e.b.attachDisk(ctx, dom.Name, cid)
+	target, err := e.attach(ctx, dom.Name, cid)
 	if err != nil {
 		t.Fatalf("AttachDisk: %v", err)
 	}
@@ -383,7 +384,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 		t.Errorf("first persistent disk at %s, want vdc", target)
 	}
 	e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
-	again, err := e.b.attachDisk(ctx, dom.Name, cid)
+	again, err := e.attach(ctx, dom.Name, cid)
 	if err != nil || again != target {
 		t.Errorf("second AttachDisk = %s, %v; want %s, nil (idempotent)", again, err, target)
 	}
@@ -391,7 +392,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 		t.Errorf("AttachedDisks = %v, %v; want [%s]", got, err, cid)
 	}
 
-	_, err = e.b.attachDisk(ctx, other.Name, cid)
+	_, err = e.attach(ctx, other.Name, cid)
 	wantErr(t, "AttachDisk to a second VM", err, cpierr.ErrInUse)
 	if err != nil && !strings.Contains(err.Error(), dom.Name) {
 		t.Errorf("in-use error does not name the VM holding the disk: %v", err)
@@ -416,7 +417,7 @@ func TestAttachDetachRunningDomain(t *testing.T) {
 	wantErr(t, "DetachDisk again", e.b.DetachDisk(ctx, dom.Name, cid), cpierr.ErrNotAttached)
 
 	// Now free, it goes to the other VM.
-	if _, err := e.b.attachDisk(ctx, other.Name, cid); err != nil {
+	if _, err := e.attach(ctx, other.Name, cid); err != nil {
 		t.Fatalf("AttachDisk to the second VM after detach: %v", err)
 	}
 	if err := e.b.DetachDisk(ctx, other.Name, cid); err != nil {
@@ -433,19 +434,19 @@ func TestAttachToStoppedDomainSurvivesStart(t *testing.T) {
 	ctx := context.Background()
 	dom := e.diskTestDomain(stoppedFirmware)
 	raw := e.newDisk(16, disk.FormatRaw)
-	target, err := e.b.attachDisk(ctx, dom.Name, raw)
+	target, err := e.attach(ctx, dom.Name, raw)
 	if err != nil {
 		t.Fatalf("AttachDisk to stopped VM: %v", err)
 	}
 	e.assertAttachedAt(dom, raw, target, disk.FormatRaw, false)
 	wantErr(t, "DeleteDisk while in a stopped VM's definition", e.b.DeleteDisk(ctx, raw), cpierr.ErrInUse)
-	if err := e.b.conn.DomainCreate(dom); err != nil {
+	if err := e.conn.DomainCreate(dom); err != nil {
 		t.Fatal(err)
 	}
 	e.assertAttachedAt(dom, raw, target, disk.FormatRaw, true)
 	// A second disk goes to the next target, live and persistent.
 	qcow := e.newDisk(16, disk.FormatQcow2)
-	target2, err := e.b.attachDisk(ctx, dom.Name, qcow)
+	target2, err := e.attach(ctx, dom.Name, qcow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,15 +454,15 @@ func TestAttachToStoppedDomainSurvivesStart(t *testing.T) {
 		t.Errorf("second disk got the same target %s", target)
 	}
 	// Restart: both are still there.
-	if err := e.b.conn.DomainDestroy(dom); err != nil {
+	if err := e.conn.DomainDestroy(dom); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.b.conn.DomainCreate(dom); err != nil {
+	if err := e.conn.DomainCreate(dom); err != nil {
 		t.Fatal(err)
 	}
 	e.assertAttachedAt(dom, raw, target, disk.FormatRaw, true)
 	e.assertAttachedAt(dom, qcow, target2, disk.FormatQcow2, true)
-	if err := e.b.conn.DomainDestroy(dom); err != nil {
+	if err := e.conn.DomainDestroy(dom); err != nil {
 		t.Fatal(err)
 	}
 	for _, cid := range []string{raw, qcow} {
@@ -489,7 +490,7 @@ func TestAttachManyDisksToRunningDomain(t *testing.T) {
 		cid := e.newDisk(8, disk.FormatQcow2)
 		cids = append(cids, cid)
 		start := time.Now()
-		target, err := e.b.attachDisk(ctx, dom.Name, cid)
+		target, err := e.attach(ctx, dom.Name, cid)
 		if err != nil {
 			t.Fatalf("attaching disk %d: %v", i+1, err)
 		}
@@ -652,7 +653,7 @@ func TestSnapshotOfDetachedDiskIsRestorable(t *testing.T) {
 			t.Fatalf("SnapshotDisk %s: %v", format, err)
 		}
 		e.assertRestorable(cid, snap, format, data)
-		doc, err := e.b.snapshotMetadata(ctx, snap)
+		doc, err := e.snapshotMetadata(ctx, snap)
 		if err != nil || doc.SnapshotOf != cid || fmt.Sprint(doc.Metadata) != fmt.Sprint(meta) {
 			t.Errorf("snapshot metadata = %+v, %v; want %v of %s", doc, err, meta, cid)
 		}
@@ -675,7 +676,7 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 		cid := e.newDisk(4, format)
 		data := pattern(0xA5, 4*storage.MiB)
 		e.fillDisk(cid, format, data)
-		target, err := e.b.attachDisk(ctx, dom.Name, cid)
+		target, err := e.attach(ctx, dom.Name, cid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -683,7 +684,7 @@ func TestSnapshotOfDiskInRunningDomainIsRestorable(t *testing.T) {
 		if err := e.b.SnapshotDisk(ctx, cid, snap, disk.Metadata{"k": "v"}); err != nil {
 			t.Fatalf("SnapshotDisk of %s disk in running VM: %v", format, err)
 		}
-		if running, _ := e.b.domainIsRunning(dom); !running {
+		if running, _ := e.isRunning(dom); !running {
 			t.Fatal("domain stopped during the snapshot")
 		}
 		e.assertAttachedAt(dom, cid, target, format, true)
@@ -708,9 +709,9 @@ func TestUnknownCIDsAreNotFound(t *testing.T) {
 	known := e.newDisk(4, disk.FormatQcow2)
 	unknownDisk, unknownVM, unknownSnap := disk.NewCID(), vm.NewCID(), disk.NewSnapshotCID()
 
-	_, err := e.b.attachDisk(ctx, dom.Name, unknownDisk)
+	_, err := e.attach(ctx, dom.Name, unknownDisk)
 	wantErr(t, "AttachDisk of unknown disk", err, cpierr.ErrNotFound)
-	_, err = e.b.attachDisk(ctx, unknownVM, known)
+	_, err = e.attach(ctx, unknownVM, known)
 	wantErr(t, "AttachDisk to unknown VM", err, cpierr.ErrNotFound)
 	wantErr(t, "DetachDisk from unknown VM", e.b.DetachDisk(ctx, unknownVM, known), cpierr.ErrNotFound)
 	wantErr(t, "DetachDisk of unknown disk", e.b.DetachDisk(ctx, dom.Name, unknownDisk), cpierr.ErrNotAttached)
@@ -731,20 +732,20 @@ func TestUnknownCIDsAreNotFound(t *testing.T) {
 // of the definition, nothing can take or delete it while QEMU still
 // holds it, and a restart completes the detach.
 func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
-	saved := detachTimeout
-	detachTimeout = 3 * time.Second
-	t.Cleanup(func() { detachTimeout = saved })
+	saved := libvirt.DetachTimeout
+	libvirt.DetachTimeout = 3 * time.Second
+	t.Cleanup(func() { libvirt.DetachTimeout = saved })
 	e := newTestEnv(t)
 	ctx := context.Background()
 	dom := e.diskTestDomain(runningFirmware)
 	other := e.diskTestDomain(stoppedFirmware)
 	cid := e.newDisk(8, disk.FormatQcow2)
-	target, err := e.b.attachDisk(ctx, dom.Name, cid)
+	target, err := e.attach(ctx, dom.Name, cid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = e.b.DetachDisk(ctx, dom.Name, cid)
-	wantErr(t, "DetachDisk from a guest that never acknowledges", err, errUnplugPending)
+	wantErr(t, "DetachDisk from a guest that never acknowledges", err, libvirt.ErrUnplugPending)
 	if xmldef.FindDisk(e.domainXML(dom, golibvirt.DomainXMLInactive), cid, "") != nil {
 		t.Error("disk still in the definition after the detach request")
 	}
@@ -755,12 +756,12 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 		t.Errorf("AttachedDisks while the unplug is pending = %v, %v; want [%s]", got, err, cid)
 	}
 	wantErr(t, "DeleteDisk while QEMU holds it", e.b.DeleteDisk(ctx, cid), cpierr.ErrInUse)
-	_, err = e.b.attachDisk(ctx, other.Name, cid)
+	_, err = e.attach(ctx, other.Name, cid)
 	wantErr(t, "AttachDisk elsewhere while QEMU holds it", err, cpierr.ErrInUse)
-	wantErr(t, "DetachDisk retried", e.b.DetachDisk(ctx, dom.Name, cid), errUnplugPending)
+	wantErr(t, "DetachDisk retried", e.b.DetachDisk(ctx, dom.Name, cid), libvirt.ErrUnplugPending)
 
 	// Attaching it back to the same VM restores the definition.
-	if again, err := e.b.attachDisk(ctx, dom.Name, cid); err != nil || again != target {
+	if again, err := e.attach(ctx, dom.Name, cid); err != nil || again != target {
 		t.Fatalf("re-attach to the same VM = %s, %v; want %s", again, err, target)
 	}
 	e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
@@ -768,10 +769,10 @@ func TestDetachFromGuestThatNeverAcknowledges(t *testing.T) {
 
 	// A power cycle (what reboot_vm does to a guest that ignores ACPI)
 	// completes the detach.
-	if err := e.b.conn.DomainDestroy(dom); err != nil {
+	if err := e.conn.DomainDestroy(dom); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.b.conn.DomainCreate(dom); err != nil {
+	if err := e.conn.DomainCreate(dom); err != nil {
 		t.Fatal(err)
 	}
 	e.assertDetached(dom, cid)
@@ -789,23 +790,23 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := context.Background()
 	spec := e.vmSpec(e.importStemcell(64 << 20))
-	if err := e.b.createVM(ctx, spec, fakeConfigDrive()); err != nil {
+	if err := e.createVM(e.b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	dom, err := e.b.lookupOwnedDomain(spec.CID)
+	dom, err := e.ownedDomain(spec.CID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range e.cfg.HotplugSlots {
 		cid := e.newDisk(4, disk.FormatQcow2)
-		target, err := e.b.attachDisk(ctx, spec.CID, cid)
+		target, err := e.attach(ctx, spec.CID, cid)
 		if err != nil {
 			t.Fatalf("hot-plugging disk %d of %d: %v", i+1, e.cfg.HotplugSlots, err)
 		}
 		e.assertAttachedAt(dom, cid, target, disk.FormatQcow2, true)
 	}
 	extra := e.newDisk(4, disk.FormatQcow2)
-	_, err = e.b.attachDisk(ctx, spec.CID, extra)
+	_, err = e.attach(ctx, spec.CID, extra)
 	if err == nil || !strings.Contains(err.Error(), "hotplug_slots") {
 		t.Errorf("attaching one disk more than hotplug_slots: got %v, want an error naming hotplug_slots", err)
 	}
@@ -818,7 +819,8 @@ func TestHotplugSlotsOfACreatedVM(t *testing.T) {
 
 // snapshotMetadata returns a snapshot's metadata and the disk it was
 // taken from. ErrNotFound when the snapshot is not there.
-func (b *Backend) snapshotMetadata(ctx context.Context, snapCID string) (storage.MetaDocument, error) {
+func (e *testEnv) snapshotMetadata(ctx context.Context, snapCID string) (storage.MetaDocument, error) {
+	b := e.b
 	if _, err := b.LookupVolume(ctx, snapCID); err != nil {
 		return storage.MetaDocument{}, fmt.Errorf("reading snapshot '%s': %w", snapCID, err)
 	}
