@@ -73,54 +73,43 @@ func OwnedVolumeNames(cid string) []string {
 // defaultTitle is what `virsh list --title` shows before set_vm_metadata.
 func defaultTitle(cid string) string { return "bosh vm " + cid }
 
-// Build turns a plan into the domain definition.
+// decorators add to a domain what only its hypervisor has, by profile
+// driver: a hypervisor is one profile and one decorate function.
+var decorators = map[string]func(*libvirtxml.Domain, Plan){
+	hypervisor.QEMU.Driver: decorateQEMU,
+}
+
+// Build turns a plan into the domain definition: what every hypervisor's
+// domain has, then what the plan's hypervisor adds.
 func Build(p Plan) (libvirtxml.Domain, error) {
+	decorate, ok := decorators[p.Profile.Driver]
+	if !ok {
+		return libvirtxml.Domain{}, fmt.Errorf("domain '%s': no domain definition for hypervisor '%s'", p.Name, p.Profile.Driver)
+	}
 	marker, err := p.Marker.Marshal()
 	if err != nil {
 		return libvirtxml.Domain{}, fmt.Errorf("domain '%s': %w", p.Name, err)
 	}
-	return libvirtxml.Domain{
+	dom := libvirtxml.Domain{
 		Type:       p.DomainType,
 		Name:       p.Name,
 		Title:      defaultTitle(p.Name),
 		Metadata:   &libvirtxml.DomainMetadata{XML: marker},
 		Memory:     &libvirtxml.DomainMemory{Value: uint(p.MemoryMiB), Unit: "MiB"},
 		VCPU:       &libvirtxml.DomainVCPU{Value: uint(p.CPUs)},
-		OS:         &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm", Machine: p.Machine}},
-		Features:   &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}},
-		CPU:        CPUFor(p.DomainType),
 		Clock:      &libvirtxml.DomainClock{Offset: "utc"},
 		OnPoweroff: "destroy",
 		OnReboot:   "restart",
 		OnCrash:    "destroy",
-		Devices:    devicesFor(p),
-	}, nil
-}
-
-// CPUFor: KVM passes the host CPU through; TCG cannot, and 'maximum' gives
-// the guest every feature QEMU can emulate.
-func CPUFor(domainType string) *libvirtxml.DomainCPU {
-	if domainType == "kvm" {
-		return &libvirtxml.DomainCPU{Mode: "host-passthrough"}
+		Devices: &libvirtxml.DomainDeviceList{
+			Disks:      disksFor(p),
+			Interfaces: interfacesFor(p.NICs),
+			Serials:    []libvirtxml.DomainSerial{ConsoleSerial(p.ConsoleLog)},
+			Consoles:   []libvirtxml.DomainConsole{consoleOnSerial(p.ConsoleLog)},
+		},
 	}
-	return &libvirtxml.DomainCPU{Mode: "maximum"}
-}
-
-func devicesFor(p Plan) *libvirtxml.DomainDeviceList {
-	disks := disksFor(p)
-	ifaces := interfacesFor(p.NICs)
-	return &libvirtxml.DomainDeviceList{
-		Disks:       disks,
-		Controllers: ControllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(disks, ifaces)),
-		Interfaces:  ifaces,
-		Serials:     []libvirtxml.DomainSerial{ConsoleSerial(p.ConsoleLog)},
-		Consoles:    []libvirtxml.DomainConsole{consoleOnSerial(p.ConsoleLog)},
-		MemBalloon:  &libvirtxml.DomainMemBalloon{Model: "virtio"},
-		RNGs: []libvirtxml.DomainRNG{{
-			Model:   "virtio",
-			Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
-		}},
-	}
+	decorate(&dom, p)
+	return dom, nil
 }
 
 // disksFor: root (the only boot device), ephemeral, config drive, then the
@@ -149,39 +138,6 @@ func ConfigDriveDevice(path, target string) libvirtxml.DomainDisk {
 		Target:   &libvirtxml.DomainDiskTarget{Dev: target, Bus: "sata"},
 		ReadOnly: &libvirtxml.DomainDiskReadOnly{},
 	}
-}
-
-// pciDevicesAtDefine counts the PCIe devices of a new domain: libvirt puts
-// each on one of the root ports we list, so those ports are not spare.
-// The SATA CD-ROM sits on the built-in SATA controller.
-func pciDevicesAtDefine(disks []libvirtxml.DomainDisk, ifaces []libvirtxml.DomainInterface) int {
-	const balloonAndRNG = 2
-	count := len(ifaces) + balloonAndRNG
-	for _, d := range disks {
-		if d.Target != nil && d.Target.Bus == "virtio" {
-			count++
-		}
-	}
-	return count
-}
-
-// ControllersFor: on q35 every hot-plugged PCIe device needs an empty
-// pcie-root-port, and ports cannot be added to a running domain, so spare
-// ones are reserved up front. The 'pc' machine's PCI bus hot-plugs
-// directly. USB is left out: nothing uses it and it would take a slot.
-func ControllersFor(machine string, rootPorts int) []libvirtxml.DomainController {
-	controllers := []libvirtxml.DomainController{{Type: "usb", Model: "none"}}
-	if machine != "q35" {
-		return controllers
-	}
-	// Unindexed controllers get indices in document order, so the root
-	// bus must come first and claim index 0.
-	rootIndex := uint(0)
-	controllers = append(controllers, libvirtxml.DomainController{Type: "pci", Model: "pcie-root", Index: &rootIndex})
-	for range rootPorts {
-		controllers = append(controllers, libvirtxml.DomainController{Type: "pci", Model: "pcie-root-port"})
-	}
-	return controllers
 }
 
 // ValidateNICs refuses what libvirt would reject with only a schema error:
@@ -214,10 +170,6 @@ func interfacesFor(nics []vm.NIC) []libvirtxml.DomainInterface {
 		ifaces = append(ifaces, libvirtxml.DomainInterface{
 			MAC:    &libvirtxml.DomainInterfaceMAC{Address: strings.ToLower(nic.MAC)},
 			Source: source,
-			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
-			// BOSH VMs never boot from the network; without the iPXE
-			// option ROM the firmware skips a slow step of every boot.
-			ROM: &libvirtxml.DomainROM{Enabled: "no"},
 		})
 	}
 	return ifaces
