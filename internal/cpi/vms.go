@@ -152,7 +152,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	for _, name := range names {
 		net := networks[name]
 		if net.Type() == vipNetworkType {
-			vip, err := agentNetwork(name, net, false, "")
+			vip, err := agentNetwork(name, net, false)
 			if err != nil {
 				return nil, err
 			}
@@ -166,7 +166,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		if nprops.Name == "" {
 			nprops.Name = c.cfg.Network
 		}
-		agentNet, err := agentNetwork(name, net, net.IsDynamic(), "")
+		agentNet, err := agentNetwork(name, net, net.IsDynamic())
 		if err != nil {
 			return nil, err
 		}
@@ -196,12 +196,12 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 }
 
 // agentNetwork is the settings form of one director network.
-func agentNetwork(name string, net apiv1.Network, dynamic bool, mac string) (agentsettings.Network, error) {
+func agentNetwork(name string, net apiv1.Network, dynamic bool) (agentsettings.Network, error) {
 	marshaler, ok := net.(json.Marshaler)
 	if !ok {
 		return agentsettings.Network{}, fmt.Errorf("network '%s' cannot be encoded", name)
 	}
-	n, err := agentsettings.NetworkFrom(marshaler, dynamic, mac)
+	n, err := agentsettings.NetworkFrom(marshaler, dynamic)
 	if err != nil {
 		return agentsettings.Network{}, fmt.Errorf("network '%s': %w", name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
@@ -46,7 +47,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsett
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	iso, err := configDriveImage(spec.CID, settings, spec.PublicKeys)
+	iso, err := b.settingsImage(spec.CID, settings, spec.PublicKeys)
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -487,15 +488,20 @@ func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt
 // UpdateSettings rewrites the VM's config drive with settings and the
 // meta-data's keys; the guest reads it on its next boot.
 func (b *Backend) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings, publicKeys []string) error {
-	iso, err := configDriveImage(cid, settings, publicKeys)
+	iso, err := b.settingsImage(cid, settings, publicKeys)
 	if err != nil {
 		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)
 	}
 	return b.replaceConfigDrive(ctx, cid, iso)
 }
 
-// configDriveImage is the config-2 ISO an OpenStack stemcell's agent reads.
-func configDriveImage(cid string, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
+// settingsImage is the image the hypervisor's stemcells read their
+// settings from; config-2 (OpenStack stemcells) is the only delivery on a
+// disk image so far.
+func (b *Backend) settingsImage(cid string, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
+	if b.profile.Delivery != hypervisor.DeliveryConfigDrive {
+		return nil, fmt.Errorf("settings delivery '%s' of hypervisor '%s' has no image in the libvirt runtime: %w", b.profile.Delivery, b.profile.Driver, cpierr.ErrNotSupported)
+	}
 	return configdrive.Build(settings, agentsettings.NewMetaData(cid, publicKeys))
 }
 
