@@ -9,7 +9,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
 // runDoctor checks this host against a cpi.json; exit 1 when anything fails.
@@ -25,13 +25,17 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(*configPath)
+	if err == nil {
+		// A runtime or hypervisor this CPI lacks is a config mistake too.
+		_, err = runtimeSelector(nil)(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stdout, "[FAIL] config: %v\n       fix: correct the key named above in %s\n", err, *configPath)
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	findings := doctor.Run(ctx, cfg, libvirt.Probe)
+	findings := doctor.Run(ctx, cfg, host.Probe)
 	doctor.Print(stdout, findings)
 	if doctor.Failed(findings) {
 		fmt.Fprintln(stdout, "doctor: problems found; the fixes are listed above")

@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpi"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/logging"
 )
 
@@ -87,9 +85,7 @@ func serve(request []byte, configPath string, log *slog.Logger) (response []byte
 		log.Error("invalid config", "error", err)
 		return errorResponse(cpierr.TypeCpiError, err.Error())
 	}
-	factory := cpi.NewFactory(cfg, log, func(ctx context.Context, cfg config.Config) (cpi.Backend, error) {
-		return libvirt.Open(ctx, cfg, log)
-	})
+	factory := cpi.NewFactory(cfg, log, runtimeSelector(log))
 	defer factory.Close()
 
 	// bosh-cpi-go's dispatcher logs whole requests at debug level, and they

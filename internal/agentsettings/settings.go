@@ -54,11 +54,11 @@ type Disks struct {
 	Persistent map[string]disk.Hint `json:"persistent"`
 }
 
-// NetworkFrom turns one director network plus the MAC chosen for its NIC
-// into the agent's form. src is bosh-cpi-go's apiv1.Network, whose JSON
+// NetworkFrom turns one director network into the agent's form; the
+// runtime writes the MAC of its NIC in later. src is bosh-cpi-go's apiv1.Network, whose JSON
 // form carries every field the director sent (routes, alias,
 // cloud_properties).
-func NetworkFrom(src json.Marshaler, dynamic bool, mac string) (Network, error) {
+func NetworkFrom(src json.Marshaler, dynamic bool) (Network, error) {
 	raw, err := src.MarshalJSON()
 	if err != nil {
 		return Network{}, fmt.Errorf("encoding network: %w", err)
@@ -67,7 +67,6 @@ func NetworkFrom(src json.Marshaler, dynamic bool, mac string) (Network, error) 
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return Network{}, fmt.Errorf("decoding network: %w", err)
 	}
-	n.MAC = mac
 	n.UseDHCP = dynamic
 	if n.DNS == nil {
 		n.DNS = []string{}

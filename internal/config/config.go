@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -17,6 +18,7 @@ import (
 
 // Defaults for keys an operator may leave out.
 const (
+	DefaultRuntime    = RuntimeLibvirt
 	DefaultHypervisor = "auto"
 	// DefaultStoreDir is root's; any other user gets DefaultUserStoreDir
 	// under its home, so the default works for whoever runs the CPI.
@@ -32,12 +34,23 @@ const (
 	DefaultHotplugSlots  = 24
 )
 
+// RuntimeLibvirt runs BOSH VMs through libvirt; the URI's driver part
+// (qemu, ...) picks the hypervisor.
+const RuntimeLibvirt = "libvirt"
+
+// runtimes are the values key 'runtime' takes.
+var runtimes = []string{RuntimeLibvirt}
+
 // Config is the whole of cpi.json.
 type Config struct {
+	// Runtime selects what runs the VMs: "libvirt" (the default).
+	Runtime string `json:"runtime"`
 	// Hypervisor is "kvm", "qemu" (TCG) or "auto": kvm when the connected
-	// libvirt host offers it and its CPU has vmx or svm.
+	// libvirt host offers it and its CPU has vmx or svm. Only the qemu
+	// driver reads it.
 	Hypervisor string `json:"hypervisor"`
-	// URI is the libvirt connection URI; derived from Hypervisor when empty.
+	// URI is the libvirt connection URI; its driver part (qemu of
+	// qemu+ssh://host/system) selects the hypervisor.
 	URI string `json:"uri"`
 	// StoreDir holds files the CPI owns: locks, console logs, agent settings.
 	StoreDir string `json:"store_dir"`
@@ -176,6 +189,9 @@ func describeDecodeError(err error) error {
 }
 
 func (c *Config) applyDefaults() {
+	if c.Runtime == "" {
+		c.Runtime = DefaultRuntime
+	}
 	if c.Hypervisor == "" {
 		c.Hypervisor = DefaultHypervisor
 	}
@@ -235,6 +251,9 @@ func (c Config) Validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 
+	if !slices.Contains(runtimes, c.Runtime) {
+		add("key 'runtime': must be one of %s; got '%s'", strings.Join(runtimes, ", "), c.Runtime)
+	}
 	switch c.Hypervisor {
 	case "kvm", "qemu", "auto":
 	default:
@@ -313,7 +332,7 @@ func (c Config) PoolDir() string {
 // director merges those properties into every call's context. store_dir and
 // agent stay with the installed job.
 var overridableKeys = map[string]bool{
-	"hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
+	"runtime": true, "hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
 	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
 	// Each host of a multi-host director has its own uri and so its own keys.
 	"ssh": true, "tls": true,

@@ -36,6 +36,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{`{"machine":"isapc","agent":{"mbus":"https://h"}}`, "machine"},
 		{`{"uri":"","hotplug_slots":-1,"agent":{"mbus":"https://h"}}`, "hotplug_slots"},
 		{`not json`, "JSON"},
+		{`{"runtime":"docker","agent":{"mbus":"https://h"}}`, "key 'runtime': must be one of libvirt; got 'docker'"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.json))

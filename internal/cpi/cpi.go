@@ -1,7 +1,7 @@
 // Package cpi is the CPI method layer: it validates what the director sends,
-// takes cross-process locks, plans names, MACs, device targets and agent
-// settings, and calls a runtime backend through the interfaces in
-// backend.go. It holds no runtime detail.
+// takes cross-process locks, plans names, networks and agent settings, and
+// calls a runtime through the interfaces in runtime.go. Device names, disk
+// hints, MACs and settings delivery are the runtime's.
 package cpi
 
 import (
@@ -27,26 +27,20 @@ import (
 // remote connection are the slowest thing we do.
 const callTimeout = 60 * time.Minute
 
-// StemcellFormats are the stemcell formats this CPI runs.
-var StemcellFormats = []string{"openstack-qcow2", "openstack-raw"}
-
-// Opener connects to the runtime for cfg; called at most once per process,
-// and only by methods that need it (info never does).
-type Opener func(ctx context.Context, cfg config.Config) (Backend, error)
-
 // Factory makes the CPI for one call; it satisfies apiv1.CPIFactory.
 type Factory struct {
-	cfg  config.Config
-	log  *slog.Logger
-	open Opener
+	cfg           config.Config
+	log           *slog.Logger
+	selectRuntime Selector
 
 	mu      sync.Mutex
-	backend Backend
+	runtime Runtime
 }
 
-// NewFactory returns a factory over cfg that opens backends with open.
-func NewFactory(cfg config.Config, log *slog.Logger, open Opener) *Factory {
-	return &Factory{cfg: cfg, log: log, open: open}
+// NewFactory returns a factory over cfg whose calls run on the runtime
+// selectRuntime picks for each call's config.
+func NewFactory(cfg config.Config, log *slog.Logger, selectRuntime Selector) *Factory {
+	return &Factory{cfg: cfg, log: log, selectRuntime: selectRuntime}
 }
 
 // New satisfies apiv1.CPIFactory. Properties a director CPI config sets
@@ -60,6 +54,10 @@ func (f *Factory) New(callCtx apiv1.CallContext) (apiv1.CPI, error) {
 	if err != nil {
 		return nil, cpierr.New(cpierr.TypeCpiError, err, "applying the call's context")
 	}
+	runtime, err := f.selectRuntime(cfg)
+	if err != nil {
+		return nil, cpierr.New(cpierr.TypeCpiError, err, "selecting the runtime")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	return &CPI{
 		cfg:                cfg,
@@ -68,46 +66,48 @@ func (f *Factory) New(callCtx apiv1.CallContext) (apiv1.CPI, error) {
 		cancel:             cancel,
 		locks:              lock.NewDir(cfg.LockDir()),
 		factory:            f,
+		descriptor:         runtime,
 		stemcellAPIVersion: version,
 	}, nil
 }
 
-// Close releases the backend connection, if one was opened.
+// Close releases the runtime's connection, if one was opened.
 func (f *Factory) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.backend == nil {
+	if f.runtime == nil {
 		return nil
 	}
-	err := f.backend.Close()
-	f.backend = nil
+	err := f.runtime.Close()
+	f.runtime = nil
 	return err
 }
 
-// backendFor opens the backend with the call's config on first use; a
-// process serves one call, so there is never a second config.
-func (f *Factory) backendFor(ctx context.Context, cfg config.Config) (Backend, error) {
+// runtimeFor opens the call's runtime on first use; a process serves one
+// call, so there is never a second one.
+func (f *Factory) runtimeFor(ctx context.Context, d Descriptor) (Runtime, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.backend != nil {
-		return f.backend, nil
+	if f.runtime != nil {
+		return f.runtime, nil
 	}
-	b, err := f.open(ctx, cfg)
+	r, err := d.Open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f.backend = b
-	return b, nil
+	f.runtime = r
+	return r, nil
 }
 
 // CPI implements apiv1.CPI for one call.
 type CPI struct {
-	cfg     config.Config
-	log     *slog.Logger
-	ctx     context.Context
-	cancel  context.CancelFunc
-	locks   lock.Dir
-	factory *Factory
+	cfg        config.Config
+	log        *slog.Logger
+	ctx        context.Context
+	cancel     context.CancelFunc
+	locks      lock.Dir
+	factory    *Factory
+	descriptor Descriptor
 	// stemcellAPIVersion comes from the call context; below 2 the agent
 	// has no way to learn disk hints but its settings, so we rewrite them.
 	stemcellAPIVersion int
@@ -117,20 +117,18 @@ var _ apiv1.CPI = (*CPI)(nil)
 
 // Info satisfies apiv1.CPI; it needs no connection, so it stays fast.
 func (c *CPI) Info() (apiv1.Info, error) {
-	return apiv1.Info{StemcellFormats: StemcellFormats}, nil
+	return apiv1.Info{StemcellFormats: c.descriptor.StemcellFormats}, nil
 }
 
-// backend opens the runtime. An unreachable libvirtd is a CloudError whose
+// openRuntime opens the runtime. An unreachable one is a CloudError whose
 // message says where we tried, never NotImplemented.
-func (c *CPI) backend() (Backend, error) {
-	b, err := c.factory.backendFor(c.ctx, c.cfg)
+func (c *CPI) openRuntime() (Runtime, error) {
+	b, err := c.factory.runtimeFor(c.ctx, c.descriptor)
 	if err != nil {
-		return nil, cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.runtimeName())
+		return nil, cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.descriptor.Name)
 	}
 	return b, nil
 }
-
-func (c *CPI) runtimeName() string { return "libvirt (" + c.cfg.URI + ")" }
 
 // withLocks runs fn holding the named cross-process locks, in order.
 func (c *CPI) withLocks(names []string, fn func() error) error {
@@ -209,13 +207,13 @@ var (
 )
 
 // onObject runs fn on an existing object under its lock. A CID of another
-// shape never reaches the backend, and a backend not-found answers the
+// shape never reaches the runtime, and a runtime not-found answers the
 // kind's not-found type, so the director can tell "gone" from "failed".
-func (c *CPI) onObject(kind objectKind, id, doing string, fn func(Backend, string) error) error {
+func (c *CPI) onObject(kind objectKind, id, doing string, fn func(Runtime, string) error) error {
 	if !kind.valid(id) {
 		return cpierr.New(kind.notFoundType, nil, "%s '%s' not found", kind.name, id)
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return err
 	}

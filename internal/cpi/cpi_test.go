@@ -15,7 +15,6 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
@@ -26,6 +25,8 @@ import (
 // exercised by the integration suite.
 type recordingBackend struct {
 	created   []vm.Spec
+	settings  []agentsettings.Settings
+	updated   []agentsettings.Settings
 	calls     []string
 	createErr error
 	attachErr error
@@ -44,13 +45,14 @@ func (r *recordingBackend) DeleteStemcell(_ context.Context, cid string) error {
 	r.record("DeleteStemcell %s", cid)
 	return nil
 }
-func (r *recordingBackend) CreateVM(_ context.Context, spec vm.Spec) error {
+func (r *recordingBackend) CreateVM(_ context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
 	r.record("CreateVM %s", spec.CID)
 	if r.createErr != nil {
-		return r.createErr
+		return agentsettings.Settings{}, r.createErr
 	}
 	r.created = append(r.created, spec)
-	return nil
+	r.settings = append(r.settings, settings)
+	return settings, nil
 }
 func (r *recordingBackend) DeleteVM(_ context.Context, cid string) error {
 	r.record("DeleteVM %s", cid)
@@ -68,8 +70,9 @@ func (r *recordingBackend) SetVMMetadata(_ context.Context, cid string, _ vm.Met
 	r.record("SetVMMetadata %s", cid)
 	return nil
 }
-func (r *recordingBackend) ReplaceConfigDrive(_ context.Context, cid string, _ []byte) error {
-	r.record("ReplaceConfigDrive %s", cid)
+func (r *recordingBackend) UpdateSettings(_ context.Context, cid string, settings agentsettings.Settings, _ []string) error {
+	r.record("UpdateSettings %s", cid)
+	r.updated = append(r.updated, settings)
 	return nil
 }
 func (r *recordingBackend) CreateDisk(_ context.Context, spec disk.Spec) error {
@@ -81,9 +84,13 @@ func (r *recordingBackend) DeleteDisk(_ context.Context, cid string) error {
 	return fmt.Errorf("disk %s attached to vm-x: %w", cid, cpierr.ErrInUse)
 }
 func (r *recordingBackend) HasDisk(_ context.Context, cid string) (bool, error) { return true, nil }
-func (r *recordingBackend) AttachDisk(_ context.Context, vmCID, diskCID string) (string, error) {
+
+// attachedHint is the hint the recording runtime answers attach_disk with.
+var attachedHint = disk.Hint{ID: "runtime-id", Path: "/dev/vdd"}
+
+func (r *recordingBackend) AttachDisk(_ context.Context, vmCID, diskCID string) (disk.Hint, error) {
 	r.record("AttachDisk %s %s", vmCID, diskCID)
-	return "vdd", r.attachErr
+	return attachedHint, r.attachErr
 }
 func (r *recordingBackend) DetachDisk(_ context.Context, vmCID, diskCID string) error {
 	r.record("DetachDisk %s %s", vmCID, diskCID)
@@ -128,13 +135,21 @@ func newTestCPI(t *testing.T, backend *recordingBackend, stemcellAPI int) *CPI {
 		Mbus: "https://mbus:secret@0.0.0.0:6868", NTP: []string{"time.example"},
 		Blobstore: &config.Blobstore{Provider: "dav", Options: map[string]any{"endpoint": "http://10.0.0.6:25250"}},
 	}}
-	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context, config.Config) (Backend, error) { return backend, nil })
+	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), fixedRuntime(backend))
 	ctxJSON := fmt.Sprintf(`{"vm":{"stemcell":{"api_version":%d}}}`, stemcellAPI)
 	c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(ctxJSON)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c.(*CPI)
+}
+
+// fixedRuntime selects r for every call.
+func fixedRuntime(r Runtime) Selector {
+	return func(config.Config) (Descriptor, error) {
+		return Descriptor{Name: "recording", StemcellFormats: []string{"test-format"},
+			Open: func(context.Context) (Runtime, error) { return r, nil }}, nil
+	}
 }
 
 func props(t *testing.T, raw string) apiv1.CloudPropsImpl {
@@ -156,19 +171,6 @@ const twoNetworks = `{
  "dyn": {"type":"dynamic","cloud_properties":{}}
 }`
 
-func settingsOf(t *testing.T, spec vm.Spec) agentsettings.Settings {
-	t.Helper()
-	raw, err := configdrive.ReadUserData(spec.ConfigDrive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s agentsettings.Settings
-	if err := json.Unmarshal(raw, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 	backend := &recordingBackend{}
 	c := newTestCPI(t, backend, 2)
@@ -188,14 +190,14 @@ func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 	if spec.Props != (vm.Props{CPUs: 2, MemoryMiB: 2048, EphemeralDiskMiB: 4096}) {
 		t.Fatalf("aliases cpu/ram/disk not honoured: %+v", spec.Props)
 	}
-	s := settingsOf(t, spec)
+	s := backend.settings[0]
 	if s.AgentID != "agent-7" || s.VM.Name != spec.CID || s.Mbus == "" || s.Blobstore == nil || s.Env["bosh"] == nil {
 		t.Fatalf("settings incomplete: %+v", s)
 	}
+	// MACs and device hints are the runtime's to choose.
 	for _, nic := range spec.NICs {
-		got := s.Networks[nic.BOSHNetwork]
-		if got.MAC != nic.MAC || nic.MAC == "" {
-			t.Errorf("network %s: settings MAC %q, domain MAC %q", nic.BOSHNetwork, got.MAC, nic.MAC)
+		if _, ok := s.Networks[nic.BOSHNetwork]; !ok || nic.MAC != "" || s.Networks[nic.BOSHNetwork].MAC != "" {
+			t.Errorf("network %s: the CPI layer chose a MAC or left the network out of the settings: %+v", nic.BOSHNetwork, s.Networks)
 		}
 	}
 	if spec.NICs[1].LibvirtNetwork != "boshnet" || spec.NICs[0].LibvirtNetwork != "default" || !spec.NICs[0].Dynamic {
@@ -204,22 +206,19 @@ func TestCreateVMPlansSettingsThatMatchTheDomain(t *testing.T) {
 	if s.Networks["manual"].IP != "10.0.0.10" || s.Networks["manual"].Gateway != "10.0.0.1" || !s.Networks["dyn"].UseDHCP {
 		t.Errorf("network details lost: %+v", s.Networks)
 	}
-	if len(spec.Disks) != 1 || spec.Disks[0].Target != "vdc" || spec.Disks[0].DiskCID != validDisk {
+	if len(spec.Disks) != 1 || spec.Disks[0].Target != "" || spec.Disks[0].DiskCID != validDisk {
 		t.Errorf("persistent disk plan %+v", spec.Disks)
 	}
-	if len(s.Disks.Persistent) != 0 {
-		t.Errorf("stemcell API 2: disks.persistent must be empty, got %+v", s.Disks.Persistent)
-	}
-	if s.Disks.System != "/dev/vda" || s.Disks.Ephemeral == nil || s.Disks.Ephemeral.Path != "/dev/vdb" {
-		t.Errorf("system/ephemeral hints: %+v", s.Disks)
+	if len(s.Disks.Persistent) != 0 || s.Disks.System != "" || s.Disks.Ephemeral != nil {
+		t.Errorf("the CPI layer wrote disk hints: %+v", s.Disks)
 	}
 }
 
-// TestCreateVMPersistentSettingsByStemcellAPI: the boot-time settings name
-// the disks of disk_cids for stemcell API 1 only, whose config drive
-// follows attach and detach; from API 2 on disks.persistent is {}.
+// TestCreateVMPersistentSettingsByStemcellAPI: the runtime is told to name
+// the disks of disk_cids in the boot-time settings for stemcell API 1 only,
+// whose settings follow attach and detach; from API 2 on they stay {}.
 func TestCreateVMPersistentSettingsByStemcellAPI(t *testing.T) {
-	for api, want := range map[int]string{1: `{"` + validDisk + `":{"id":"abcdefgh23456","path":"/dev/vdc"}}`, 2: `{}`, 3: `{}`} {
+	for api, want := range map[int]bool{1: true, 2: false, 3: false} {
 		backend := &recordingBackend{}
 		c := newTestCPI(t, backend, api)
 		_, _, err := c.CreateVMV2(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{}`), networks(t, twoNetworks),
@@ -227,9 +226,11 @@ func TestCreateVMPersistentSettingsByStemcellAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := json.Marshal(settingsOf(t, backend.created[0]).Disks.Persistent)
-		if string(got) != want {
-			t.Errorf("stemcell API %d: disks.persistent = %s; want %s", api, got, want)
+		if got := backend.created[0].PersistentDisksInSettings; got != want {
+			t.Errorf("stemcell API %d: PersistentDisksInSettings = %v; want %v", api, got, want)
+		}
+		if got, _ := json.Marshal(backend.settings[0].Disks.Persistent); string(got) != `{}` {
+			t.Errorf("stemcell API %d: the CPI layer wrote disks.persistent %s", api, got)
 		}
 	}
 }
@@ -253,13 +254,10 @@ func TestCreateVMGivesVipNetworksNoNIC(t *testing.T) {
 	if len(spec.NICs) != 1 || spec.NICs[0].BOSHNetwork != "manual" {
 		t.Fatalf("NICs %+v; want the manual network's alone", spec.NICs)
 	}
-	s := settingsOf(t, spec)
+	s := backend.settings[0]
 	vip, ok := s.Networks["public"]
 	if !ok || vip.Type != "vip" || vip.IP != "203.0.113.5" || vip.MAC != "" || string(vip.CloudProperties) != `{"floating_pool":"ext"}` {
 		t.Fatalf("vip network in the settings: %+v (present %v)", vip, ok)
-	}
-	if s.Networks["manual"].MAC != spec.NICs[0].MAC {
-		t.Fatalf("manual network MAC %q, NIC MAC %q", s.Networks["manual"].MAC, spec.NICs[0].MAC)
 	}
 }
 
@@ -366,10 +364,9 @@ func TestBackendSentinelsBecomeDirectorTypes(t *testing.T) {
 	assertType(t, err, cpierr.TypeVMNotFound)
 }
 
+// TestAttachDiskHint: attach_disk answers the runtime's hint as it is.
 func TestAttachDiskHint(t *testing.T) {
-	// The hint's id is the disk's serial: for a by-id CID the one whose
-	// by-id link is the CID, for a legacy CID its hash serial.
-	for cid, wantID := range map[string]string{validDisk: "abcdefgh23456", legacyDisk: disk.Serial(legacyDisk)} {
+	for _, cid := range []string{validDisk, legacyDisk} {
 		backend := &recordingBackend{}
 		c := newTestCPI(t, backend, 2)
 		hint, err := c.AttachDiskV2(apiv1.NewVMCID(validVM), apiv1.NewDiskCID(cid))
@@ -379,11 +376,11 @@ func TestAttachDiskHint(t *testing.T) {
 		raw, _ := json.Marshal(hint)
 		var got disk.Hint
 		json.Unmarshal(raw, &got)
-		if got.ID != wantID || got.Path != "/dev/vdd" {
-			t.Fatalf("disk %s: hint %s; want id %s", cid, raw, wantID)
+		if got != attachedHint {
+			t.Fatalf("disk %s: hint %s; want the runtime's %+v", cid, raw, attachedHint)
 		}
 		for _, call := range backend.calls {
-			if strings.HasPrefix(call, "ReplaceConfigDrive") {
+			if strings.HasPrefix(call, "UpdateSettings") {
 				t.Fatalf("API v2 stemcell: settings must not be rewritten (%v)", backend.calls)
 			}
 		}
@@ -421,8 +418,11 @@ func TestStemcellAPIv1RewritesSettingsOnAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := backend.calls[len(backend.calls)-1]
-	if last != "ReplaceConfigDrive "+cid.AsString() {
-		t.Fatalf("API v1 stemcell: attach must rewrite the config drive; calls %v", backend.calls)
+	if last != "UpdateSettings "+cid.AsString() {
+		t.Fatalf("API v1 stemcell: attach must update the settings; calls %v", backend.calls)
+	}
+	if got := backend.updated[0].Disks.Persistent[validDisk]; got != attachedHint {
+		t.Fatalf("updated settings name disk %s with %+v; want the runtime's hint %+v", validDisk, got, attachedHint)
 	}
 }
 
@@ -443,14 +443,29 @@ func TestCalculateVMCloudProperties(t *testing.T) {
 }
 
 func TestInfoNeedsNoBackend(t *testing.T) {
-	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(context.Context, config.Config) (Backend, error) {
-		t.Fatal("info opened the backend")
-		return nil, nil
+	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(config.Config) (Descriptor, error) {
+		return Descriptor{StemcellFormats: []string{"test-format"}, Open: func(context.Context) (Runtime, error) {
+			t.Fatal("info opened the runtime")
+			return nil, nil
+		}}, nil
 	})
 	c, _ := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{}`)})
 	info, err := c.Info()
-	if err != nil || len(info.StemcellFormats) == 0 {
-		t.Fatalf("info = %+v, %v", info, err)
+	if err != nil || len(info.StemcellFormats) != 1 || info.StemcellFormats[0] != "test-format" {
+		t.Fatalf("info = %+v, %v; want the descriptor's formats", info, err)
+	}
+}
+
+// TestSelectorRefusalIsACpiError: a config naming a runtime or
+// hypervisor this CPI lacks fails every method, info included.
+func TestSelectorRefusalIsACpiError(t *testing.T) {
+	f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(config.Config) (Descriptor, error) {
+		return Descriptor{}, errors.New("key 'uri': libvirt driver 'lxc' is not supported")
+	})
+	_, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{}`)})
+	assertType(t, err, cpierr.TypeCpiError)
+	if !strings.Contains(err.Error(), "lxc") {
+		t.Fatalf("error %q does not name the driver", err)
 	}
 }
 
@@ -468,9 +483,11 @@ func TestContextPropertiesOverrideConfig(t *testing.T) {
 	var opened config.Config
 	cfg := config.Config{URI: "qemu:///system", Hypervisor: "auto", StoreDir: t.TempDir(), StoragePool: "bosh", Network: "default",
 		Machine: "q35", HotplugSlots: 4, RebootTimeout: 5, Agent: config.Agent{Mbus: "https://h"}}
-	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(_ context.Context, c config.Config) (Backend, error) {
-		opened = c
-		return &recordingBackend{}, nil
+	f := NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c config.Config) (Descriptor, error) {
+		return Descriptor{Open: func(context.Context) (Runtime, error) {
+			opened = c
+			return &recordingBackend{}, nil
+		}}, nil
 	})
 	c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{"request_id":"cpi-1","uri":"qemu+tcp://10.0.0.12/system","network":"bosh"}`)})
 	if err != nil {
@@ -485,7 +502,7 @@ func TestContextPropertiesOverrideConfig(t *testing.T) {
 	}
 }
 
-func TestSSHKeysReachMetaData(t *testing.T) {
+func TestSSHKeysReachTheRuntime(t *testing.T) {
 	const cfgKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuI op@lab"
 	const vmKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuJ vm@lab"
 	for _, api := range []int{1, 2} {
@@ -496,14 +513,8 @@ func TestSSHKeysReachMetaData(t *testing.T) {
 			props(t, `{"ssh_public_key":"`+vmKey+`"}`), networks(t, twoNetworks), nil, apiv1.NewVMEnv(nil)); err != nil {
 			t.Fatal(err)
 		}
-		raw, err := configdrive.ReadFile(backend.created[0].ConfigDrive, "ec2", "latest", "meta-data.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var meta agentsettings.MetaData
-		json.Unmarshal(raw, &meta)
-		if meta.PublicKeys["0"].OpenSSHKey != cfgKey || meta.PublicKeys["1"].OpenSSHKey != vmKey {
-			t.Errorf("API %d: meta-data public-keys = %+v; want cpi.json's key then the VM's", api, meta.PublicKeys)
+		if keys := backend.created[0].PublicKeys; len(keys) != 2 || keys[0] != cfgKey || keys[1] != vmKey {
+			t.Errorf("API %d: the VM's public keys = %q; want cpi.json's key then the VM's", api, keys)
 		}
 		if api == 1 {
 			key, err := os.ReadFile(c.keysPath(backend.created[0].CID))
@@ -530,5 +541,20 @@ func TestHugeDiskSizesAreRefusedBeforeTheBackend(t *testing.T) {
 		if strings.HasPrefix(call, "CreateDisk") || strings.HasPrefix(call, "ResizeDisk") {
 			t.Errorf("the backend was asked: %s", call)
 		}
+	}
+}
+
+// withoutSnapshots is a runtime that takes no snapshots.
+type withoutSnapshots struct{ Runtime }
+
+func TestSnapshotsOfARuntimeWithoutThemAreNotSupported(t *testing.T) {
+	backend := &recordingBackend{}
+	c := newTestCPI(t, backend, 2)
+	c.factory.runtime = withoutSnapshots{backend}
+	_, err := c.SnapshotDisk(apiv1.NewDiskCID(validDisk), apiv1.NewDiskMeta(nil))
+	assertType(t, err, cpierr.TypeNotSupported)
+	assertType(t, c.DeleteSnapshot(apiv1.NewSnapshotCID("snap-11111111-2222-3333-4444-555555555555")), cpierr.TypeNotSupported)
+	if len(backend.calls) != 0 {
+		t.Fatalf("the runtime was asked: %v", backend.calls)
 	}
 }

@@ -25,7 +25,7 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 	if err := disk.CheckSizeMiB("size", size); err != nil {
 		return apiv1.DiskCID{}, cpierr.New(cpierr.TypeCloudError, err, "creating disk")
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return apiv1.DiskCID{}, err
 	}
@@ -42,7 +42,7 @@ func (c *CPI) CreateDisk(size int, props apiv1.DiskCloudProps, _ *apiv1.VMCID) (
 
 // DeleteDisk removes a detached disk; an attached one is refused untouched.
 func (c *CPI) DeleteDisk(cid apiv1.DiskCID) error {
-	return c.onObject(diskKind, cid.AsString(), "deleting", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "deleting", func(b Runtime, id string) error {
 		err := b.DeleteDisk(c.ctx, id)
 		if errors.Is(err, cpierr.ErrInUse) {
 			return cpierr.New(cpierr.TypeCloudError, err, "disk '%s' is attached; detach it before deleting", id)
@@ -57,7 +57,7 @@ func (c *CPI) HasDisk(cid apiv1.DiskCID) (bool, error) {
 	if !disk.ValidCID(id) {
 		return false, nil
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return false, err
 	}
@@ -75,9 +75,8 @@ func (c *CPI) AttachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
 }
 
 // AttachDiskV2 attaches the disk (hot-plugged when the VM runs, persisted in
-// its definition) and returns the hint: the virtio serial as id, the device
-// path as fallback. The agent finds the disk by its CID, which is the
-// guest's /dev/disk/by-id name of that serial.
+// its definition) and returns the runtime's hint for it. The agent finds
+// the disk by its CID, which is the guest's /dev/disk/by-id name.
 func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.DiskHint, error) {
 	vmID, diskID := vmCID.AsString(), diskCID.AsString()
 	if !vm.ValidCID(vmID) {
@@ -86,18 +85,17 @@ func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.Disk
 	if !disk.ValidCID(diskID) {
 		return apiv1.DiskHint{}, cpierr.DiskNotFound(diskID)
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return apiv1.DiskHint{}, err
 	}
 	var hint disk.Hint
 	start := time.Now()
 	err = c.withLocks([]string{vmID, diskID}, func() error {
-		target, err := b.AttachDisk(c.ctx, vmID, diskID)
-		if err != nil {
+		var err error
+		if hint, err = b.AttachDisk(c.ctx, vmID, diskID); err != nil {
 			return c.diskOnVMError(b, vmID, err, "attaching disk '%s' to VM '%s'", diskID, vmID)
 		}
-		hint = hintFor(diskID, target)
 		return c.rewriteSettings(b, vmID, func(s *agentsettings.Settings) { s.Disks.Persistent[diskID] = hint })
 	})
 	if err != nil {
@@ -116,7 +114,7 @@ func (c *CPI) DetachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
 	if !disk.ValidCID(diskID) {
 		return cpierr.DiskNotFound(diskID)
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return err
 	}
@@ -129,9 +127,9 @@ func (c *CPI) DetachDisk(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) error {
 	})
 }
 
-// diskOnVMError maps backend sentinels of a disk operation on a VM; for
-// not-found it asks the backend which of the two is missing.
-func (c *CPI) diskOnVMError(b Backend, vmID string, err error, format string, args ...any) error {
+// diskOnVMError maps runtime sentinels of a disk operation on a VM; for
+// not-found it asks the runtime which of the two is missing.
+func (c *CPI) diskOnVMError(b Runtime, vmID string, err error, format string, args ...any) error {
 	switch {
 	case errors.Is(err, cpierr.ErrNotAttached):
 		return cpierr.New(cpierr.TypeDiskNotAttached, err, format, args...)
@@ -150,7 +148,7 @@ func (c *CPI) GetDisks(cid apiv1.VMCID) ([]apiv1.DiskCID, error) {
 	if !vm.ValidCID(id) {
 		return nil, cpierr.VMNotFound(id)
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +169,7 @@ func (c *CPI) GetDisks(cid apiv1.VMCID) ([]apiv1.DiskCID, error) {
 // ResizeDisk grows a detached disk in place. When that cannot be done the
 // answer is NotSupported, and the director creates a new disk and copies.
 func (c *CPI) ResizeDisk(cid apiv1.DiskCID, size int) error {
-	return c.onObject(diskKind, cid.AsString(), "resizing", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "resizing", func(b Runtime, id string) error {
 		if err := disk.CheckSizeMiB("new size", size); err != nil {
 			return cpierr.New(cpierr.TypeCloudError, err, "resizing disk '%s'", id)
 		}
@@ -201,7 +199,7 @@ func (c *CPI) SetDiskMetadata(cid apiv1.DiskCID, meta apiv1.DiskMeta) error {
 	if err != nil {
 		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for disk '%s'", cid.AsString())
 	}
-	return c.onObject(diskKind, cid.AsString(), "setting metadata of", func(b Backend, id string) error {
+	return c.onObject(diskKind, cid.AsString(), "setting metadata of", func(b Runtime, id string) error {
 		return b.SetDiskMetadata(c.ctx, id, disk.Metadata(flat))
 	})
 }
@@ -217,11 +215,11 @@ func (c *CPI) SnapshotDisk(cid apiv1.DiskCID, meta apiv1.DiskMeta) (apiv1.Snapsh
 	if !disk.ValidCID(id) {
 		return apiv1.SnapshotCID{}, cpierr.DiskNotFound(id)
 	}
-	b, err := c.backend()
+	b, snaps, err := c.openSnapshots("snapshotting disk '%s'", id)
 	if err != nil {
 		return apiv1.SnapshotCID{}, err
 	}
-	err = c.withHolderLocks(b, id, func() error { return b.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat)) })
+	err = c.withHolderLocks(b, id, func() error { return snaps.SnapshotDisk(c.ctx, id, snapID, disk.Metadata(flat)) })
 	switch {
 	case errors.Is(err, cpierr.ErrNotFound):
 		return apiv1.SnapshotCID{}, cpierr.New(cpierr.TypeDiskNotFound, err, "snapshotting disk '%s'", id)
@@ -238,12 +236,12 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 	if !disk.ValidSnapshotCID(id) {
 		return cpierr.New(cpierr.TypeCloudError, nil, "snapshot '%s' not found: not a snapshot CID of this CPI", id)
 	}
-	b, err := c.backend()
+	_, snaps, err := c.openSnapshots("deleting snapshot '%s'", id)
 	if err != nil {
 		return err
 	}
 	return c.withLocks([]string{id}, func() error {
-		err := b.DeleteSnapshot(c.ctx, id)
+		err := snaps.DeleteSnapshot(c.ctx, id)
 		if errors.Is(err, cpierr.ErrNotFound) {
 			// The director has no "snapshot not found" answer and repeats a
 			// delete it did not see finish: a gone snapshot is deleted, as
@@ -255,11 +253,18 @@ func (c *CPI) DeleteSnapshot(cid apiv1.SnapshotCID) error {
 	})
 }
 
-// hintFor is the agent's hint for a persistent disk at target: the disk's
-// virtio serial as id (the agent keeps it but looks the disk up by its CID,
-// which is the by-id name of that serial) and the device path as fallback.
-func hintFor(diskCID, target string) disk.Hint {
-	return disk.HintFor(disk.DiskSerial(diskCID), target)
+// openSnapshots opens the runtime and its snapshots; a runtime that takes
+// none answers NotSupported, so the director carries on without them.
+func (c *CPI) openSnapshots(doing string, args ...any) (Runtime, Snapshots, error) {
+	b, err := c.openRuntime()
+	if err != nil {
+		return nil, nil, err
+	}
+	snaps, ok := b.(Snapshots)
+	if !ok {
+		return nil, nil, cpierr.NotSupported(doing+": the %s runtime takes no snapshots", append(args, c.descriptor.Name)...)
+	}
+	return b, snaps, nil
 }
 
 // newDiskCID is a fresh disk CID: the name of the disk's by-id link.
@@ -278,7 +283,7 @@ const holderLockTries = 3
 // the disk's own, VM before disk as everywhere, so an attach or detach of
 // another disk of that VM cannot change its devices under fn. The holders
 // are read again under the locks: a disk that moved meanwhile is retried.
-func (c *CPI) withHolderLocks(b Backend, diskID string, fn func() error) error {
+func (c *CPI) withHolderLocks(b Runtime, diskID string, fn func() error) error {
 	for range holderLockTries {
 		holders, err := b.DiskHolders(c.ctx, diskID)
 		if err != nil {

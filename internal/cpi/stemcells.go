@@ -28,7 +28,7 @@ func (c *CPI) CreateStemcell(imagePath string, props apiv1.StemcellCloudProps) (
 		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell image '%s'", imagePath)
 	}
 
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return apiv1.StemcellCID{}, err
 	}
@@ -51,7 +51,7 @@ func (c *CPI) DeleteStemcell(cid apiv1.StemcellCID) error {
 	if !stemcell.ValidCID(id) {
 		return cpierr.New(cpierr.TypeCloudError, nil, "stemcell '%s' not found: not a stemcell CID of this CPI", id)
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return err
 	}

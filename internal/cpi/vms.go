@@ -14,10 +14,8 @@ import (
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/faults"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
@@ -41,7 +39,7 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 		return apiv1.VMCID{}, nil, cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM for agent '%s'", agentID.AsString())
 	}
 	log := c.log.With("vm_cid", spec.CID, "agent_id", spec.AgentID)
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return apiv1.VMCID{}, nil, cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM '%s'", spec.CID).Retryable()
 	}
@@ -50,18 +48,11 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 		diskLocks = append(diskLocks, d.DiskCID)
 	}
 	err = c.withLocks(append([]string{spec.CID}, diskLocks...), func() error {
-		if err := c.saveSettingsIfNeeded(spec.CID, settings); err != nil {
+		completed, err := b.CreateVM(c.ctx, spec, settings)
+		if err != nil {
 			return err
 		}
-		if err := c.saveKeysIfNeeded(spec.CID, spec.Props.SSHPublicKey); err != nil {
-			return err
-		}
-		if err := b.CreateVM(c.ctx, spec); err != nil {
-			_ = removeFile(c.settingsPath(spec.CID))
-			_ = removeFile(c.keysPath(spec.CID))
-			return err
-		}
-		return nil
+		return c.keepForRewritesOrUndo(b, spec, completed)
 	})
 	if err != nil {
 		failure := cpierr.New(cpierr.TypeVMCreationFailed, err, "creating VM '%s' from stemcell '%s'", spec.CID, spec.StemcellCID)
@@ -72,6 +63,25 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 	}
 	log.Info("created VM", "seconds", time.Since(start).Seconds(), "nics", len(spec.NICs), "persistent_disks", len(spec.Disks))
 	return apiv1.NewVMCID(spec.CID), networks, nil
+}
+
+// keepForRewritesOrUndo saves what a stemcell-API-v1 VM's settings
+// rewrites need; a VM whose settings could not be rewritten would lose its
+// disks at the next attach, so when saving fails the VM goes again.
+func (c *CPI) keepForRewritesOrUndo(b Runtime, spec vm.Spec, settings agentsettings.Settings) error {
+	err := c.saveSettingsIfNeeded(spec.CID, settings)
+	if err == nil {
+		err = c.saveKeysIfNeeded(spec.CID, spec.Props.SSHPublicKey)
+	}
+	if err == nil {
+		return nil
+	}
+	if delErr := b.DeleteVM(c.ctx, spec.CID); delErr != nil {
+		c.log.Error("could not remove the VM whose settings could not be saved", "vm_cid", spec.CID, "error", delErr)
+	}
+	_ = removeFile(c.settingsPath(spec.CID))
+	_ = removeFile(c.keysPath(spec.CID))
+	return err
 }
 
 // retryable tells whether a failed creation may succeed when tried again:
@@ -96,19 +106,13 @@ func (c *CPI) planVM(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, props
 	if err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, fmt.Errorf("decoding env: %w", err)
 	}
-	spec := vm.Spec{CID: vm.NewCID(), AgentID: agentID.AsString(), StemcellCID: stemcellCID.AsString(), Props: vmProps}
+	spec := vm.Spec{CID: vm.NewCID(), AgentID: agentID.AsString(), StemcellCID: stemcellCID.AsString(), Props: vmProps,
+		PublicKeys: c.publicKeys(vmProps), PersistentDisksInSettings: c.needsSettingsRewrite()}
 	settings := agentsettings.New(spec.AgentID, spec.CID, c.cfg.Agent, envMap)
-	settings.Disks.System = "/dev/" + vm.RootTarget
-	ephemeral := disk.HintFor(vm.EphemeralDiskSerial(spec.CID), vm.EphemeralTarget)
-	settings.Disks.Ephemeral = &ephemeral
-
 	if spec.NICs, err = c.planNICs(networks, &settings); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
-	if spec.Disks, err = c.planDisks(diskCIDs, &settings); err != nil {
-		return vm.Spec{}, agentsettings.Settings{}, err
-	}
-	if spec.ConfigDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, c.publicKeys(vmProps))); err != nil {
+	if spec.Disks, err = planDisks(diskCIDs); err != nil {
 		return vm.Spec{}, agentsettings.Settings{}, err
 	}
 	return spec, settings, nil
@@ -130,8 +134,9 @@ func (c *CPI) publicKeys(props vm.Props) []string {
 // to the VM: it has no NIC of its own, and the agent skips it.
 const vipNetworkType = "vip"
 
-// planNICs gives each BOSH network but vip ones a NIC with a fresh MAC, in
-// name order so that the first NIC is stable across calls. vip networks go
+// planNICs gives each BOSH network but vip ones a NIC, in name order so
+// that the first NIC is stable across calls; the runtime gives each its MAC
+// and writes it into the NIC's network in the settings. vip networks go
 // into the settings as the director sent them.
 func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings) ([]vm.NIC, error) {
 	if len(networks) == 0 {
@@ -147,7 +152,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 	for _, name := range names {
 		net := networks[name]
 		if net.Type() == vipNetworkType {
-			vip, err := agentNetwork(name, net, false, "")
+			vip, err := agentNetwork(name, net, false)
 			if err != nil {
 				return nil, err
 			}
@@ -161,15 +166,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 		if nprops.Name == "" {
 			nprops.Name = c.cfg.Network
 		}
-		mac, err := network.NewMAC()
-		if err != nil {
-			return nil, err
-		}
-		settingsMAC := mac
-		if faults.Active(faults.WrongSettingsMAC) {
-			settingsMAC = "52:54:00:ff:ff:fe"
-		}
-		agentNet, err := agentNetwork(name, net, net.IsDynamic(), settingsMAC)
+		agentNet, err := agentNetwork(name, net, net.IsDynamic())
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +183,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 			ipOwners[net.IP()] = name
 		}
 		settings.Networks[name] = agentNet
-		nic := vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, MAC: mac, IP: net.IP(), Dynamic: net.IsDynamic(), UserMode: nprops.Mode == network.ModeUser}
+		nic := vm.NIC{BOSHNetwork: name, LibvirtNetwork: nprops.Name, IP: net.IP(), Dynamic: net.IsDynamic(), UserMode: nprops.Mode == network.ModeUser}
 		if nic.Create, err = network.PlanFor(nprops, name, net.IP(), net.Netmask(), net.Gateway()); err != nil {
 			return nil, err
 		}
@@ -199,28 +196,30 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 }
 
 // agentNetwork is the settings form of one director network.
-func agentNetwork(name string, net apiv1.Network, dynamic bool, mac string) (agentsettings.Network, error) {
+func agentNetwork(name string, net apiv1.Network, dynamic bool) (agentsettings.Network, error) {
 	marshaler, ok := net.(json.Marshaler)
 	if !ok {
 		return agentsettings.Network{}, fmt.Errorf("network '%s' cannot be encoded", name)
 	}
-	n, err := agentsettings.NetworkFrom(marshaler, dynamic, mac)
+	n, err := agentsettings.NetworkFrom(marshaler, dynamic)
 	if err != nil {
 		return agentsettings.Network{}, fmt.Errorf("network '%s': %w", name, err)
 	}
 	return n, nil
 }
 
-// planDisks places persistent disks named at creation after the ephemeral
-// disk. Only for stemcell API 1, whose config drive follows attach and
-// detach, are their hints recorded in the settings: from API 2 on the
-// config drive is never rewritten, and an agent that boots with a disk in
-// disks.persistent that the director has since moved refuses to start
-// ("Unexpected disk attached"); the director tells it of its disks itself
-// (add_persistent_disk), as OpenStack's CPI relies on with persistent: {}.
-func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settings) ([]vm.AttachedDisk, error) {
+// planDisks lists the persistent disks named at creation, after the
+// ephemeral disk in the order given; the runtime gives them device targets.
+// Only for stemcell API 1, whose settings follow attach and detach, does the
+// runtime record their hints in the settings (spec.PersistentDisksInSettings):
+// from API 2 on the settings are never rewritten, and an agent that boots
+// with a disk in disks.persistent that the director has since moved refuses
+// to start ("Unexpected disk attached"); the director tells it of its disks
+// itself (add_persistent_disk), as OpenStack's CPI relies on with
+// persistent: {}.
+func planDisks(diskCIDs []apiv1.DiskCID) ([]vm.AttachedDisk, error) {
 	var planned []vm.AttachedDisk
-	for i, d := range diskCIDs {
+	for _, d := range diskCIDs {
 		id := d.AsString()
 		if !disk.ValidCID(id) {
 			return nil, fmt.Errorf("disk '%s' is not a disk CID of this CPI", id)
@@ -229,14 +228,7 @@ func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settin
 		if slices.ContainsFunc(planned, func(p vm.AttachedDisk) bool { return p.DiskCID == id }) {
 			return nil, fmt.Errorf("disk '%s' is given twice in disk_cids", id)
 		}
-		target, err := disk.TargetAt(i)
-		if err != nil {
-			return nil, err
-		}
-		planned = append(planned, vm.AttachedDisk{DiskCID: id, Target: target})
-		if c.needsSettingsRewrite() {
-			settings.Disks.Persistent[id] = hintFor(id, target)
-		}
+		planned = append(planned, vm.AttachedDisk{DiskCID: id})
 	}
 	return planned, nil
 }
@@ -244,7 +236,7 @@ func (c *CPI) planDisks(diskCIDs []apiv1.DiskCID, settings *agentsettings.Settin
 // DeleteVM removes the VM and what belongs to it alone; a VM that is gone
 // (or was never ours) answers VMNotFound, which the director takes as done.
 func (c *CPI) DeleteVM(cid apiv1.VMCID) error {
-	return c.onObject(vmKind, cid.AsString(), "deleting", func(b Backend, id string) error {
+	return c.onObject(vmKind, cid.AsString(), "deleting", func(b Runtime, id string) error {
 		err := b.DeleteVM(c.ctx, id)
 		if err == nil || errors.Is(err, cpierr.ErrNotFound) {
 			if rmErr := errors.Join(removeFile(c.settingsPath(id)), removeFile(c.keysPath(id))); rmErr != nil && err == nil {
@@ -261,7 +253,7 @@ func (c *CPI) HasVM(cid apiv1.VMCID) (bool, error) {
 	if !vm.ValidCID(id) {
 		return false, nil
 	}
-	b, err := c.backend()
+	b, err := c.openRuntime()
 	if err != nil {
 		return false, err
 	}
@@ -275,7 +267,7 @@ func (c *CPI) HasVM(cid apiv1.VMCID) (bool, error) {
 // RebootVM shuts the VM down gracefully (forced after the configured
 // timeout) and starts it again.
 func (c *CPI) RebootVM(cid apiv1.VMCID) error {
-	return c.onObject(vmKind, cid.AsString(), "rebooting", func(b Backend, id string) error { return b.RebootVM(c.ctx, id) })
+	return c.onObject(vmKind, cid.AsString(), "rebooting", func(b Runtime, id string) error { return b.RebootVM(c.ctx, id) })
 }
 
 // SetVMMetadata keeps the director's metadata with the VM.
@@ -284,7 +276,7 @@ func (c *CPI) SetVMMetadata(cid apiv1.VMCID, meta apiv1.VMMeta) error {
 	if err != nil {
 		return cpierr.New(cpierr.TypeCloudError, err, "decoding metadata for VM '%s'", cid.AsString())
 	}
-	return c.onObject(vmKind, cid.AsString(), "setting metadata of", func(b Backend, id string) error {
+	return c.onObject(vmKind, cid.AsString(), "setting metadata of", func(b Runtime, id string) error {
 		return b.SetVMMetadata(c.ctx, id, vm.Metadata(flat))
 	})
 }
@@ -350,8 +342,8 @@ func (c *CPI) saveSettingsIfNeeded(vmCID string, settings agentsettings.Settings
 }
 
 // rewriteSettings applies change to a stemcell-API-v1 VM's settings and
-// replaces its config drive.
-func (c *CPI) rewriteSettings(b Backend, vmCID string, change func(*agentsettings.Settings)) error {
+// has the runtime deliver them.
+func (c *CPI) rewriteSettings(b Runtime, vmCID string, change func(*agentsettings.Settings)) error {
 	if !c.needsSettingsRewrite() {
 		return nil
 	}
@@ -367,11 +359,7 @@ func (c *CPI) rewriteSettings(b Backend, vmCID string, change func(*agentsetting
 		settings.Disks.Persistent = map[string]disk.Hint{}
 	}
 	change(&settings)
-	iso, err := configdrive.Build(settings, agentsettings.NewMetaData(vmCID, c.savedKeys(vmCID)))
-	if err != nil {
-		return err
-	}
-	if err := b.ReplaceConfigDrive(c.ctx, vmCID, iso); err != nil {
+	if err := b.UpdateSettings(c.ctx, vmCID, settings, c.savedKeys(vmCID)); err != nil {
 		return err
 	}
 	return c.saveSettingsIfNeeded(vmCID, settings)

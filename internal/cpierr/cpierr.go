@@ -101,6 +101,9 @@ var (
 	ErrImpossible = errors.New("impossible on this host")
 )
 
+// IsNotFound tells whether err means the object is not there.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
 // Wrap keeps a typed error's type and prefixes what was being done; any other
 // error becomes a CloudError (or NoDiskSpace / NotFound kinds when the cause
 // says so). It never loses the original message.

@@ -88,11 +88,6 @@ type Hint struct {
 	Path string `json:"path"`
 }
 
-// HintFor is the hint for a disk with the given serial at a device target.
-func HintFor(serial, target string) Hint {
-	return Hint{ID: serial, Path: "/dev/" + target}
-}
-
 // Format is a volume format.
 type Format string
 
@@ -131,22 +126,6 @@ type Spec struct {
 
 // Metadata is what set_disk_metadata / snapshot_disk pass, flattened.
 type Metadata map[string]string
-
-// firstPersistentTarget follows the root (vda) and ephemeral (vdb) disks.
-const firstPersistentTarget = 2
-
-// TargetAt is the i-th persistent disk target: vdc, vdd, ..., vdz, vdaa, ...
-func TargetAt(i int) (string, error) {
-	n := i + firstPersistentTarget
-	if i < 0 || n >= 26+26*26 {
-		return "", fmt.Errorf("no device target for persistent disk number %d", i)
-	}
-	if n < 26 {
-		return "vd" + string(rune('a'+n)), nil
-	}
-	n -= 26
-	return "vd" + string(rune('a'+n/26)) + string(rune('a'+n%26)), nil
-}
 
 // MaxSizeMiB bounds every disk size the CPI accepts: 1 EiB. Sizes arrive
 // as MiB and become bytes; far beyond any pool, but well below where the

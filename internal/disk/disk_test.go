@@ -51,18 +51,6 @@ func TestNewCIDsAreByIDNames(t *testing.T) {
 	}
 }
 
-func TestTargetAt(t *testing.T) {
-	cases := map[int]string{0: "vdc", 1: "vdd", 23: "vdz", 24: "vdaa", 25: "vdab", 50: "vdba"}
-	for i, want := range cases {
-		if got, err := TargetAt(i); err != nil || got != want {
-			t.Errorf("TargetAt(%d) = %q, %v; want %q", i, got, err, want)
-		}
-	}
-	if _, err := TargetAt(-1); err == nil {
-		t.Error("TargetAt(-1) succeeded")
-	}
-}
-
 func TestParseProps(t *testing.T) {
 	cases := []struct {
 		in   string

@@ -47,7 +47,7 @@ type Report struct {
 	// SettingsSHA256 is the hex SHA-256 of the settings document as read,
 	// so a test can compare the whole document with what the CPI wrote.
 	SettingsSHA256 string `json:"settings_sha256,omitempty"`
-	Message  string          `json:"message,omitempty"`
+	Message        string `json:"message,omitempty"`
 	// Seconds since the kernel started, from /proc/uptime.
 	Uptime float64 `json:"uptime,omitempty"`
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"strings"
 	"time"
 
@@ -13,14 +12,17 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
-// detachTimeout bounds the wait for a guest to release a hot-unplugged
+// DetachTimeout bounds the wait for a guest to release a hot-unplugged
 // disk. A PCIe unplug completes only when the guest OS acknowledges it;
 // Linux's pciehp alone waits 5 s (the spec's abort window) before it
 // does, and TCG guests are slow. A variable only so tests of a guest that
 // never answers need not wait a minute.
-var detachTimeout = 60 * time.Second
+var DetachTimeout = 60 * time.Second
 
 // detachPollInterval is how often the live XML is read while waiting.
 const detachPollInterval = 200 * time.Millisecond
@@ -56,57 +58,11 @@ func (b *Backend) readDomainDisks(dom golibvirt.Domain) (domainDisks, error) {
 // find returns the <disk> of d in the live and the persistent definition
 // (nil where it is absent).
 func (dd domainDisks) find(cid, volPath string) (live, config *libvirtxml.DomainDisk) {
-	return findDiskDevice(dd.Live, cid, volPath), findDiskDevice(dd.Config, cid, volPath)
+	return xmldef.FindDisk(dd.Live, cid, volPath), xmldef.FindDisk(dd.Config, cid, volPath)
 }
 
 // usedTargets are the device names taken in either definition.
-func (dd domainDisks) usedTargets() map[string]bool {
-	used := map[string]bool{}
-	for _, def := range []*libvirtxml.Domain{dd.Live, dd.Config} {
-		for _, d := range domainDiskList(def) {
-			if d.Target != nil {
-				used[d.Target.Dev] = true
-			}
-		}
-	}
-	return used
-}
-
-func domainDiskList(def *libvirtxml.Domain) []libvirtxml.DomainDisk {
-	if def == nil || def.Devices == nil {
-		return nil
-	}
-	return def.Devices.Disks
-}
-
-// findDiskDevice finds the disk of cid in def: by our serial, or by its
-// source file (a disk attached by hand or by older code has no serial).
-func findDiskDevice(def *libvirtxml.Domain, cid, volPath string) *libvirtxml.DomainDisk {
-	serial := disk.DiskSerial(cid)
-	disks := domainDiskList(def)
-	for i := range disks {
-		if disks[i].Serial == serial || (volPath != "" && diskSourcePath(disks[i]) == volPath) {
-			return &disks[i]
-		}
-	}
-	return nil
-}
-
-// diskSourcePath is the file or block device behind a <disk>, or the
-// volume name for a <disk type='volume'>.
-func diskSourcePath(d libvirtxml.DomainDisk) string {
-	switch {
-	case d.Source == nil:
-		return ""
-	case d.Source.File != nil:
-		return d.Source.File.File
-	case d.Source.Block != nil:
-		return d.Source.Block.Dev
-	case d.Source.Volume != nil:
-		return d.Source.Volume.Volume
-	}
-	return ""
-}
+func (dd domainDisks) usedTargets() map[string]bool { return xmldef.UsedTargets(dd.Live, dd.Config) }
 
 // diskUser is a VM of ours that uses a disk.
 type diskUser struct {
@@ -117,7 +73,7 @@ type diskUser struct {
 
 // diskUsers lists our VMs, other than skipVM, that use d, live or in
 // their definition. A domain that vanishes during the scan is skipped.
-func (b *Backend) diskUsers(d diskVolume, skipVM string) ([]diskUser, error) {
+func (b *Backend) diskUsers(d storage.Volume, skipVM string) ([]diskUser, error) {
 	domains, err := b.ownedDomains()
 	if err != nil {
 		return nil, err
@@ -129,7 +85,7 @@ func (b *Backend) diskUsers(d diskVolume, skipVM string) ([]diskUser, error) {
 		}
 		dd, err := b.readDomainDisks(dom.Domain)
 		if err != nil {
-			if isNotFound(err) {
+			if cpierr.IsNotFound(err) {
 				continue
 			}
 			return nil, fmt.Errorf("checking which VMs use disk '%s': %w", d.CID, err)
@@ -157,16 +113,25 @@ func describeUsers(users []diskUser) string {
 
 // AttachDisk plugs the disk into the VM and records it in the VM's
 // definition, so it stays across reboots and restarts: hot-plugged into
-// a running domain, added to the definition of a stopped one. Attaching a
-// disk already attached to this VM returns its target; a disk another VM
-// uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
+// a running domain, added to the definition of a stopped one, and returns
+// the hypervisor's hint for it. Attaching a disk already attached to this
+// VM returns its hint again; a disk another VM uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
 // chosen here cannot be taken by a parallel attach.
-func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (string, error) {
+func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.Hint, error) {
+	target, err := b.attachDisk(ctx, vmCID, diskCID)
+	if err != nil {
+		return disk.Hint{}, err
+	}
+	return b.profile.PersistentHint(diskCID, target), nil
+}
+
+// attachDisk attaches and returns the device target.
+func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string, error) {
 	dom, err := b.lookupOwnedDomain(vmCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
-	d, err := b.findVolume(ctx, diskCID)
+	d, err := b.FindVolume(ctx, diskCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
@@ -192,7 +157,7 @@ func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (string
 // plugDisk adds d to whichever of the live and persistent definitions
 // lacks it (both, normally; one, when an earlier call half-succeeded) and
 // returns its target.
-func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
+func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
 	live, config := dd.find(d.CID, d.Path)
 	needLive := dd.Running && live == nil
 	needConfig := config == nil
@@ -203,7 +168,7 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 	case live != nil && live.Target != nil:
 		target = live.Target.Dev
 	default:
-		free, err := freeTarget(dd.usedTargets())
+		free, err := xmldef.FreeTarget(b.profile, dd.usedTargets())
 		if err != nil {
 			return "", err
 		}
@@ -212,22 +177,8 @@ func (b *Backend) plugDisk(dd domainDisks, d diskVolume) (string, error) {
 	if !needLive && !needConfig {
 		return target, nil // already attached: attach_disk is idempotent
 	}
-	device := persistentDiskDevice(d.Path, d.Format, d.CID, target)
+	device := xmldef.PersistentDiskDevice(d.Path, d.Format, d.CID, target)
 	return target, b.attachDevice(dd.Dom, device, needLive, needConfig)
-}
-
-// freeTarget is the first persistent disk target (vdc, vdd, ... vdz,
-// vdaa, ...) that neither definition uses.
-func freeTarget(used map[string]bool) (string, error) {
-	for i := 0; ; i++ {
-		target, err := disk.TargetAt(i)
-		if err != nil {
-			return "", fmt.Errorf("no free device target: %w", err)
-		}
-		if !used[target] {
-			return target, nil
-		}
-	}
 }
 
 // attachDevice adds device live and/or to the definition in one libvirt
@@ -239,7 +190,7 @@ func (b *Backend) attachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		return fmt.Errorf("building disk XML: %w", err)
 	}
 	err = b.conn.DomainAttachDeviceFlags(dom, doc, uint32(modifyFlags(live, config)))
-	if err != nil && live && isCode(err, golibvirt.ErrOperationInvalid) {
+	if err != nil && live && host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		if running, stateErr := b.domainIsRunning(dom); stateErr == nil && !running {
 			if !config {
 				return nil // stopped meanwhile, and the definition has it already
@@ -248,7 +199,7 @@ func (b *Backend) attachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("plugging disk at target '%s' into domain '%s'%s: %w", device.Target.Dev, dom.Name, hotplugHint(err), classify(err))
+		return fmt.Errorf("plugging disk at target '%s' into domain '%s'%s: %w", device.Target.Dev, dom.Name, hotplugHint(err), host.Classify(err))
 	}
 	return nil
 }
@@ -272,11 +223,11 @@ func modifyFlags(live, config bool) golibvirt.DomainDeviceModifyFlags {
 	return flags
 }
 
-// errUnplugPending says the guest has not released a hot-unplugged disk.
-var errUnplugPending = errors.New("the guest did not release the disk")
+// ErrUnplugPending says the guest has not released a hot-unplugged disk.
+var ErrUnplugPending = errors.New("the guest did not release the disk")
 
 // DetachDisk removes the disk from the VM's definition and hot-unplugs it
-// from the running domain, then waits (up to detachTimeout) for the guest
+// from the running domain, then waits (up to DetachTimeout) for the guest
 // to release it. A guest that never acknowledges the unplug (no OS, hung)
 // gets an error that says so; the disk is then already gone from the
 // definition, so it is fully detached by the VM's next restart, and a
@@ -307,11 +258,11 @@ func (b *Backend) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
 // diskPathIfExists is the disk's volume path, or "" when it cannot be
 // read: detach then finds the disk by its serial alone.
 func (b *Backend) diskPathIfExists(ctx context.Context, cid string) string {
-	vol, err := b.lookupVolume(ctx, cid)
+	vol, err := b.LookupVolume(ctx, cid)
 	if err != nil {
 		return ""
 	}
-	p, err := b.volumePath(vol)
+	p, err := b.VolumePath(vol)
 	if err != nil {
 		return ""
 	}
@@ -354,7 +305,7 @@ func (b *Backend) detachDevice(dom golibvirt.Domain, device libvirtxml.DomainDis
 		where = "running domain"
 	}
 	if err := b.conn.DomainDetachDeviceFlags(dom, doc, uint32(flags)); err != nil {
-		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", targetOf(device), where, dom.Name, classify(err))
+		return fmt.Errorf("removing disk at target '%s' from the %s of '%s': %w", xmldef.TargetOf(device), where, dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -373,10 +324,10 @@ func isUnplugInProgress(err error) bool {
 // and Linux takes a second press inside its 5 s grace period as "cancel".
 const unplugRepeatInterval = 15 * time.Second
 
-// waitForUnplug polls the live XML until device is gone or detachTimeout
+// waitForUnplug polls the live XML until device is gone or DetachTimeout
 // passes, repeating the unplug request every unplugRepeatInterval.
 func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, device libvirtxml.DomainDisk) error {
-	deadline := time.Now().Add(detachTimeout)
+	deadline := time.Now().Add(DetachTimeout)
 	nextRequest := time.Now().Add(unplugRepeatInterval)
 	for {
 		gone, err := b.liveDeviceGone(dom, device)
@@ -386,19 +337,19 @@ func (b *Backend) waitForUnplug(ctx context.Context, dom golibvirt.Domain, devic
 		if time.Now().After(nextRequest) {
 			nextRequest = time.Now().Add(unplugRepeatInterval)
 			if err := b.detachDevice(dom, device, golibvirt.DomainDeviceModifyLive); err != nil && !isUnplugInProgress(err) {
-				b.log.Warn("repeating the unplug request failed", "vm", dom.Name, "target", targetOf(device), "error", err)
+				b.log.Warn("repeating the unplug request failed", "vm", dom.Name, "target", xmldef.TargetOf(device), "error", err)
 			} else {
-				b.log.Info("guest has not released the disk yet: asked again", "vm", dom.Name, "target", targetOf(device))
+				b.log.Info("guest has not released the disk yet: asked again", "vm", dom.Name, "target", xmldef.TargetOf(device))
 			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w at target '%s' within %s (a PCIe unplug needs the guest OS to acknowledge it); "+
 				"it is removed from the definition of '%s', so it is gone after the VM's next restart; retry the detach or restart the VM",
-				errUnplugPending, targetOf(device), detachTimeout, dom.Name)
+				ErrUnplugPending, xmldef.TargetOf(device), DetachTimeout, dom.Name)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the guest of '%s' to release disk at target '%s': %w", dom.Name, targetOf(device), ctx.Err())
+			return fmt.Errorf("waiting for the guest of '%s' to release disk at target '%s': %w", dom.Name, xmldef.TargetOf(device), ctx.Err())
 		case <-time.After(detachPollInterval):
 		}
 	}
@@ -415,19 +366,12 @@ func (b *Backend) liveDeviceGone(dom golibvirt.Domain, device libvirtxml.DomainD
 	if err != nil {
 		return false, err
 	}
-	for _, d := range domainDiskList(def) {
-		if d.Serial == device.Serial && targetOf(d) == targetOf(device) {
+	for _, d := range xmldef.DiskList(def) {
+		if d.Serial == device.Serial && xmldef.TargetOf(d) == xmldef.TargetOf(device) {
 			return false, nil
 		}
 	}
 	return true, nil
-}
-
-func targetOf(d libvirtxml.DomainDisk) string {
-	if d.Target == nil {
-		return ""
-	}
-	return d.Target.Dev
 }
 
 // AttachedDisks lists the persistent disks of the VM: every disk whose
@@ -443,22 +387,5 @@ func (b *Backend) AttachedDisks(ctx context.Context, vmCID string) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("listing disks of VM '%s': %w", vmCID, err)
 	}
-	return persistentDiskCIDs(dd.Config, dd.Live), nil
-}
-
-// persistentDiskCIDs are the disk CIDs behind the disks of defs, each
-// once, in definition order.
-func persistentDiskCIDs(defs ...*libvirtxml.Domain) []string {
-	seen := map[string]bool{}
-	cids := []string{}
-	for _, def := range defs {
-		for _, d := range domainDiskList(def) {
-			name := path.Base(diskSourcePath(d))
-			if disk.ValidCID(name) && !seen[name] {
-				seen[name] = true
-				cids = append(cids, name)
-			}
-		}
-	}
-	return cids
+	return xmldef.PersistentDiskCIDs(dd.Config, dd.Live), nil
 }

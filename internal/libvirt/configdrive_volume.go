@@ -9,6 +9,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
 // createConfigDrive stores the config drive ISO as a raw volume of exactly
@@ -19,7 +20,7 @@ func (b *Backend) createConfigDrive(ctx context.Context, cid string, iso []byte,
 		return "", fmt.Errorf("config drive for VM '%s' is empty", cid)
 	}
 	doc := libvirtxml.StorageVolume{
-		Name:     configDriveVolumeName(cid),
+		Name:     xmldef.ConfigDriveVolumeName(cid),
 		Capacity: &libvirtxml.StorageVolumeSize{Value: uint64(len(iso)), Unit: "bytes"},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(disk.FormatRaw)}},
 	}
@@ -34,28 +35,8 @@ func (b *Backend) createConfigDrive(ctx context.Context, cid string, iso []byte,
 }
 
 func (b *Backend) uploadConfigDrive(ctx context.Context, vol golibvirt.StorageVol, iso []byte) error {
-	if err := b.uploadVolume(ctx, vol, bytes.NewReader(iso), uint64(len(iso))); err != nil {
+	if err := b.UploadVolume(ctx, vol, bytes.NewReader(iso), uint64(len(iso))); err != nil {
 		return fmt.Errorf("writing config drive volume '%s' (%d bytes): %w", vol.Name, len(iso), err)
-	}
-	return nil
-}
-
-// resizeVolumeTo sets a raw volume's size to exactly size bytes, so a
-// shorter ISO leaves no stale tail of the previous one behind.
-func (b *Backend) resizeVolumeTo(vol golibvirt.StorageVol, size uint64) error {
-	capacity, err := b.volumeCapacity(vol)
-	if err != nil {
-		return err
-	}
-	if capacity == size {
-		return nil
-	}
-	var flags golibvirt.StorageVolResizeFlags
-	if size < capacity {
-		flags = golibvirt.StorageVolResizeShrink
-	}
-	if err := b.conn.StorageVolResize(vol, size, flags); err != nil {
-		return fmt.Errorf("resizing volume '%s' from %d to %d bytes: %w", vol.Name, capacity, size, classify(err))
 	}
 	return nil
 }

@@ -9,44 +9,9 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 )
-
-// mib is one MiB in bytes: BOSH sizes disks in MiB, libvirt in bytes.
-const mib = 1 << 20
-
-// diskVolume is what disk and VM operations need to know of a volume.
-type diskVolume struct {
-	CID      string
-	Vol      golibvirt.StorageVol
-	Path     string
-	Format   disk.Format
-	Capacity uint64 // bytes, as the guest sees it
-}
-
-// findVolume looks up the volume of a disk, snapshot or stemcell cid with
-// its path, format and size. ErrNotFound when it is not there.
-func (b *Backend) findVolume(ctx context.Context, cid string) (diskVolume, error) {
-	vol, err := b.lookupVolume(ctx, cid)
-	if err != nil {
-		return diskVolume{}, err
-	}
-	def, err := b.volumeDefinition(vol)
-	if err != nil {
-		return diskVolume{}, err
-	}
-	if def.Target == nil || def.Target.Path == "" || def.Capacity == nil {
-		return diskVolume{}, fmt.Errorf("volume '%s': XML has no target path or capacity", cid)
-	}
-	capacity, err := sizeInBytes(def.Capacity)
-	if err != nil {
-		return diskVolume{}, fmt.Errorf("volume '%s': %w", cid, err)
-	}
-	format := disk.FormatRaw
-	if def.Target.Format != nil && def.Target.Format.Type != "" {
-		format = disk.Format(def.Target.Format.Type)
-	}
-	return diskVolume{CID: cid, Vol: vol, Path: def.Target.Path, Format: format, Capacity: capacity}, nil
-}
 
 // CreateDisk makes an empty volume named spec.CID of spec.SizeMiB MiB, in
 // spec.Format (qcow2 when unset). It is thin: blocks are allocated as the
@@ -61,38 +26,19 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 	if format == "" {
 		format = disk.FormatQcow2
 	}
-	size := uint64(spec.SizeMiB) * mib
-	if err := b.ensureSpace(ctx, size); err != nil {
+	size := uint64(spec.SizeMiB) * storage.MiB
+	if err := b.EnsureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
-	if _, err := b.createVolume(ctx, thinVolume(spec.CID, size, format)); err != nil {
+	if _, err := b.CreateVolume(ctx, storage.ThinVolume(spec.CID, size, format)); err != nil {
 		if errors.Is(err, golibvirt.ErrInterrupted) {
 			// Cut off mid-call, libvirtd may still make the volume, named
 			// with the CID minted for this call: ours, and never returned.
-			b.undoVolume(ctx, spec.CID)
+			b.UndoVolume(ctx, spec.CID)
 		}
 		return fmt.Errorf("creating disk '%s' of %d MiB (%s): %w", spec.CID, spec.SizeMiB, format, err)
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", format)
-	return nil
-}
-
-// ensureSpace fails with ErrNoSpace when the pool has less than size
-// bytes free. libvirt keeps the pool's free space current as volumes
-// come and go through it; a refresh is not done because it fails while
-// another call is building a volume.
-func (b *Backend) ensureSpace(ctx context.Context, size uint64) error {
-	pool, err := b.storagePool(ctx)
-	if err != nil {
-		return err
-	}
-	_, _, _, available, err := b.conn.StoragePoolGetInfo(pool)
-	if err != nil {
-		return fmt.Errorf("reading free space of storage pool '%s': %w", pool.Name, classify(err))
-	}
-	if size > available {
-		return fmt.Errorf("storage pool '%s' has %d MiB free, %d MiB needed: %w", pool.Name, available/mib, (size+mib-1)/mib, cpierr.ErrNoSpace)
-	}
 	return nil
 }
 
@@ -102,10 +48,10 @@ func (b *Backend) ensureSpace(ctx context.Context, size uint64) error {
 // ErrNotFound; a metadata sidecar left by an earlier, interrupted delete
 // is removed on the way.
 func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
-	d, err := b.findVolume(ctx, cid)
+	d, err := b.FindVolume(ctx, cid)
 	if err != nil {
-		if isNotFound(err) {
-			_ = b.deleteMeta(ctx, cid)
+		if cpierr.IsNotFound(err) {
+			_ = b.DeleteMeta(ctx, cid)
 		}
 		return fmt.Errorf("deleting disk '%s': %w", cid, err)
 	}
@@ -116,10 +62,10 @@ func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("deleting disk '%s': %s: %w", cid, describeUsers(users), cpierr.ErrInUse)
 	}
-	if err := b.deleteVolume(d.Vol); err != nil {
+	if err := b.DeleteVolume(d.Vol); err != nil {
 		return fmt.Errorf("deleting disk '%s': %w", cid, err)
 	}
-	if err := b.deleteMeta(ctx, cid); err != nil {
+	if err := b.DeleteMeta(ctx, cid); err != nil {
 		return fmt.Errorf("deleting disk '%s': data deleted, but %w", cid, err)
 	}
 	b.log.Info("deleted disk", "disk", cid)
@@ -128,11 +74,11 @@ func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
 
 // HasDisk tells whether the disk's volume exists.
 func (b *Backend) HasDisk(ctx context.Context, cid string) (bool, error) {
-	_, err := b.lookupVolume(ctx, cid)
+	_, err := b.LookupVolume(ctx, cid)
 	switch {
 	case err == nil:
 		return true, nil
-	case isNotFound(err):
+	case cpierr.IsNotFound(err):
 		return false, nil
 	}
 	return false, fmt.Errorf("checking disk '%s': %w", cid, err)
@@ -152,33 +98,33 @@ func (b *Backend) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	if sizeMiB <= 0 {
 		return fmt.Errorf("resizing disk '%s': size must be a positive number of MiB, got %d", cid, sizeMiB)
 	}
-	d, err := b.findVolume(ctx, cid)
+	d, err := b.FindVolume(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("resizing disk '%s': %w", cid, err)
 	}
-	size := uint64(sizeMiB) * mib
+	size := uint64(sizeMiB) * storage.MiB
 	switch {
 	case size == d.Capacity:
 		b.log.Info("disk already has the requested size", "disk", cid, "size_mib", sizeMiB)
 		return nil
 	case size < d.Capacity:
-		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/mib, sizeMiB, errShrink)
+		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/storage.MiB, sizeMiB, errShrink)
 	}
 	if err := b.refuseIfUsed(d, "resizing"); err != nil {
 		return err
 	}
-	if err := b.ensureSpace(ctx, size-d.Capacity); err != nil {
+	if err := b.EnsureSpace(ctx, size-d.Capacity); err != nil {
 		return fmt.Errorf("resizing disk '%s' to %d MiB: %w", cid, sizeMiB, err)
 	}
 	if err := b.conn.StorageVolResize(d.Vol, size, 0); err != nil {
-		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/mib, sizeMiB, classify(err))
+		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/storage.MiB, sizeMiB, host.Classify(err))
 	}
-	b.log.Info("resized disk", "disk", cid, "from_mib", d.Capacity/mib, "to_mib", sizeMiB)
+	b.log.Info("resized disk", "disk", cid, "from_mib", d.Capacity/storage.MiB, "to_mib", sizeMiB)
 	return nil
 }
 
 // refuseIfUsed answers ErrNotSupported when a VM uses the disk.
-func (b *Backend) refuseIfUsed(d diskVolume, doing string) error {
+func (b *Backend) refuseIfUsed(d storage.Volume, doing string) error {
 	users, err := b.diskUsers(d, "")
 	if err != nil {
 		return fmt.Errorf("%s disk '%s': %w", doing, d.CID, err)

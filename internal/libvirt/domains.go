@@ -1,57 +1,16 @@
 package libvirt
 
 import (
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
-
-// vmMarker is our element inside a domain's <metadata>. Its presence (in
-// namespace MetadataNS) is what makes a domain ours. It carries only
-// non-secret facts: agent settings and passwords never go here, because
-// anyone with read-only access to libvirt can read domain XML.
-//
-// libvirt hands the element back from DomainGetMetadata without its
-// namespace (the namespace was the lookup key), so parsing accepts any;
-// marshal always writes MetadataNS.
-type vmMarker struct {
-	XMLName     xml.Name    `xml:"vm"`
-	AgentID     string      `xml:"agent_id"`
-	StemcellCID string      `xml:"stemcell"`
-	Tags        []markerTag `xml:"tag,omitempty"`
-}
-
-// markerTag is one key of set_vm_metadata.
-type markerTag struct {
-	Key   string `xml:"key,attr"`
-	Value string `xml:",chardata"`
-}
-
-// markerElementName is the local name of vmMarker's element.
-const markerElementName = "vm"
-
-func (m vmMarker) marshal() (string, error) {
-	var out strings.Builder
-	start := xml.StartElement{Name: xml.Name{Space: MetadataNS, Local: markerElementName}}
-	if err := xml.NewEncoder(&out).EncodeElement(m, start); err != nil {
-		return "", fmt.Errorf("building metadata element: %w", err)
-	}
-	return out.String(), nil
-}
-
-func parseMarker(doc string) (vmMarker, error) {
-	var m vmMarker
-	if err := xml.Unmarshal([]byte(doc), &m); err != nil {
-		return vmMarker{}, fmt.Errorf("parsing metadata element: %w", err)
-	}
-	return m, nil
-}
 
 // lookupOwnedDomain finds the domain named cid and checks it carries our
 // marker. A missing domain and a domain that is not ours are both
@@ -63,17 +22,17 @@ func (b *Backend) lookupOwnedDomain(cid string) (golibvirt.Domain, error) {
 
 // lookupOwnedDomainMarker is lookupOwnedDomain that also returns the
 // marker it read to check ownership.
-func (b *Backend) lookupOwnedDomainMarker(cid string) (golibvirt.Domain, vmMarker, error) {
+func (b *Backend) lookupOwnedDomainMarker(cid string) (golibvirt.Domain, xmldef.Marker, error) {
 	dom, err := b.conn.DomainLookupByName(cid)
 	if err != nil {
-		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("looking up domain '%s': %w", cid, classify(err))
+		return golibvirt.Domain{}, xmldef.Marker{}, fmt.Errorf("looking up domain '%s': %w", cid, host.Classify(err))
 	}
 	marker, err := b.readMarker(dom)
 	if errors.Is(err, errNoMarker) {
-		return golibvirt.Domain{}, vmMarker{}, fmt.Errorf("domain '%s' exists but was not created by this CPI (no metadata in namespace %s): %w", cid, MetadataNS, cpierr.ErrNotFound)
+		return golibvirt.Domain{}, xmldef.Marker{}, fmt.Errorf("domain '%s' exists but was not created by this CPI (no metadata in namespace %s): %w", cid, xmldef.MetadataNS, cpierr.ErrNotFound)
 	}
 	if err != nil {
-		return golibvirt.Domain{}, vmMarker{}, err
+		return golibvirt.Domain{}, xmldef.Marker{}, err
 	}
 	return dom, marker, nil
 }
@@ -83,18 +42,18 @@ var errNoMarker = errors.New("no metadata element of this CPI")
 // readMarker returns our metadata element of dom (errNoMarker if absent).
 // It reads the persistent definition when there is one, so that a live
 // change not yet written to config never hides the marker.
-func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
+func (b *Backend) readMarker(dom golibvirt.Domain) (xmldef.Marker, error) {
 	doc, err := b.conn.DomainGetMetadata(dom, int32(golibvirt.DomainMetadataElement),
-		golibvirt.OptString{MetadataNS}, golibvirt.DomainAffectCurrent)
+		golibvirt.OptString{xmldef.MetadataNS}, golibvirt.DomainAffectCurrent)
 	if err != nil {
-		if isCode(err, golibvirt.ErrNoDomainMetadata) {
-			return vmMarker{}, errNoMarker
+		if host.IsCode(err, golibvirt.ErrNoDomainMetadata) {
+			return xmldef.Marker{}, errNoMarker
 		}
-		return vmMarker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, classify(err))
+		return xmldef.Marker{}, fmt.Errorf("reading metadata of domain '%s': %w", dom.Name, host.Classify(err))
 	}
-	m, err := parseMarker(doc)
+	m, err := xmldef.ParseMarker(doc)
 	if err != nil {
-		return vmMarker{}, fmt.Errorf("domain '%s': %w", dom.Name, err)
+		return xmldef.Marker{}, fmt.Errorf("domain '%s': %w", dom.Name, err)
 	}
 	return m, nil
 }
@@ -104,7 +63,7 @@ func (b *Backend) readMarker(dom golibvirt.Domain) (vmMarker, error) {
 func (b *Backend) domainDefinition(dom golibvirt.Domain, flags golibvirt.DomainXMLFlags) (*libvirtxml.Domain, error) {
 	doc, err := b.conn.DomainGetXMLDesc(dom, flags)
 	if err != nil {
-		return nil, fmt.Errorf("reading XML of domain '%s': %w", dom.Name, classify(err))
+		return nil, fmt.Errorf("reading XML of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	var def libvirtxml.Domain
 	if err := def.Unmarshal(doc); err != nil {
@@ -119,7 +78,7 @@ func (b *Backend) domainDefinition(dom golibvirt.Domain, flags golibvirt.DomainX
 func (b *Backend) domainIsRunning(dom golibvirt.Domain) (bool, error) {
 	active, err := b.conn.DomainIsActive(dom)
 	if err != nil {
-		return false, fmt.Errorf("reading state of domain '%s': %w", dom.Name, classify(err))
+		return false, fmt.Errorf("reading state of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return active == 1, nil
 }
@@ -127,7 +86,7 @@ func (b *Backend) domainIsRunning(dom golibvirt.Domain) (bool, error) {
 // ownedDomain is a domain of ours with the marker that showed it is ours.
 type ownedDomain struct {
 	golibvirt.Domain
-	marker vmMarker
+	marker xmldef.Marker
 }
 
 // ownedDomains lists every domain (running or not) that carries our
@@ -141,7 +100,7 @@ func (b *Backend) ownedDomains() ([]ownedDomain, error) {
 	for _, dom := range all {
 		marker, err := b.readMarker(dom)
 		switch {
-		case errors.Is(err, errNoMarker), isNotFound(err):
+		case errors.Is(err, errNoMarker), cpierr.IsNotFound(err):
 			continue
 		case err != nil:
 			return nil, err

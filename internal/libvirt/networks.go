@@ -5,52 +5,18 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"net"
 	"os"
-	"slices"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
-
-// networkMarker marks libvirt networks the CPI made. libvirt 9.0's network
-// XML has no <metadata>; a portgroup is kept in the definition on every
-// host, local or remote, changes nothing for interfaces that do not name
-// it, and survives the loss of store_dir. Only networks carrying it are
-// ever changed (DHCP reservations) or removed.
-const networkMarker = "bosh-libvirt-cpi"
-
-// networkXML is the definition of a network planned from a VM's settings.
-func networkXML(p *network.Plan) (string, error) {
-	doc := libvirtxml.Network{
-		Name:       p.Name,
-		PortGroups: []libvirtxml.NetworkPortGroup{{Name: networkMarker}},
-	}
-	switch p.Mode {
-	case network.ModeBridge:
-		doc.Forward = &libvirtxml.NetworkForward{Mode: "bridge"}
-		doc.Bridge = &libvirtxml.NetworkBridge{Name: p.HostBridge}
-		return doc.Marshal()
-	case network.ModeNAT:
-		doc.Forward = &libvirtxml.NetworkForward{Mode: "nat"}
-	case network.ModeOpen:
-		doc.Forward = &libvirtxml.NetworkForward{Mode: "open"}
-	}
-	// Bridge names are at most 15 bytes: a hash of the network name fits.
-	doc.Bridge = &libvirtxml.NetworkBridge{Name: fmt.Sprintf("bosh%08x", crc32.ChecksumIEEE([]byte(p.Name))), STP: "on"}
-	ones, _ := p.Subnet.Mask.Size()
-	dhcp := &libvirtxml.NetworkDHCP{}
-	if p.DHCPFirst != nil {
-		dhcp.Ranges = []libvirtxml.NetworkDHCPRange{{Start: p.DHCPFirst.String(), End: p.DHCPLast.String()}}
-	}
-	doc.IPs = []libvirtxml.NetworkIP{{Address: p.Gateway.String(), Prefix: uint(ones), DHCP: dhcp}}
-	return doc.Marshal()
-}
 
 // createNetwork defines, starts and autostarts the planned network unless
 // it exists by then. Parallel create_vm calls make one network: creation
@@ -70,7 +36,7 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 			return err
 		}
 	}
-	doc, err := networkXML(p)
+	doc, err := xmldef.NetworkXML(p)
 	if err != nil {
 		return fmt.Errorf("building XML for libvirt network '%s': %w", p.Name, err)
 	}
@@ -80,7 +46,7 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 	}
 	// Another create_vm may find the defined network inactive and start it
 	// first: "already active" is success.
-	if err := b.conn.NetworkCreate(netw); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+	if err := b.conn.NetworkCreate(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		if undefErr := b.conn.NetworkUndefine(netw); undefErr != nil {
 			b.log.Warn("could not undefine the network it failed to start", "network", p.Name, "error", undefErr)
 		}
@@ -106,13 +72,13 @@ func (b *Backend) refuseOverlaps(p *network.Plan) error {
 		if err != nil {
 			continue
 		}
-		for _, s := range networkSubnets(doc) {
+		for _, s := range xmldef.NetworkSubnets(doc) {
 			if network.Overlaps(p.Subnet, s) {
 				return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps libvirt network '%s' (%s)", p.Name, p.Subnet, other.Name, s)
 			}
 		}
 	}
-	if !isLocal(b.cfg.URI) {
+	if !host.IsLocal(b.cfg.URI) {
 		return nil
 	}
 	routes, err := os.ReadFile("/proc/net/route")
@@ -164,26 +130,6 @@ func (b *Backend) networkDoc(n golibvirt.Network) (libvirtxml.Network, error) {
 		err = doc.Unmarshal(raw)
 	}
 	return doc, err
-}
-
-func networkSubnets(doc libvirtxml.Network) []*net.IPNet {
-	var out []*net.IPNet
-	for _, ip := range doc.IPs {
-		addr := net.ParseIP(ip.Address).To4()
-		if addr == nil {
-			continue
-		}
-		mask := net.CIDRMask(int(ip.Prefix), 32)
-		if ip.Netmask != "" {
-			mask = net.IPMask(net.ParseIP(ip.Netmask).To4())
-		}
-		out = append(out, &net.IPNet{IP: addr.Mask(mask), Mask: mask})
-	}
-	return out
-}
-
-func ownsNetwork(doc libvirtxml.Network) bool {
-	return slices.ContainsFunc(doc.PortGroups, func(g libvirtxml.NetworkPortGroup) bool { return g.Name == networkMarker })
 }
 
 // reserveAddresses gives each manual NIC on a network the CPI made a DHCP
@@ -243,7 +189,7 @@ func (b *Backend) ownedNetwork(name string) (golibvirt.Network, libvirtxml.Netwo
 		return netw, libvirtxml.Network{}, false
 	}
 	doc, err := b.networkDoc(netw)
-	return netw, doc, err == nil && ownsNetwork(doc)
+	return netw, doc, err == nil && xmldef.OwnsNetwork(doc)
 }
 
 // xmlOf encodes one libvirtxml element (a network update names a single

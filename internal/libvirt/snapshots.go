@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"slices"
 	"time"
 
@@ -11,6 +12,9 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 )
 
 // backupPollInterval is how often a running backup job is checked.
@@ -29,7 +33,7 @@ const backupPollInterval = 100 * time.Millisecond
 // the disk's contents at the instant the job began.
 // DiskHolders lists our VMs that use the disk.
 func (b *Backend) DiskHolders(ctx context.Context, diskCID string) ([]string, error) {
-	d, err := b.findVolume(ctx, diskCID)
+	d, err := b.FindVolume(ctx, diskCID)
 	if err != nil {
 		return nil, fmt.Errorf("finding the VMs of disk '%s': %w", diskCID, err)
 	}
@@ -46,18 +50,18 @@ func (b *Backend) DiskHolders(ctx context.Context, diskCID string) ([]string, er
 }
 
 func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) (err error) {
-	d, err := b.findVolume(ctx, diskCID)
+	d, err := b.FindVolume(ctx, diskCID)
 	if err != nil {
 		return fmt.Errorf("snapshotting disk '%s': %w", diskCID, err)
 	}
 	// Only a volume this call made may be removed on failure.
-	if _, err := b.lookupVolume(ctx, snapCID); !isNotFound(err) {
+	if _, err := b.LookupVolume(ctx, snapCID); !cpierr.IsNotFound(err) {
 		return fmt.Errorf("snapshotting disk '%s': volume '%s' already exists or cannot be checked: %v", diskCID, snapCID, err)
 	}
 	defer func() {
 		if err != nil {
-			b.undoVolume(ctx, snapCID)
-			_ = b.deleteMeta(context.WithoutCancel(ctx), snapCID)
+			b.UndoVolume(ctx, snapCID)
+			_ = b.DeleteMeta(context.WithoutCancel(ctx), snapCID)
 		}
 	}()
 	started := time.Now()
@@ -65,7 +69,7 @@ func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, met
 	if err != nil {
 		return fmt.Errorf("snapshotting disk '%s' into '%s': %w", diskCID, snapCID, err)
 	}
-	if err := b.writeMeta(ctx, snapCID, metaDocument{Metadata: meta, SnapshotOf: diskCID}); err != nil {
+	if err := b.WriteMeta(ctx, snapCID, storage.MetaDocument{Metadata: meta, SnapshotOf: diskCID}); err != nil {
 		return fmt.Errorf("snapshotting disk '%s': storing metadata of snapshot '%s': %w", diskCID, snapCID, err)
 	}
 	b.log.Info("snapshotted disk", "disk", diskCID, "snapshot", snapCID, "method", method,
@@ -75,7 +79,7 @@ func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, met
 
 // copyDisk makes snapCID a copy of d, through the running VM that holds
 // it if there is one, and says which way it went.
-func (b *Backend) copyDisk(ctx context.Context, d diskVolume, snapCID string) (string, error) {
+func (b *Backend) copyDisk(ctx context.Context, d storage.Volume, snapCID string) (string, error) {
 	users, err := b.diskUsers(d, "")
 	if err != nil {
 		return "", err
@@ -89,7 +93,7 @@ func (b *Backend) copyDisk(ctx context.Context, d diskVolume, snapCID string) (s
 			return "backup job of VM " + u.VM, err
 		}
 		// It stopped before the job began: its disk is a plain file now.
-		if err := b.deleteVolumeIfExists(ctx, snapCID); err != nil {
+		if err := b.DeleteVolumeIfExists(ctx, snapCID); err != nil {
 			return "", err
 		}
 	}
@@ -100,22 +104,22 @@ func (b *Backend) copyDisk(ctx context.Context, d diskVolume, snapCID string) (s
 }
 
 // snapshotVolumeDoc is an empty volume like d named snapCID.
-func snapshotVolumeDoc(d diskVolume, snapCID string) libvirtxml.StorageVolume {
-	return thinVolume(snapCID, d.Capacity, d.Format)
+func snapshotVolumeDoc(d storage.Volume, snapCID string) libvirtxml.StorageVolume {
+	return storage.ThinVolume(snapCID, d.Capacity, d.Format)
 }
 
 // cloneDisk copies a disk no QEMU has open (libvirt copies sparsely).
-func (b *Backend) cloneDisk(ctx context.Context, d diskVolume, snapCID string) error {
-	if err := b.ensureSpace(ctx, b.allocationOf(d)); err != nil {
+func (b *Backend) cloneDisk(ctx context.Context, d storage.Volume, snapCID string) error {
+	if err := b.EnsureSpace(ctx, b.allocationOf(d)); err != nil {
 		return err
 	}
-	_, err := b.cloneVolume(ctx, snapshotVolumeDoc(d, snapCID), d.Vol)
+	_, err := b.CloneVolume(ctx, snapshotVolumeDoc(d, snapCID), d.Vol)
 	return err
 }
 
 // allocationOf is how many bytes d occupies (0 when unknown: then only
 // the copy itself can tell whether it fits).
-func (b *Backend) allocationOf(d diskVolume) uint64 {
+func (b *Backend) allocationOf(d storage.Volume) uint64 {
 	_, _, allocation, err := b.conn.StorageVolGetInfo(d.Vol)
 	if err != nil {
 		return 0
@@ -130,7 +134,7 @@ var errDomainStopped = errors.New("domain is not running")
 // backupRunningDisk has QEMU copy d into a new volume snapCID. Only one
 // backup job can run per domain: a per-VM lock makes parallel snapshots
 // of its disks (each under its own disk lock) wait for one another.
-func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVolume, snapCID string) error {
+func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d storage.Volume, snapCID string) error {
 	unlock, err := b.locks.Lock(ctx, "backup-"+vmCID)
 	if err != nil {
 		return err
@@ -151,15 +155,15 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 	if err != nil {
 		return err
 	}
-	target, err := b.createVolume(ctx, snapshotVolumeDoc(d, snapCID))
+	target, err := b.CreateVolume(ctx, snapshotVolumeDoc(d, snapCID))
 	if err != nil {
 		return err
 	}
-	targetPath, err := b.volumePath(target)
+	targetPath, err := b.VolumePath(target)
 	if err != nil {
 		return err
 	}
-	doc, err := backupDocument(live, d, targetPath)
+	doc, err := xmldef.Backup(live, d.CID, d.Path, d.Format, targetPath)
 	if err != nil {
 		return err
 	}
@@ -167,41 +171,9 @@ func (b *Backend) backupRunningDisk(ctx context.Context, vmCID string, d diskVol
 		if running, stateErr := b.domainIsRunning(dom); stateErr == nil && !running {
 			return errDomainStopped
 		}
-		return fmt.Errorf("starting backup job of disk '%s' in domain '%s': %w", d.CID, dom.Name, classify(err))
+		return fmt.Errorf("starting backup job of disk '%s' in domain '%s': %w", d.CID, dom.Name, host.Classify(err))
 	}
 	return b.waitForBackup(ctx, dom, d.CID)
-}
-
-// backupDocument is a push-mode <domainbackup> that copies d, and no other
-// disk of the domain, into targetPath (an existing volume of d's format).
-func backupDocument(live *libvirtxml.Domain, d diskVolume, targetPath string) (string, error) {
-	device := findDiskDevice(live, d.CID, d.Path)
-	if device == nil {
-		return "", fmt.Errorf("disk '%s' is no longer in the running domain", d.CID)
-	}
-	var disks []libvirtxml.DomainBackupPushDisk
-	for _, other := range domainDiskList(live) {
-		name := targetOf(other)
-		if name == "" {
-			continue
-		}
-		if name != targetOf(*device) {
-			disks = append(disks, libvirtxml.DomainBackupPushDisk{Name: name, Backup: "no"})
-			continue
-		}
-		disks = append(disks, libvirtxml.DomainBackupPushDisk{
-			Name:   name,
-			Backup: "yes",
-			Driver: &libvirtxml.DomainBackupDiskDriver{Type: string(d.Format)},
-			Target: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: targetPath}},
-		})
-	}
-	doc := libvirtxml.DomainBackup{Push: &libvirtxml.DomainBackupPush{Disks: &libvirtxml.DomainBackupPushDisks{Disks: disks}}}
-	xml, err := doc.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("building backup XML: %w", err)
-	}
-	return xml, nil
 }
 
 // waitForBackup polls until the domain's backup job has ended, then reads
@@ -210,7 +182,7 @@ func (b *Backend) waitForBackup(ctx context.Context, dom golibvirt.Domain, diskC
 	for {
 		jobType, _, err := b.conn.DomainGetJobStats(dom, 0)
 		if err != nil {
-			return fmt.Errorf("reading backup job of domain '%s': %w", dom.Name, classify(err))
+			return fmt.Errorf("reading backup job of domain '%s': %w", dom.Name, host.Classify(err))
 		}
 		if golibvirt.DomainJobType(jobType) == golibvirt.DomainJobNone {
 			return b.backupOutcome(dom, diskCID)
@@ -230,7 +202,7 @@ func (b *Backend) waitForBackup(ctx context.Context, dom golibvirt.Domain, diskC
 func (b *Backend) backupOutcome(dom golibvirt.Domain, diskCID string) error {
 	jobType, params, err := b.conn.DomainGetJobStats(dom, golibvirt.DomainJobStatsCompleted)
 	if err != nil {
-		return fmt.Errorf("reading result of backup job of domain '%s': %w", dom.Name, classify(err))
+		return fmt.Errorf("reading result of backup job of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	if golibvirt.DomainJobType(jobType) == golibvirt.DomainJobCompleted {
 		return nil
@@ -250,17 +222,17 @@ func (b *Backend) backupOutcome(dom golibvirt.Domain, diskCID string) error {
 // DeleteSnapshot removes the snapshot volume and its metadata. A missing
 // snapshot is ErrNotFound (a stray sidecar is removed on the way).
 func (b *Backend) DeleteSnapshot(ctx context.Context, snapCID string) error {
-	vol, err := b.lookupVolume(ctx, snapCID)
+	vol, err := b.LookupVolume(ctx, snapCID)
 	if err != nil {
-		if isNotFound(err) {
-			_ = b.deleteMeta(ctx, snapCID)
+		if cpierr.IsNotFound(err) {
+			_ = b.DeleteMeta(ctx, snapCID)
 		}
 		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
-	if err := b.deleteVolume(vol); err != nil {
+	if err := b.DeleteVolume(vol); err != nil {
 		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
-	if err := b.deleteMeta(ctx, snapCID); err != nil {
+	if err := b.DeleteMeta(ctx, snapCID); err != nil {
 		return fmt.Errorf("deleting snapshot '%s': data deleted, but %w", snapCID, err)
 	}
 	b.log.Info("deleted snapshot", "snapshot", snapCID)

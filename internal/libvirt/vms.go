@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,14 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -34,50 +39,40 @@ func (u undoList) run() {
 	}
 }
 
-// undoReconnectWait bounds how long an undo waits for a libvirtd that went
-// away mid-call (a restart) to answer again.
-const undoReconnectWait = 30 * time.Second
-
-// reconnectIfLost replaces a connection libvirtd dropped (it restarted
-// mid-call) with a new one, so the undo that follows can remove what the
-// call made instead of failing on the dead one.
-func (b *Backend) reconnectIfLost(ctx context.Context) {
-	// The listener may not have noticed yet: a call proves it.
-	if _, err := b.conn.ConnectGetLibVersion(); err == nil && b.conn.IsConnected() {
-		return
+// CreateVM completes the VM's settings with what the hypervisor decides
+// (MACs, device hints), writes them onto the VM's config drive and creates
+// the VM; it returns the settings the agent gets.
+func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+	spec, settings, err := b.profile.CompleteVM(spec, settings)
+	if err != nil {
+		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	deadline := time.Now().Add(undoReconnectWait)
-	for {
-		conn, _, err := connect(ctx, b.cfg)
-		if err == nil {
-			b.conn = conn
-			b.log.Info("reconnected to libvirt to remove what the failed call made")
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			b.log.Error("libvirt connection lost and not back: what the failed call made stays", "error", err)
-			return
-		}
-		time.Sleep(time.Second)
+	iso, err := b.settingsImage(spec.CID, settings, spec.PublicKeys)
+	if err != nil {
+		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
+	if err := b.createVM(ctx, spec, iso); err != nil {
+		return agentsettings.Settings{}, err
+	}
+	return settings, nil
 }
 
-// CreateVM builds the VM's volumes and domain and starts it. Every step
+// createVM builds the VM's volumes and domain and starts it. Every step
 // that made something registers its undo; on failure all of it is undone,
 // so a failed create leaves nothing behind.
-func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
+func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte) (err error) {
 	var undo undoList
 	defer func() {
 		if err != nil {
 			b.log.Warn("create_vm failed, removing what it made", "vm", spec.CID, "error", err)
-			b.reconnectIfLost(ctx)
+			b.ReconnectIfLost(ctx)
 			undo.run()
 		}
 	}()
 	log := b.log.With("vm", spec.CID)
 	started := time.Now()
 
-	if err := validateNICs(spec.NICs); err != nil {
+	if err := xmldef.ValidateNICs(spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	if err := b.ensureNetworks(ctx, spec.NICs); err != nil {
@@ -86,7 +81,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 	if err := b.reserveAddresses(spec, &undo); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	plan, err := b.prepareVolumes(ctx, spec, &undo)
+	plan, err := b.prepareVolumes(ctx, spec, configDrive, &undo)
 	if err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -98,7 +93,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec) (err error) {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
-		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, classify(err)))
+		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, host.Classify(err)))
 	}
 	log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"ephemeral_disk_mib", spec.Props.EphemeralDiskMiB, "nics", len(spec.NICs), "disks", len(spec.Disks),
@@ -125,11 +120,11 @@ func (b *Backend) ensureNetworks(ctx context.Context, nics []vm.NIC) error {
 func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 	name := nic.LibvirtNetwork
 	net, err := b.conn.NetworkLookupByName(name)
-	if err != nil && isCode(err, golibvirt.ErrNoNetwork) && nic.Create != nil {
+	if err != nil && host.IsCode(err, golibvirt.ErrNoNetwork) && nic.Create != nil {
 		return b.createNetwork(ctx, nic)
 	}
 	if err != nil {
-		if isCode(err, golibvirt.ErrNoNetwork) {
+		if host.IsCode(err, golibvirt.ErrNoNetwork) {
 			return fmt.Errorf("libvirt network '%s' (for BOSH network '%s') does not exist; create it or set the network's cloud_properties.name: %w: %w", name, nic.BOSHNetwork, err, cpierr.ErrNotFound)
 		}
 		return fmt.Errorf("looking up libvirt network '%s': %w", name, err)
@@ -142,7 +137,7 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 		return nil
 	}
 	// Parallel create_vm calls may all try; the losers see "already active".
-	if err := b.conn.NetworkCreate(net); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
+	if err := b.conn.NetworkCreate(net); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		return fmt.Errorf("starting inactive libvirt network '%s': %w", name, err)
 	}
 	b.log.Info("started libvirt network", "network", name)
@@ -151,23 +146,23 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
 // drive, and resolves persistent disks, into a domain plan.
-func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, undo *undoList) (domainPlan, error) {
+func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive []byte, undo *undoList) (xmldef.Plan, error) {
 	domainType, err := b.domainType()
 	if err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
-	plan := newDomainPlan(spec, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
+	plan := xmldef.NewPlan(spec, b.profile, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
 	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	if plan.EphemeralPath, err = b.createEphemeralDisk(ctx, spec, undo); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
-	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, spec.ConfigDrive, undo); err != nil {
-		return domainPlan{}, err
+	if plan.ConfigPath, err = b.createConfigDrive(ctx, spec.CID, configDrive, undo); err != nil {
+		return xmldef.Plan{}, err
 	}
 	if plan.PersistentDisks, err = b.persistentDisks(ctx, spec.Disks); err != nil {
-		return domainPlan{}, err
+		return xmldef.Plan{}, err
 	}
 	return plan, nil
 }
@@ -175,12 +170,12 @@ func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, undo *undoLi
 // createRootOverlay makes a qcow2 volume whose backing file is the
 // stemcell: copy-on-write, so its cost does not grow with the stemcell.
 func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	base, err := b.lookupStemcell(ctx, spec.StemcellCID)
+	base, err := b.LookupStemcell(ctx, spec.StemcellCID)
 	if err != nil {
 		return "", err
 	}
-	name := rootVolumeName(spec.CID)
-	doc := thinVolume(name, base.Capacity, disk.FormatQcow2)
+	name := xmldef.RootVolumeName(spec.CID)
+	doc := storage.ThinVolume(name, base.Capacity, disk.FormatQcow2)
 	doc.BackingStore = &libvirtxml.StorageVolumeBackingStore{
 		Path:   base.Path,
 		Format: &libvirtxml.StorageVolumeTargetFormat{Type: string(base.Format)},
@@ -190,7 +185,7 @@ func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *und
 }
 
 func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	doc := thinVolume(ephemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*mib, disk.FormatQcow2)
+	doc := storage.ThinVolume(xmldef.EphemeralVolumeName(spec.CID), uint64(spec.Props.EphemeralDiskMiB)*storage.MiB, disk.FormatQcow2)
 	_, path, err := b.createOwnedVolume(ctx, doc, "ephemeral disk", undo)
 	return path, err
 }
@@ -198,17 +193,17 @@ func (b *Backend) createEphemeralDisk(ctx context.Context, spec vm.Spec, undo *u
 // createOwnedVolume creates doc, registers its removal and returns it
 // with its path.
 func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageVolume, role string, undo *undoList) (golibvirt.StorageVol, string, error) {
-	vol, err := b.createVolume(ctx, doc)
+	vol, err := b.CreateVolume(ctx, doc)
 	if errors.Is(err, golibvirt.ErrInterrupted) {
 		// The connection went mid-call: libvirtd may still make the
 		// volume, whose name holds this call's fresh VM CID, so it is ours.
-		undo.push(func() { b.undoVolume(ctx, doc.Name) })
+		undo.push(func() { b.UndoVolume(ctx, doc.Name) })
 	}
 	if err != nil {
 		return golibvirt.StorageVol{}, "", fmt.Errorf("creating %s volume '%s': %w", role, doc.Name, err)
 	}
-	undo.push(func() { b.undoVolume(ctx, doc.Name) })
-	path, err := b.volumePath(vol)
+	undo.push(func() { b.UndoVolume(ctx, doc.Name) })
+	path, err := b.VolumePath(vol)
 	if err != nil {
 		return golibvirt.StorageVol{}, "", fmt.Errorf("%s volume '%s': %w", role, doc.Name, err)
 	}
@@ -220,11 +215,11 @@ func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageV
 func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainDisk, error) {
 	devices := make([]libvirtxml.DomainDisk, 0, len(disks))
 	for _, d := range disks {
-		v, err := b.findVolume(ctx, d.DiskCID)
+		v, err := b.FindVolume(ctx, d.DiskCID)
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}
-		devices = append(devices, persistentDiskDevice(v.Path, v.Format, d.DiskCID, d.Target))
+		devices = append(devices, xmldef.PersistentDiskDevice(v.Path, v.Format, d.DiskCID, d.Target))
 	}
 	return devices, nil
 }
@@ -240,11 +235,10 @@ const remoteConsoleDir = "/var/log/libvirt/qemu"
 // store_dir: libvirtd is local and QEMU's files are the CPI user's
 // (root, or a session daemon that runs QEMU as the user itself).
 func (b *Backend) consoleInStoreDir() bool {
-	if !isLocal(b.cfg.URI) {
+	if !host.IsLocal(b.cfg.URI) {
 		return false
 	}
-	u, err := url.Parse(b.cfg.URI)
-	return os.Geteuid() == 0 || (err == nil && isSession(u))
+	return os.Geteuid() == 0 || host.IsSessionURI(b.cfg.URI)
 }
 
 // consoleLogPath is where QEMU writes the VM's serial console: under
@@ -286,8 +280,8 @@ func removeConsoleLog(path string) error {
 
 // defineDomain builds the XML and defines the (persistent) domain,
 // registering its removal.
-func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domain, error) {
-	def, err := buildDomain(plan)
+func (b *Backend) defineDomain(plan xmldef.Plan, undo *undoList) (golibvirt.Domain, error) {
+	def, err := xmldef.Build(plan)
 	if err != nil {
 		return golibvirt.Domain{}, err
 	}
@@ -304,14 +298,14 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 		undo.push(func() { b.removeDomainNamed(plan.Name) })
 	}
 	if err != nil {
-		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, classify(err))
+		return golibvirt.Domain{}, fmt.Errorf("defining domain '%s': %w", plan.Name, host.Classify(err))
 	}
 	undo.push(func() { b.removeDomain(dom) })
 	// After a host reboot (or a libvirtd restart that finds no domain
 	// running) libvirtd starts the VM again, as the cloud would: the
 	// environment comes back without create-env --recreate.
 	if err := b.conn.DomainSetAutostart(dom, 1); err != nil {
-		return golibvirt.Domain{}, fmt.Errorf("marking domain '%s' to start with the host: %w", plan.Name, classify(err))
+		return golibvirt.Domain{}, fmt.Errorf("marking domain '%s' to start with the host: %w", plan.Name, host.Classify(err))
 	}
 	return dom, nil
 }
@@ -320,7 +314,7 @@ func (b *Backend) defineDomain(plan domainPlan, undo *undoList) (golibvirt.Domai
 func (b *Backend) removeDomainNamed(name string) {
 	dom, err := b.conn.DomainLookupByName(name)
 	if err != nil {
-		if !isNotFound(classify(err)) {
+		if !cpierr.IsNotFound(host.Classify(err)) {
 			b.log.Error("could not look up domain after a failure", "vm", name, "error", err)
 		}
 		return
@@ -334,7 +328,7 @@ func (b *Backend) removeDomain(dom golibvirt.Domain) {
 	if err := b.destroyIfRunning(dom); err != nil {
 		b.log.Error("could not stop domain after a failure", "vm", dom.Name, "error", err)
 	}
-	if err := b.undefine(dom); err != nil && !isNotFound(err) {
+	if err := b.undefine(dom); err != nil && !cpierr.IsNotFound(err) {
 		b.log.Error("could not undefine domain after a failure; remove it by hand", "vm", dom.Name, "error", err)
 	}
 }
@@ -347,8 +341,8 @@ func (b *Backend) destroyIfRunning(dom golibvirt.Domain) error {
 		return err
 	}
 	// It may have stopped between the check and here: that is fine.
-	if err := b.conn.DomainDestroy(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("stopping domain '%s': %w", dom.Name, classify(err))
+	if err := b.conn.DomainDestroy(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("stopping domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -359,7 +353,7 @@ func (b *Backend) undefine(dom golibvirt.Domain) error {
 	flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
 		golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
 	if err := b.conn.DomainUndefineFlags(dom, flags); err != nil {
-		return fmt.Errorf("undefining domain '%s': %w", dom.Name, classify(err))
+		return fmt.Errorf("undefining domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return nil
 }
@@ -378,8 +372,8 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 	if err := b.destroyIfRunning(dom); err != nil {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)
 	}
-	for _, name := range ownedVolumeNames(cid) {
-		if err := b.deleteVolumeIfExists(ctx, name); err != nil {
+	for _, name := range xmldef.OwnedVolumeNames(cid) {
+		if err := b.DeleteVolumeIfExists(ctx, name); err != nil {
 			return fmt.Errorf("deleting VM '%s': %w", cid, err)
 		}
 	}
@@ -407,7 +401,7 @@ func (b *Backend) HasVM(ctx context.Context, cid string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case isNotFound(err):
+	case cpierr.IsNotFound(err):
 		return false, nil
 	}
 	return false, fmt.Errorf("checking VM '%s': %w", cid, err)
@@ -425,7 +419,7 @@ func (b *Backend) RebootVM(ctx context.Context, cid string) error {
 		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
-		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, classify(err))
+		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, host.Classify(err))
 	}
 	b.log.Info("rebooted VM", "vm", cid)
 	return nil
@@ -438,8 +432,8 @@ func (b *Backend) shutDown(ctx context.Context, dom golibvirt.Domain, timeout ti
 	if err != nil || !running {
 		return err
 	}
-	if err := b.conn.DomainShutdown(dom); err != nil && !isCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, classify(err))
+	if err := b.conn.DomainShutdown(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	stopped, err := b.waitForShutoff(ctx, dom, timeout)
 	if err != nil || stopped {
@@ -481,7 +475,7 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
-	element, err := marker.withTags(meta).marshal()
+	element, err := marker.WithTags(meta).Marshal()
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)
 	}
@@ -491,9 +485,9 @@ func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadat
 		value    string
 		key, uri golibvirt.OptString
 	}{
-		{"metadata element", golibvirt.DomainMetadataElement, element, golibvirt.OptString{MetadataPrefix}, golibvirt.OptString{MetadataNS}},
-		{"title", golibvirt.DomainMetadataTitle, titleFor(cid, meta), nil, nil},
-		{"description", golibvirt.DomainMetadataDescription, descriptionFor(meta), nil, nil},
+		{"metadata element", golibvirt.DomainMetadataElement, element, golibvirt.OptString{xmldef.MetadataPrefix}, golibvirt.OptString{xmldef.MetadataNS}},
+		{"title", golibvirt.DomainMetadataTitle, xmldef.TitleFor(cid, meta), nil, nil},
+		{"description", golibvirt.DomainMetadataDescription, xmldef.DescriptionFor(meta), nil, nil},
 	}
 	for _, c := range changes {
 		if err := b.setMetadata(dom, running, c.kind, c.value, c.key, c.uri); err != nil {
@@ -513,25 +507,45 @@ func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt
 	}
 	if running {
 		err := b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig|golibvirt.DomainAffectLive)
-		if err == nil || !isCode(err, golibvirt.ErrOperationInvalid) {
-			return classify(err)
+		if err == nil || !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+			return host.Classify(err)
 		}
 	}
-	return classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
+	return host.Classify(b.conn.DomainSetMetadata(dom, int32(kind), text, key, uri, golibvirt.DomainAffectConfig))
 }
 
-// ReplaceConfigDrive writes iso into the VM's config drive volume, sized
-// to fit it exactly. The guest reads it on its next boot.
-func (b *Backend) ReplaceConfigDrive(ctx context.Context, cid string, iso []byte) error {
+// UpdateSettings rewrites the VM's config drive with settings and the
+// meta-data's keys; the guest reads it on its next boot.
+func (b *Backend) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings, publicKeys []string) error {
+	iso, err := b.settingsImage(cid, settings, publicKeys)
+	if err != nil {
+		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)
+	}
+	return b.replaceConfigDrive(ctx, cid, iso)
+}
+
+// settingsImage is the image the hypervisor's stemcells read their
+// settings from; config-2 (OpenStack stemcells) is the only delivery on a
+// disk image so far.
+func (b *Backend) settingsImage(cid string, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
+	if b.profile.Delivery != hypervisor.DeliveryConfigDrive {
+		return nil, fmt.Errorf("settings delivery '%s' of hypervisor '%s' has no image in the libvirt runtime: %w", b.profile.Delivery, b.profile.Driver, cpierr.ErrNotSupported)
+	}
+	return configdrive.Build(settings, agentsettings.NewMetaData(cid, publicKeys))
+}
+
+// replaceConfigDrive writes iso into the VM's config drive volume, sized
+// to fit it exactly.
+func (b *Backend) replaceConfigDrive(ctx context.Context, cid string, iso []byte) error {
 	if _, err := b.lookupOwnedDomain(cid); err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
-	name := configDriveVolumeName(cid)
-	vol, err := b.lookupVolume(ctx, name)
+	name := xmldef.ConfigDriveVolumeName(cid)
+	vol, err := b.LookupVolume(ctx, name)
 	if err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
-	if err := b.resizeVolumeTo(vol, uint64(len(iso))); err != nil {
+	if err := b.ResizeVolumeTo(vol, uint64(len(iso))); err != nil {
 		return fmt.Errorf("replacing config drive of VM '%s': %w", cid, err)
 	}
 	if err := b.uploadConfigDrive(ctx, vol, iso); err != nil {

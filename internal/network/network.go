@@ -2,7 +2,6 @@
 package network
 
 import (
-	"crypto/rand"
 	"fmt"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cloudprops"
@@ -44,14 +43,4 @@ func ParseProps(src cloudprops.Source, boshName string) (Props, error) {
 		return Props{}, fmt.Errorf("cloud_properties of network '%s': dhcp_range is only used for a network the CPI creates (mode nat, isolated or open)", boshName)
 	}
 	return props, nil
-}
-
-// NewMAC returns a random MAC in QEMU's locally administered 52:54:00 range,
-// the range libvirt itself picks from.
-func NewMAC() (string, error) {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("generating a MAC address: %w", err)
-	}
-	return fmt.Sprintf("52:54:00:%02x:%02x:%02x", b[0], b[1], b[2]), nil
 }

@@ -35,7 +35,7 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 			name: "create-env: every libvirt_cpi key and the local blobstore bosh.yml sets",
 			properties: map[string]any{
 				"libvirt_cpi": map[string]any{
-					"hypervisor": "qemu", "uri": "qemu+tcp://10.0.0.5/system",
+					"runtime": "libvirt", "hypervisor": "qemu", "uri": "qemu+tcp://10.0.0.5/system",
 					"store_dir": "/srv/bosh-cpi", "storage_pool": "bosh-ssd", "network": "bosh-net",
 					"reboot_timeout": 120, "machine": "pc", "hotplug_slots": 8,
 				},
@@ -44,7 +44,7 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 				"blobstore": map[string]any{"provider": "local", "path": "/var/vcap/micro_bosh/data/cache"},
 			},
 			want: config.Config{
-				Hypervisor: "qemu", URI: "qemu+tcp://10.0.0.5/system", StoreDir: "/srv/bosh-cpi",
+				Runtime: "libvirt", Hypervisor: "qemu", URI: "qemu+tcp://10.0.0.5/system", StoreDir: "/srv/bosh-cpi",
 				StoragePool: "bosh-ssd", Network: "bosh-net", RebootTimeout: 120, Machine: "pc", HotplugSlots: 8,
 				Agent: config.Agent{
 					Mbus: testMbus,
@@ -187,7 +187,7 @@ func TestDirectorStoreDirIsWritableByVcap(t *testing.T) {
 // withAgent is a config with every default and the given agent settings.
 func withAgent(agent config.Agent) config.Config {
 	return config.Config{
-		Hypervisor: config.DefaultHypervisor, URI: "qemu:///system", StoreDir: directorStoreDir,
+		Runtime: config.DefaultRuntime, Hypervisor: config.DefaultHypervisor, URI: "qemu:///system", StoreDir: directorStoreDir,
 		StoragePool: config.DefaultStoragePool, Network: config.DefaultNetwork,
 		RebootTimeout: config.DefaultRebootTimeout, Machine: config.DefaultMachine,
 		HotplugSlots: config.DefaultHotplugSlots, Agent: agent,

@@ -5,24 +5,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 )
 
-// Device targets inside the guest. Persistent disks take the letters after
-// the ephemeral disk; the config drive is a SATA CD-ROM so it never competes
-// with data disks for a virtio slot.
-const (
-	RootTarget        = "vda"
-	EphemeralTarget   = "vdb"
-	ConfigDriveTarget = "sda"
-)
-
 var cidPattern = regexp.MustCompile(`^vm-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-// EphemeralDiskSerial is the serial of the VM's ephemeral disk: the
-// agent's hint in the settings and the domain's device must carry the same.
-func EphemeralDiskSerial(vmCID string) string { return disk.Serial(vmCID + "-ephemeral") }
 
 // NewCID makes a fresh VM CID.
 func NewCID() string { return "vm-" + uuid.NewString() }
@@ -31,21 +17,24 @@ func NewCID() string { return "vm-" + uuid.NewString() }
 // else (paths, other domains' names) must never reach a backend.
 func ValidCID(cid string) bool { return cidPattern.MatchString(cid) }
 
-// Spec is everything a backend needs to create one VM.
+// Spec is everything a runtime needs to create one VM.
 type Spec struct {
 	CID         string
 	AgentID     string
 	StemcellCID string
 	Props       Props
 	NICs        []NIC
-	// ConfigDrive is the ISO9660 image (label config-2) with agent settings.
-	ConfigDrive []byte
 	// Disks are persistent disks to attach at creation, in target order.
 	Disks []AttachedDisk
+	// PublicKeys are the SSH keys of the VM's meta-data, in order.
+	PublicKeys []string
+	// PersistentDisksInSettings: the agent settings name Disks with their
+	// hints (stemcell API 1, whose settings follow attach and detach).
+	PersistentDisksInSettings bool
 }
 
-// NIC is one network interface; the MAC is chosen by the CPI layer so that
-// the agent settings carry the same MAC as the domain.
+// NIC is one network interface; the runtime chooses its MAC and writes the
+// same into the agent settings, where the agent finds its network by it.
 type NIC struct {
 	BOSHNetwork    string
 	LibvirtNetwork string
@@ -59,7 +48,8 @@ type NIC struct {
 	Create *network.Plan
 }
 
-// AttachedDisk is a persistent disk planned at a device target.
+// AttachedDisk is a persistent disk attached at creation; the runtime
+// fills in its device target.
 type AttachedDisk struct {
 	DiskCID string
 	Target  string

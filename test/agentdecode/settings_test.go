@@ -15,10 +15,12 @@ import (
 	boshsettings "github.com/cloudfoundry/bosh-agent/v2/settings"
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpi"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -37,15 +39,24 @@ const (
  "persistent_disk_fs":"ext4"}`
 )
 
-// createdVM is a backend that records the VM create_vm asks for; no other
-// method is ever called here.
+// createdVM is a runtime that completes the VM as the QEMU profile does and
+// keeps the config drive it would deliver; no other method is ever called.
 type createdVM struct {
-	cpi.Backend
-	spec vm.Spec
+	cpi.Runtime
+	spec        vm.Spec
+	configDrive []byte
 }
 
-func (b *createdVM) CreateVM(_ context.Context, spec vm.Spec) error { b.spec = spec; return nil }
-func (b *createdVM) Close() error                                   { return nil }
+func (b *createdVM) CreateVM(_ context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+	spec, settings, err := hypervisor.QEMU.CompleteVM(spec, settings)
+	if err != nil {
+		return agentsettings.Settings{}, err
+	}
+	b.spec = spec
+	b.configDrive, err = configdrive.Build(settings, agentsettings.NewMetaData(spec.CID, spec.PublicKeys))
+	return settings, err
+}
+func (b *createdVM) Close() error { return nil }
 
 // createVM runs the CPI's create_vm for a stemcell API version with one
 // persistent disk and returns the spec the backend got and the settings as
@@ -54,8 +65,9 @@ func createVM(t *testing.T, stemcellAPI int, diskCID string) (vm.Spec, boshsetti
 	t.Helper()
 	cfg := config.Config{StoreDir: t.TempDir(), Network: "default", URI: "test:///", Agent: config.Agent{Mbus: mbus, NTP: []string{"cpi-ntp.example"}}}
 	backend := &createdVM{}
-	factory := cpi.NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		func(context.Context, config.Config) (cpi.Backend, error) { return backend, nil })
+	factory := cpi.NewFactory(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(config.Config) (cpi.Descriptor, error) {
+		return cpi.Descriptor{Open: func(context.Context) (cpi.Runtime, error) { return backend, nil }}, nil
+	})
 	callCtx := apiv1.CloudPropsImpl{RawMessage: json.RawMessage(fmt.Sprintf(`{"vm":{"stemcell":{"api_version":%d}}}`, stemcellAPI))}
 	c, err := factory.New(callCtx)
 	if err != nil {
@@ -74,7 +86,7 @@ func createVM(t *testing.T, stemcellAPI int, diskCID string) (vm.Spec, boshsetti
 	if err != nil {
 		t.Fatal(err)
 	}
-	userData, err := configdrive.ReadUserData(backend.spec.ConfigDrive)
+	userData, err := configdrive.ReadUserData(backend.configDrive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +108,8 @@ func TestAgentDecodesTheSettings(t *testing.T) {
 			t.Errorf("API %d: the agent's mbus URL is %q; want %q", api, s.GetMbusURL(), mbus)
 		}
 		checkNetworks(t, api, spec, s.Networks)
-		if eph := s.EphemeralDiskSettings(); eph.Path != "/dev/"+vm.EphemeralTarget {
-			t.Errorf("API %d: ephemeral disk settings %+v; want path /dev/%s", api, eph, vm.EphemeralTarget)
+		if eph := s.EphemeralDiskSettings(); eph.Path != "/dev/"+hypervisor.QEMU.EphemeralTarget {
+			t.Errorf("API %d: ephemeral disk settings %+v; want path /dev/%s", api, eph, hypervisor.QEMU.EphemeralTarget)
 		}
 		checkPersistent(t, api, diskCID, s)
 		if s.Env.Bosh.Password != "*" || s.Env.PersistentDiskFS != "ext4" || s.Env.Bosh.Mbus.Cert.CA != "CA" {

@@ -1,13 +1,12 @@
 package integration
 
 import (
+	"encoding/xml"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
 	"testing"
-
-	"libvirt.org/go/libvirtxml"
 )
 
 // createdNetwork is a BOSH manual network whose cloud_properties ask the
@@ -20,10 +19,35 @@ func createdNetwork(name, mode, subnet string, hostPart int) map[string]any {
 	}}
 }
 
-func networkDoc(t *testing.T, name string) libvirtxml.Network {
+// networkXML is what the suite reads of `virsh net-dumpxml`: it looks at
+// the network as an operator would, not through the CPI's libvirt types.
+type networkXML struct {
+	Forward *struct {
+		Mode string `xml:"mode,attr"`
+	} `xml:"forward"`
+	IPs []struct {
+		Address string `xml:"address,attr"`
+		Prefix  uint   `xml:"prefix,attr"`
+		DHCP    *struct {
+			Ranges []struct {
+				Start string `xml:"start,attr"`
+				End   string `xml:"end,attr"`
+			} `xml:"range"`
+			Hosts []dhcpHost `xml:"host"`
+		} `xml:"dhcp"`
+	} `xml:"ip"`
+}
+
+type dhcpHost struct {
+	MAC  string `xml:"mac,attr"`
+	Name string `xml:"name,attr"`
+	IP   string `xml:"ip,attr"`
+}
+
+func networkDoc(t *testing.T, name string) networkXML {
 	t.Helper()
-	var doc libvirtxml.Network
-	if err := doc.Unmarshal(mustVirsh(t, "net-dumpxml", name)); err != nil {
+	var doc networkXML
+	if err := xml.Unmarshal([]byte(mustVirsh(t, "net-dumpxml", name)), &doc); err != nil {
 		t.Fatal(err)
 	}
 	return doc
@@ -119,7 +143,7 @@ func createVMOnNetworks(t *testing.T, stemcell string, networks map[string]any) 
 	return cid
 }
 
-func dhcpHosts(doc libvirtxml.Network) []libvirtxml.NetworkDHCPHost {
+func dhcpHosts(doc networkXML) []dhcpHost {
 	if len(doc.IPs) == 0 || doc.IPs[0].DHCP == nil {
 		return nil
 	}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cloudfoundry/bosh-cpi-go/rpc"
+)
+
+// infoFor answers info for a cpi.json with the given uri.
+func infoFor(t *testing.T, uri string) rpc.Response {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "cpi.json")
+	cfg := `{"uri":"` + uri + `","store_dir":"` + dir + `","agent":{"mbus":"https://mbus:p@0.0.0.0:6868"}}`
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := serve([]byte(`{"method":"info","arguments":[],"context":{}}`), cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var resp rpc.Response
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("response is not JSON: %s", out)
+	}
+	return resp
+}
+
+// TestInfoOffersTheHypervisorsStemcells: info answers from the profile the
+// URI's driver selects, without a connection (no daemon listens here).
+func TestInfoOffersTheHypervisorsStemcells(t *testing.T) {
+	resp := infoFor(t, "qemu+tcp://192.0.2.1/system")
+	raw, _ := json.Marshal(resp.Result)
+	var info struct {
+		StemcellFormats []string `json:"stemcell_formats"`
+	}
+	json.Unmarshal(raw, &info)
+	if resp.Error != nil || !slices.Equal(info.StemcellFormats, []string{"openstack-qcow2", "openstack-raw"}) {
+		t.Fatalf("info = %s, %+v", raw, resp.Error)
+	}
+}
+
+// TestDriversWithoutAProfileAreRefused: lxc, xen and vbox have no profile
+// yet, so even info is a CpiError naming the driver.
+func TestDriversWithoutAProfileAreRefused(t *testing.T) {
+	for _, uri := range []string{"lxc:///system", "xen:///system", "vbox:///session"} {
+		resp := infoFor(t, uri)
+		driver, _, _ := strings.Cut(uri, ":")
+		if resp.Error == nil || resp.Error.Type != "Bosh::Clouds::CpiError" || !strings.Contains(resp.Error.Message, "driver '"+driver+"'") {
+			t.Errorf("info for %s = %+v; want a CpiError naming driver %s", uri, resp.Error, driver)
+		}
+	}
+}

@@ -1,0 +1,148 @@
+// Package hypervisor holds what differs between the hypervisors libvirt
+// drives for BOSH: device names, the disk hint rule, the MAC range, how
+// agent settings reach the guest and which stemcells run. A Profile is
+// plain data, so the CPI layer never learns these facts and a new driver
+// (lxc, vbox, xen) is one more Profile value and one XML decorate function
+// in the libvirt runtime, not a copy of it.
+package hypervisor
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+)
+
+// Delivery is how a hypervisor's stemcells read their agent settings.
+type Delivery string
+
+// DeliveryConfigDrive is an ISO9660 config drive labelled config-2 on a
+// CD-ROM (OpenStack stemcells).
+const DeliveryConfigDrive Delivery = "config-2"
+
+// Profile is one libvirt driver's way of running a BOSH VM.
+type Profile struct {
+	// Driver is the URI's driver part that selects this profile.
+	Driver string
+	// StemcellFormats are the stemcell formats info offers.
+	StemcellFormats []string
+	// RootTarget, EphemeralTarget and ConfigDriveTarget are the guest
+	// device names of the VM's own disks.
+	RootTarget, EphemeralTarget, ConfigDriveTarget string
+	// PersistentTargetPrefix and FirstPersistentTarget name persistent
+	// disks: prefix plus letters, counted from the letter after the VM's
+	// own disks.
+	PersistentTargetPrefix string
+	FirstPersistentTarget  int
+	// MACPrefix is the first three bytes of every NIC's MAC.
+	MACPrefix string
+	// Delivery is how the agent settings reach the guest.
+	Delivery Delivery
+	// DiskID is the hint id of a persistent disk: what the guest's udev
+	// names it by.
+	DiskID func(diskCID string) string
+	// EphemeralID is the hint id of a VM's ephemeral disk.
+	EphemeralID func(vmCID string) string
+}
+
+// QEMU is QEMU/KVM: virtio-blk disks whose serials are the hint ids, a
+// SATA CD-ROM config drive, and MACs in the range libvirt picks from.
+var QEMU = Profile{
+	Driver:                 "qemu",
+	StemcellFormats:        []string{"openstack-qcow2", "openstack-raw"},
+	RootTarget:             "vda",
+	EphemeralTarget:        "vdb",
+	ConfigDriveTarget:      "sda",
+	PersistentTargetPrefix: "vd",
+	FirstPersistentTarget:  2,
+	MACPrefix:              "52:54:00",
+	Delivery:               DeliveryConfigDrive,
+	DiskID:                 disk.DiskSerial,
+	EphemeralID:            EphemeralDiskSerial,
+}
+
+// EphemeralDiskSerial is the virtio serial of a VM's ephemeral disk: the
+// agent's hint in the settings and the domain's device carry the same.
+func EphemeralDiskSerial(vmCID string) string { return disk.Serial(vmCID + "-ephemeral") }
+
+// profiles are the hypervisors this CPI has, by URI driver.
+var profiles = map[string]Profile{QEMU.Driver: QEMU}
+
+// ForURI is the profile of a libvirt URI's driver (qemu:///system,
+// qemu+ssh://host/system, ...). A driver without a profile is refused
+// naming the ones there are.
+func ForURI(uri string) (Profile, error) {
+	driver, err := Driver(uri)
+	if err != nil {
+		return Profile{}, err
+	}
+	p, ok := profiles[driver]
+	if !ok {
+		return Profile{}, fmt.Errorf("key 'uri': libvirt driver '%s' of '%s' is not supported by this CPI yet; supported drivers: %s", driver, uri, strings.Join(Drivers(), ", "))
+	}
+	return p, nil
+}
+
+// Driver is the driver part of a libvirt URI: "qemu" of qemu+ssh://h/system.
+func Driver(uri string) (string, error) {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme == "" {
+		return "", fmt.Errorf("key 'uri': '%s' is not a libvirt URI such as qemu:///system", uri)
+	}
+	return strings.SplitN(u.Scheme, "+", 2)[0], nil
+}
+
+// Drivers lists the drivers that have a profile, sorted.
+func Drivers() []string {
+	names := make([]string, 0, len(profiles))
+	for name := range profiles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// SystemDisk is the settings' disks.system: the root disk's device path.
+func (p Profile) SystemDisk() string { return "/dev/" + p.RootTarget }
+
+// EphemeralHint is the agent's hint for the VM's ephemeral disk.
+func (p Profile) EphemeralHint(vmCID string) disk.Hint {
+	return disk.Hint{ID: p.EphemeralID(vmCID), Path: "/dev/" + p.EphemeralTarget}
+}
+
+// PersistentHint is the agent's hint for a persistent disk at target: the
+// id the guest names it by (the agent keeps it, but looks the disk up by
+// its CID, which is that by-id name) and the device path as fallback.
+func (p Profile) PersistentHint(diskCID, target string) disk.Hint {
+	return disk.Hint{ID: p.DiskID(diskCID), Path: "/dev/" + target}
+}
+
+// letters in a target suffix: vdz is followed by vdaa.
+const letters = 26
+
+// PersistentTarget is the i-th persistent disk target: for QEMU vdc, vdd,
+// ..., vdz, vdaa, ...
+func (p Profile) PersistentTarget(i int) (string, error) {
+	n := i + p.FirstPersistentTarget
+	if i < 0 || n >= letters+letters*letters {
+		return "", fmt.Errorf("no device target for persistent disk number %d", i)
+	}
+	if n < letters {
+		return p.PersistentTargetPrefix + string(rune('a'+n)), nil
+	}
+	n -= letters
+	return p.PersistentTargetPrefix + string(rune('a'+n/letters)) + string(rune('a'+n%letters)), nil
+}
+
+// NewMAC returns a random MAC under the profile's prefix (for QEMU the
+// locally administered 52:54:00 range libvirt itself picks from).
+func (p Profile) NewMAC() (string, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generating a MAC address: %w", err)
+	}
+	return fmt.Sprintf("%s:%02x:%02x:%02x", p.MACPrefix, b[0], b[1], b[2]), nil
+}

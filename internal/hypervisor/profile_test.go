@@ -1,0 +1,102 @@
+package hypervisor
+
+import (
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
+)
+
+func TestForURIPicksTheProfileByDriver(t *testing.T) {
+	for _, uri := range []string{"qemu:///system", "qemu:///session", "qemu+ssh://root@h/system", "qemu+unix:///system?socket=/s"} {
+		if p, err := ForURI(uri); err != nil || p.Driver != "qemu" {
+			t.Errorf("ForURI(%q) = %q, %v; want the qemu profile", uri, p.Driver, err)
+		}
+	}
+	for _, uri := range []string{"lxc:///system", "lxc+ssh://h/system", "xen:///system", "vbox:///session"} {
+		_, err := ForURI(uri)
+		driver, _, _ := strings.Cut(strings.SplitN(uri, ":", 2)[0], "+")
+		if err == nil || !strings.Contains(err.Error(), "'"+driver+"'") || !strings.Contains(err.Error(), "supported drivers: qemu") {
+			t.Errorf("ForURI(%q) = %v; want a refusal naming driver %s and the supported ones", uri, err, driver)
+		}
+	}
+	if _, err := ForURI("no scheme"); err == nil {
+		t.Error("a URI without a scheme was accepted")
+	}
+}
+
+func TestPersistentTarget(t *testing.T) {
+	cases := map[int]string{0: "vdc", 1: "vdd", 23: "vdz", 24: "vdaa", 25: "vdab", 50: "vdba"}
+	for i, want := range cases {
+		if got, err := QEMU.PersistentTarget(i); err != nil || got != want {
+			t.Errorf("PersistentTarget(%d) = %q, %v; want %q", i, got, err, want)
+		}
+	}
+	if _, err := QEMU.PersistentTarget(-1); err == nil {
+		t.Error("PersistentTarget(-1) succeeded")
+	}
+}
+
+func TestPersistentHintIsTheVirtioSerial(t *testing.T) {
+	// For a by-id CID the serial whose by-id link is the CID, for a legacy
+	// CID its hash serial.
+	legacy := "disk-11111111-2222-3333-4444-555555555555"
+	for cid, wantID := range map[string]string{"virtio-abcdefgh23456": "abcdefgh23456", legacy: disk.Serial(legacy)} {
+		if got := QEMU.PersistentHint(cid, "vdd"); got != (disk.Hint{ID: wantID, Path: "/dev/vdd"}) {
+			t.Errorf("PersistentHint(%s) = %+v; want id %s at /dev/vdd", cid, got, wantID)
+		}
+	}
+}
+
+func TestNewMACIsUnicastUnderThePrefix(t *testing.T) {
+	mac, err := QEMU.NewMAC()
+	hw, perr := net.ParseMAC(mac)
+	if err != nil || perr != nil || !strings.HasPrefix(mac, "52:54:00:") || hw[0]&1 != 0 {
+		t.Fatalf("NewMAC = %q, %v, %v", mac, err, perr)
+	}
+}
+
+func TestCompleteVMGivesMACsTargetsAndHints(t *testing.T) {
+	for _, inSettings := range []bool{true, false} {
+		spec := vm.Spec{CID: "vm-11111111-2222-3333-4444-555555555555",
+			NICs:                      []vm.NIC{{BOSHNetwork: "a"}, {BOSHNetwork: "b"}},
+			Disks:                     []vm.AttachedDisk{{DiskCID: "virtio-abcdefgh23456"}, {DiskCID: "virtio-bbcdefgh23456"}},
+			PersistentDisksInSettings: inSettings}
+		settings := agentsettings.New("agent", spec.CID, config.Agent{}, nil)
+		settings.Networks["a"] = agentsettings.Network{Type: "manual"}
+		settings.Networks["b"] = agentsettings.Network{Type: "dynamic"}
+		spec, settings, err := QEMU.CompleteVM(spec, settings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nic := range spec.NICs {
+			if nic.MAC == "" || settings.Networks[nic.BOSHNetwork].MAC != nic.MAC {
+				t.Errorf("NIC %s: MAC %q, settings MAC %q", nic.BOSHNetwork, nic.MAC, settings.Networks[nic.BOSHNetwork].MAC)
+			}
+		}
+		if spec.Disks[0].Target != "vdc" || spec.Disks[1].Target != "vdd" {
+			t.Errorf("targets %+v", spec.Disks)
+		}
+		if settings.Disks.System != "/dev/vda" || settings.Disks.Ephemeral == nil ||
+			*settings.Disks.Ephemeral != (disk.Hint{ID: EphemeralDiskSerial(spec.CID), Path: "/dev/vdb"}) {
+			t.Errorf("system/ephemeral hints %+v", settings.Disks)
+		}
+		want := map[string]disk.Hint{}
+		if inSettings {
+			want["virtio-abcdefgh23456"] = disk.Hint{ID: "abcdefgh23456", Path: "/dev/vdc"}
+			want["virtio-bbcdefgh23456"] = disk.Hint{ID: "bbcdefgh23456", Path: "/dev/vdd"}
+		}
+		if len(settings.Disks.Persistent) != len(want) {
+			t.Errorf("in settings %v: persistent %+v; want %+v", inSettings, settings.Disks.Persistent, want)
+		}
+		for cid, hint := range want {
+			if settings.Disks.Persistent[cid] != hint {
+				t.Errorf("disk %s: hint %+v; want %+v", cid, settings.Disks.Persistent[cid], hint)
+			}
+		}
+	}
+}
