@@ -370,7 +370,9 @@ func TestJobSpecMatchesTemplates(t *testing.T) {
 }
 
 var (
-	propertyCall   = regexp.MustCompile(`\b(?:if_p|p)\(\s*(\[[^\]]*\]|'[^']*'|"[^"]*")`)
+	// p's first argument names properties (its second is a default);
+	// every argument of if_p names one.
+	propertyCall   = regexp.MustCompile(`\bp\(\s*(\[[^\]]*\]|'[^']*'|"[^"]*")|\bif_p\(([^)]*)\)`)
 	quotedProperty = regexp.MustCompile(`'([^']*)'|"([^"]*)"`)
 )
 
@@ -379,7 +381,7 @@ var (
 func propertiesRead(template string) []string {
 	var names []string
 	for _, call := range propertyCall.FindAllStringSubmatch(template, -1) {
-		for _, quoted := range quotedProperty.FindAllStringSubmatch(call[1], -1) {
+		for _, quoted := range quotedProperty.FindAllStringSubmatch(call[1]+call[2], -1) {
 			names = append(names, quoted[1]+quoted[2])
 		}
 	}
@@ -394,6 +396,7 @@ func TestPropertiesRead(t *testing.T) {
 	}{
 		{`p('a.b')`, []string{"a.b"}},
 		{`p("a", nil) if_p('c') { }`, []string{"a", "c"}},
+		{`p('a', 'default') if_p('c', "d") { }`, []string{"a", "c", "d"}},
 		{`p(['agent.x', 'blobstore.x'], nil)`, []string{"agent.x", "blobstore.x"}},
 		{`step('x'); map('y')`, nil},
 	}
