@@ -41,7 +41,8 @@ fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != 0 ]; then
   for target in ./cmd/cpi:FuzzServe ./internal/config:FuzzParse ./internal/network:FuzzCheckManual \
                 ./internal/vm:FuzzParseProps ./internal/stemcell:FuzzOpenFrom \
-                ./internal/stemcell:FuzzCheckQcow2; do
+                ./internal/stemcell:FuzzCheckQcow2 ./internal/stemcell:FuzzParseOVF \
+                ./internal/stemcell:FuzzCheckVMDK; do
     go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}"
   done
 fi
