@@ -23,6 +23,8 @@ shift
 
 echo "== test stemcell"
 make test-stemcell
+echo "== vSphere test stemcell (OVF + streamOptimized VMDK, UEFI)"
+make vsphere-test-stemcell
 echo "== agent stemcell (the real bosh-agent; debootstrap rootfs cached under /var/cache/bosh-libvirt-cpi)"
 make agent-stemcell
 echo "== go vet"
