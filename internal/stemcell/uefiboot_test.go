@@ -1,7 +1,9 @@
 package stemcell_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kdomanski/iso9660"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
@@ -37,8 +43,10 @@ func requireOrSkip(t *testing.T, format string, args ...any) {
 // its VMDK stream into qcow2 as the runtime will on the libvirt host, and
 // boots it with OVMF on a q35 machine under TCG, no CPI involved, until the
 // test agent's first report on the serial console: proof that the image
-// this package accepts is one UEFI boots. With no settings CD-ROM nor config
-// drive the agent reports that it found none: that line is the one awaited.
+// this package accepts is one UEFI boots. The settings come as vSphere
+// stemcells read them: the file ENV on an ISO9660 disc in the SATA CD-ROM
+// (/dev/sr0), as the VirtualBox CPI writes it; the first report must be the
+// agent's settings read from there, with the agent ID of the disc.
 func TestVSphereTestStemcellBootsUEFI(t *testing.T) {
 	if _, err := os.Stat(vsphereTestStemcell); err != nil {
 		requireOrSkip(t, "no vSphere test stemcell at %s: run `make vsphere-test-stemcell` (scripts/test.sh does)", vsphereTestStemcell)
@@ -58,6 +66,7 @@ func TestVSphereTestStemcellBootsUEFI(t *testing.T) {
 	vars := filepath.Join(dir, "OVMF_VARS.fd")
 	copyFile(t, ovmfVars, vars)
 	serial := filepath.Join(dir, "serial.log")
+	envDisc := writeEnvDisc(t, dir, "agent-uefi")
 
 	ctx, cancel := context.WithTimeout(context.Background(), uefiBootTimeout)
 	defer cancel()
@@ -65,6 +74,7 @@ func TestVSphereTestStemcellBootsUEFI(t *testing.T) {
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
 		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
 		"-drive", "file="+qcow2+",format=qcow2,if=virtio",
+		"-drive", "file="+envDisc+",format=raw,media=cdrom,if=ide", // q35: the ICH9 AHCI controller, sr0
 		"-serial", "file:"+serial, "-display", "none", "-no-reboot", "-nic", "none")
 	var stderr strings.Builder
 	qemu.Stderr = &stderr
@@ -86,9 +96,40 @@ func TestVSphereTestStemcellBootsUEFI(t *testing.T) {
 	}
 	t.Logf("FIGURE vSphere test stemcell, UEFI under TCG: first test agent line %s after QEMU started (guest uptime %.1f s): %s %s",
 		time.Since(start).Round(100*time.Millisecond), first.Uptime, first.Event, first.Message)
+	if first.Event != guestcheck.EventSettings || first.Via != "cdrom-env" || first.Device != "/dev/sr0" || first.AgentID != "agent-uefi" {
+		t.Errorf("first report %+v; want the settings of agent-uefi read from the env file in /dev/sr0\nconsole:\n%s", *first, tail(console, 3000))
+	}
 	if !strings.Contains(console, "BdsDxe") {
 		t.Errorf("the console shows no OVMF boot manager line: was it booted by UEFI?\n%s", tail(console, 2000))
 	}
+}
+
+// writeEnvDisc writes the settings disc of a vSphere stemcell: an ISO9660
+// image holding one file, ENV, the agent settings as JSON.
+func writeEnvDisc(t *testing.T, dir, agentID string) string {
+	t.Helper()
+	settings, err := json.Marshal(agentsettings.New(agentID, "vm-uefi", config.Agent{Mbus: "https://mbus:p@0.0.0.0:6868"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := iso9660.NewWriter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Cleanup()
+	if err := w.AddFile(bytes.NewReader(settings), "ENV"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "env.iso")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := w.WriteTo(f, "cdrom"); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // importAsQcow2 opens the stemcell's image as a vSphere one and converts the
