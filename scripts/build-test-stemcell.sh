@@ -14,6 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/go-env.sh
+. scripts/stemcell-lib.sh
 
 out=${1:-build/test-stemcell.tgz}
 work=build/test-stemcell
@@ -71,15 +72,7 @@ echo "== initramfs"
 echo "== boot partition and disk"
 fat_kib=$(( (disk_mib * 1024) - boot_start_sector / 2 ))
 mkfs.vfat -F 16 -n BOSHBOOT -C "$work/boot.img" "$fat_kib" >/dev/null
-cat >"$work/syslinux.cfg" <<CFG
-DEFAULT agent
-PROMPT 0
-TIMEOUT 0
-LABEL agent
-  LINUX /vmlinuz
-  INITRD /initrd.img
-  APPEND console=ttyS0,115200 quiet
-CFG
+write_syslinux_cfg "$work/syslinux.cfg"
 # syslinux installs into an unmounted FAT image through mtools.
 syslinux --install "$work/boot.img"
 mcopy -i "$work/boot.img" "/boot/vmlinuz-$kver" ::vmlinuz
@@ -98,7 +91,6 @@ tar -czf "$work/stemcell/image" -C "$work/image" root.img
 
 echo "== stemcell"
 . /etc/os-release
-. scripts/stemcell-lib.sh
 write_openstack_stemcell "$work/stemcell" "$out" "$name" "$version" 2 \
   "${ID}-${VERSION_CODENAME:-unknown}" "${ID}" "$disk_mib"
 echo "test stemcell: $out (kernel $kver, initramfs $(du -k "$work/initrd.img" | cut -f1) KiB)"

@@ -16,7 +16,7 @@ RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
 STARTED=$RUN_DIR/started
 PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs mount kmod cpio
-  syslinux syslinux-common mtools fdisk dosfstools zstd util-linux
+  syslinux syslinux-common syslinux-efi ovmf mtools fdisk dosfstools zstd util-linux
   ca-certificates curl git make libxml2-utils debootstrap)
 
 # Only the tests need sshd (the remote qemu+ssh:// tests start one privately

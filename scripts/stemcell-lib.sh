@@ -1,5 +1,21 @@
 # Shared by the stemcell build scripts (sourced).
 
+# write_syslinux_cfg FILE writes the syslinux configuration both test
+# stemcells boot with (BIOS syslinux and syslinux.efi read the same): the
+# kernel and the initramfs at the root of the boot filesystem, the serial
+# console the tests read.
+write_syslinux_cfg() {
+  cat >"$1" <<CFG
+DEFAULT agent
+PROMPT 0
+TIMEOUT 0
+LABEL agent
+  LINUX /vmlinuz
+  INITRD /initrd.img
+  APPEND console=ttyS0,115200 quiet
+CFG
+}
+
 # write_openstack_stemcell DIR OUT NAME VERSION API_VERSION OS DISTRO DISK_MIB
 # writes DIR/stemcell.MF for the qcow2 image already at DIR/image (an
 # OpenStack/KVM stemcell, as create_stemcell expects it) and packs both into OUT.

@@ -23,6 +23,8 @@ shift
 
 echo "== test stemcell"
 make test-stemcell
+echo "== vSphere test stemcell (OVF + streamOptimized VMDK, UEFI)"
+make vsphere-test-stemcell
 echo "== agent stemcell (the real bosh-agent; debootstrap rootfs cached under /var/cache/bosh-libvirt-cpi)"
 make agent-stemcell
 echo "== go vet"
@@ -41,7 +43,8 @@ fuzztime=${FUZZTIME:-10s}
 if [ "$fuzztime" != 0 ]; then
   for target in ./cmd/cpi:FuzzServe ./internal/config:FuzzParse ./internal/network:FuzzCheckManual \
                 ./internal/vm:FuzzParseProps ./internal/stemcell:FuzzOpenFrom \
-                ./internal/stemcell:FuzzCheckQcow2; do
+                ./internal/stemcell:FuzzCheckQcow2 ./internal/stemcell:FuzzParseOVF \
+                ./internal/stemcell:FuzzCheckVMDK; do
     go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "${target%%:*}"
   done
 fi

@@ -48,36 +48,46 @@ func isConfigDriveLabel(label string) bool {
 	return slices.Contains(configDriveLabels, label)
 }
 
-// findConfigDrive looks at every block device until one carries the
-// config-2 label; the SATA CD-ROM shows up a moment after its driver loads.
-func findConfigDrive(wait time.Duration) (device, fstype string, err error) {
+// findSettingsSource looks at every block device until one is a settings
+// source: a config-2 labelled drive (OpenStack stemcells) wins over the env
+// CD-ROM (vSphere stemcells); a SATA CD-ROM shows up a moment after its
+// driver loads.
+func findSettingsSource(wait time.Duration) (settingsSource, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		names, _ := filepath.Glob("/sys/block/*")
+		var env *settingsSource
 		for _, sys := range names {
 			name := filepath.Base(sys)
 			if strings.HasPrefix(name, "loop") || strings.HasPrefix(name, "ram") {
 				continue
 			}
-			if fstype, ok := configDriveOn("/dev/" + name); ok {
-				return "/dev/" + name, fstype, nil
+			kind, fstype := sourceOn(name)
+			switch kind {
+			case sourceConfigDrive:
+				return settingsSource{"/dev/" + name, fstype, kind}, nil
+			case sourceCDROMEnv:
+				env = &settingsSource{"/dev/" + name, fstype, kind}
 			}
 		}
+		if env != nil {
+			return *env, nil
+		}
 		if time.Now().After(deadline) {
-			return "", "", fmt.Errorf("no block device labelled %s within %s", strings.Join(configDriveLabels, " or "), wait)
+			return settingsSource{}, fmt.Errorf("no block device labelled %s, nor an ISO9660 disc in /dev/%s (the env file of vSphere stemcells), within %s",
+				strings.Join(configDriveLabels, " or "), envCDROMDevice, wait)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func configDriveOn(device string) (string, bool) {
-	f, err := os.Open(device)
+func sourceOn(name string) (kind, fstype string) {
+	f, err := os.Open("/dev/" + name)
 	if err != nil {
-		return "", false
+		return "", ""
 	}
 	defer f.Close()
-	label, fstype, ok := filesystemLabel(f)
-	return fstype, ok && isConfigDriveLabel(label)
+	return sourceKind(name, f)
 }
 
 // readUserData mounts the config drive read-only and reads the settings.

@@ -1,7 +1,8 @@
 // Command test-agent is the agent of the project's test stemcell. It runs
 // as /init of the stemcell's initramfs and does, with what the CPI gives a
 // VM, what a BOSH agent does at boot: it reads its settings from the
-// config drive (label config-2), configures each network on the NIC with
+// config drive (label config-2) or, as vSphere stemcells do, from the file
+// env on the CD-ROM in /dev/sr0 (cdromenv.go), configures each network on the NIC with
 // its MAC, and finds the disks as the agent of today's OpenStack stemcells
 // does: a persistent disk of the settings by its disk CID in
 // /dev/disk/by-id, the ephemeral disk by its hint's path, keeping
@@ -74,16 +75,16 @@ func runGuest() {
 	}
 	watchPowerButton(rep)
 
-	s, configDevice, err := readSettings()
+	s, source, err := readSettings()
 	if err != nil {
-		rep.fail("reading settings from the config drive", err)
+		rep.fail("reading settings", err)
 		s = settings{SystemDisk: "vda"}
 	} else {
-		rep.report(s.report(configDevice))
+		rep.report(s.report(source))
 		configureNetworks(rep, s)
 	}
 
-	w := newDiskWatcher(rep, s.AgentID, s.SystemDisk, baseName(configDevice))
+	w := newDiskWatcher(rep, s.AgentID, s.SystemDisk, baseName(source.device))
 	w.poll()
 	if s.Ephemeral != nil {
 		go w.resolveSettingsDisk(guestcheck.EventEphemeral, "", *s.Ephemeral, diskWait)
@@ -94,17 +95,22 @@ func runGuest() {
 	w.run()
 }
 
-func readSettings() (settings, string, error) {
-	device, fstype, err := findConfigDrive(configDriveWait)
+func readSettings() (settings, settingsSource, error) {
+	source, err := findSettingsSource(configDriveWait)
 	if err != nil {
-		return settings{}, "", err
+		return settings{}, source, err
 	}
-	data, err := readUserData(device, fstype)
+	var data []byte
+	if source.kind == sourceCDROMEnv {
+		data, err = readEnvCDROM(source.device)
+	} else {
+		data, err = readUserData(source.device, source.fstype)
+	}
 	if err != nil {
-		return settings{}, device, err
+		return settings{}, source, err
 	}
 	s, err := parseSettings(data)
-	return s, device, err
+	return s, source, err
 }
 
 // mountKernelFilesystems gives the initramfs what a root filesystem gets

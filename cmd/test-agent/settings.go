@@ -175,7 +175,8 @@ func matchNICs(networks map[string]network, macs map[string]string) ([]nicPlan, 
 }
 
 // report is the settings report; source is where they were read from.
-func (s settings) report(source string) guestcheck.Report {
+func (s settings) report(source settingsSource) guestcheck.Report {
 	return guestcheck.Report{Event: guestcheck.EventSettings, AgentID: s.AgentID, VMName: s.VMName,
-		Networks: s.networkNames(), Disks: s.persistentCIDs(), Device: source, Mbus: s.Mbus, SettingsSHA256: s.SHA256}
+		Networks: s.networkNames(), Disks: s.persistentCIDs(), Device: source.device, Via: source.kind,
+		Mbus: s.Mbus, SettingsSHA256: s.SHA256}
 }

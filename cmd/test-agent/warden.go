@@ -55,7 +55,7 @@ func runWarden() {
 		rep.report(guestcheck.Report{Event: guestcheck.EventError, Device: wardenSettingsPath,
 			Message: "reading settings from the warden settings file: " + err.Error()})
 	} else {
-		rep.report(s.report(wardenSettingsPath))
+		rep.report(s.report(settingsSource{device: wardenSettingsPath, kind: sourceWardenFile}))
 		reportWardenNICs(rep, s)
 		if s.Ephemeral != nil {
 			reportWardenEphemeral(rep, *s.Ephemeral)

@@ -47,7 +47,7 @@ func TestSettingsReportMasksMbus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := s.report(wardenSettingsPath)
+	r := s.report(settingsSource{device: wardenSettingsPath, kind: sourceWardenFile})
 	if strings.Contains(r.Mbus, "secret") || r.Mbus != "https://mbus:xxxxx@0.0.0.0:6868" {
 		t.Errorf("mbus in the report: %q", r.Mbus)
 	}

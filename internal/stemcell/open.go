@@ -3,55 +3,133 @@ package stemcell
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"slices"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 )
 
-// rootImageName is the disk image inside an OpenStack stemcell's image tgz.
-const rootImageName = "root.img"
-
-// Open finds root.img in the image tarball at imagePath and returns it as a
-// stream with its format and sizes. It reads only the tar headers it must
-// skip and the qcow2 header: nothing is unpacked to disk.
+// Open reads the image tarball of an OpenStack stemcell (root.img), the
+// only format it took before the vSphere one; see OpenFormats.
 func Open(imagePath string) (*Image, error) {
-	f, err := os.Open(imagePath)
-	if err != nil {
+	return OpenFormats(imagePath, OpenStackFormats)
+}
+
+// OpenFormats sniffs which stemcell format the image tarball at imagePath
+// holds (root.img: openstack-*; an .ovf: vsphere-ovf, general-ovf), refuses
+// one the runtime does not accept, and returns the disk image as a stream
+// with its format, sizes and firmware. It reads only the tar headers it must
+// skip, the OVF and the disk's header: nothing is unpacked to disk.
+func OpenFormats(imagePath string, accepted []string) (*Image, error) {
+	if _, err := os.Stat(imagePath); err != nil {
 		return nil, fmt.Errorf("opening stemcell image '%s': %w", imagePath, err)
 	}
-	img, err := openFrom(f)
+	open := func() (io.ReadCloser, error) { return os.Open(imagePath) }
+	img, err := openFrom(open, accepted)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("reading stemcell image '%s': %w", imagePath, err)
 	}
-	img.closer = f
 	return img, nil
 }
 
-func openFrom(r io.Reader) (*Image, error) {
-	buffered := bufio.NewReaderSize(r, 1<<20)
-	archive, err := decompressed(buffered)
+// opener opens the image tarball at its first byte; a vSphere tarball whose
+// VMDK comes before its OVF (tar's alphabetical order: image-disk1.vmdk,
+// image.mf, image.ovf) is read twice.
+type opener func() (io.ReadCloser, error)
+
+// pass is one read of the image tarball, from its start.
+type pass struct {
+	file io.ReadCloser
+	tr   *tar.Reader
+}
+
+func startPass(open opener) (*pass, error) {
+	f, err := open()
 	if err != nil {
+		return nil, fmt.Errorf("opening the image tarball: %w", err)
+	}
+	archive, err := decompressed(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	tr := tar.NewReader(archive)
+	return &pass{file: f, tr: tar.NewReader(archive)}, nil
+}
+
+// next returns the next regular file's header, io.EOF at the end.
+func (p *pass) next() (*tar.Header, error) {
 	for {
-		hdr, err := tr.Next()
+		hdr, err := p.tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("no %s in the image tarball (is this an OpenStack/KVM stemcell?)", rootImageName)
+			return nil, io.EOF
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the image tarball: %w", err)
 		}
-		if path.Clean(hdr.Name) == rootImageName && hdr.Typeflag == tar.TypeReg {
-			return describe(tr, hdr.Size)
+		if hdr.Typeflag == tar.TypeReg {
+			return hdr, nil
 		}
 	}
+}
+
+// openFrom sniffs the format from the first file that tells it.
+func openFrom(open opener, accepted []string) (*Image, error) {
+	p, err := startPass(open)
+	if err != nil {
+		return nil, err
+	}
+	img, err := sniff(p, open, accepted)
+	if err != nil {
+		p.file.Close()
+		return nil, err
+	}
+	return img, nil
+}
+
+func sniff(p *pass, open opener, accepted []string) (*Image, error) {
+	before := map[string]bool{}
+	for {
+		hdr, err := p.next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("no %s (openstack-qcow2, openstack-raw) nor .ovf (vsphere-ovf, general-ovf) in the image tarball: not a stemcell image this CPI reads (it takes %s)",
+				rootImageName, strings.Join(accepted, ", "))
+		}
+		if err != nil {
+			return nil, err
+		}
+		name := path.Clean(hdr.Name)
+		switch {
+		case name == rootImageName:
+			if !acceptsAny(accepted, OpenStackFormats) {
+				return nil, refused("root.img, an OpenStack stemcell", accepted)
+			}
+			return openOpenStack(p, hdr.Size, accepted)
+		case path.Ext(name) == ".ovf" && path.Dir(name) == ".":
+			if !acceptsAny(accepted, VSphereFormats) {
+				return nil, refused(name+", a vSphere stemcell", accepted)
+			}
+			return openVSphere(p, open, name, before, accepted)
+		}
+		before[name] = true
+	}
+}
+
+func refused(what string, accepted []string) error {
+	return fmt.Errorf("the image tarball holds %s; this runtime takes only %s stemcells", what, strings.Join(accepted, ", "))
+}
+
+func acceptsAny(accepted, formats []string) bool {
+	for _, f := range formats {
+		if slices.Contains(accepted, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // decompressed accepts a gzipped or a plain tar.
@@ -70,33 +148,6 @@ func decompressed(r *bufio.Reader) (io.Reader, error) {
 	return gz, nil
 }
 
-// describe peeks at the start of root.img to tell qcow2 from raw; a qcow2
-// header must pass checkQcow2.
-func describe(r io.Reader, size int64) (*Image, error) {
-	buffered := bufio.NewReaderSize(r, qcow2MaxHeaderArea)
-	head, err := buffered.Peek(qcow2MinimumHeaderSize)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading %s header: %w", rootImageName, err)
-	}
-	img := &Image{Size: size, Reader: io.LimitReader(buffered, size)}
-	if !bytes.HasPrefix(head, []byte(qcow2Magic)) {
-		img.Format = FormatRaw
-		img.VirtualSize = uint64(size)
-		return img, nil
-	}
-	if len(head) == qcow2MinimumHeaderSize {
-		head, err = buffered.Peek(qcow2HeaderArea(head, size))
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("reading %s header: %w", rootImageName, err)
-		}
-	}
-	img.Format = FormatQcow2
-	if img.VirtualSize, err = checkQcow2(head); err != nil {
-		return nil, fmt.Errorf("%s: %w", rootImageName, err)
-	}
-	return img, nil
-}
-
 // Props are the stemcell.MF cloud_properties this runtime reads. Other keys
 // (name, version, os_type, ...) are descriptive and accepted as they are.
 type Props struct {
@@ -106,17 +157,33 @@ type Props struct {
 	Architecture   string `json:"architecture"`
 }
 
-// Check tells whether a stemcell with these properties can run on QEMU.
-func (p Props) Check() error {
-	switch p.DiskFormat {
-	case "", "qcow2", "raw":
+// Check tells whether an OpenStack stemcell with these properties can run
+// on QEMU; see CheckAccepting.
+func (p Props) Check() error { return p.CheckAccepting(OpenStackFormats) }
+
+// CheckAccepting tells whether a stemcell with these properties is one of
+// the accepted stemcell formats, on x86_64.
+func (p Props) CheckAccepting(accepted []string) error {
+	openstack, vsphere := acceptsAny(accepted, OpenStackFormats), acceptsAny(accepted, VSphereFormats)
+	switch {
+	case p.DiskFormat == "":
+	case openstack && (p.DiskFormat == "qcow2" || p.DiskFormat == "raw"):
+	case vsphere && p.DiskFormat == "vmdk":
 	default:
-		return fmt.Errorf("stemcell disk_format '%s' is not supported: use an OpenStack/KVM stemcell (openstack-qcow2 or openstack-raw)", p.DiskFormat)
+		return fmt.Errorf("stemcell disk_format '%s' is not supported: use a stemcell of format %s", p.DiskFormat, strings.Join(accepted, ", "))
 	}
 	switch p.Infrastructure {
-	case "", "openstack", "libvirt", "qemu", "kvm":
+	case "":
+	case "openstack", "libvirt", "qemu", "kvm":
+		if !openstack {
+			return fmt.Errorf("stemcell infrastructure '%s' (an OpenStack stemcell) is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
+		}
+	case "vsphere", "vcloud", "virtualbox":
+		if !vsphere {
+			return fmt.Errorf("stemcell infrastructure '%s' (a vSphere stemcell) is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
+		}
 	default:
-		return fmt.Errorf("stemcell infrastructure '%s' is not supported: use an OpenStack/KVM stemcell", p.Infrastructure)
+		return fmt.Errorf("stemcell infrastructure '%s' is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
 	}
 	switch p.Architecture {
 	case "", "x86_64", "amd64":
@@ -126,8 +193,8 @@ func (p Props) Check() error {
 	return nil
 }
 
-// Agrees tells whether root.img is in the format stemcell.MF claims. A
-// qcow2 stemcell whose image has no qcow2 header is corrupt or truncated;
+// Agrees tells whether the disk image is in the format stemcell.MF claims.
+// A qcow2 stemcell whose image has no qcow2 header is corrupt or truncated;
 // imported as raw it would only fail later, as a VM that never boots.
 func (p Props) Agrees(format Format) error {
 	if p.DiskFormat == "" || Format(p.DiskFormat) == format {
@@ -136,5 +203,5 @@ func (p Props) Agrees(format Format) error {
 	if Format(p.DiskFormat) == FormatQcow2 {
 		return fmt.Errorf("stemcell.MF says disk_format qcow2 but %s has no qcow2 header: the image is corrupt or not a qcow2 stemcell", rootImageName)
 	}
-	return fmt.Errorf("stemcell.MF says disk_format %s but %s is %s", p.DiskFormat, rootImageName, format)
+	return fmt.Errorf("stemcell.MF says disk_format %s but the image is %s", p.DiskFormat, format)
 }

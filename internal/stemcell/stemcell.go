@@ -1,5 +1,8 @@
-// Package stemcell reads OpenStack/KVM stemcell images: the `image` tgz that
-// holds root.img (qcow2 or raw). It streams: nothing is unpacked to disk.
+// Package stemcell reads stemcell images, the `image` tgz of a stemcell, one
+// file per stemcell format: OpenStack/KVM (openstack.go: root.img, qcow2 or
+// raw) and vSphere (vsphere.go: an OVF and the streamOptimized VMDK it
+// names). Open sniffs which one a tarball holds, among the formats a runtime
+// accepts. It streams: nothing is unpacked to disk.
 package stemcell
 
 import (
@@ -17,17 +20,52 @@ func NewCID() string { return "sc-" + uuid.NewString() }
 // ValidCID tells whether cid has the shape of a stemcell CID this CPI made.
 func ValidCID(cid string) bool { return cidPattern.MatchString(cid) }
 
-// Format of root.img.
+// Format of the stemcell's disk image, as qemu-img and libvirt name it.
 type Format string
 
 const (
 	FormatQcow2 Format = "qcow2"
 	FormatRaw   Format = "raw"
+	// FormatVMDK is a streamOptimized VMDK (vSphere stemcells): the runtime
+	// converts it, it cannot be a backing file as it is.
+	FormatVMDK Format = "vmdk"
 )
 
-// Image is root.img as a stream, positioned at its first byte.
+// Firmware the stemcell's disk boots with.
+type Firmware string
+
+const (
+	// FirmwareBIOS: OpenStack stemcells (MBR, SeaBIOS), and OVFs that say bios.
+	FirmwareBIOS Firmware = "bios"
+	// FirmwareEFI: vSphere stemcells since 2024; the OVF says so.
+	FirmwareEFI Firmware = "efi"
+)
+
+// Stemcell formats, as stemcell.MF's stemcell_formats and the CPI's info
+// name them.
+const (
+	StemcellOpenStackQcow2 = "openstack-qcow2"
+	StemcellOpenStackRaw   = "openstack-raw"
+	StemcellVSphereOVF     = "vsphere-ovf"
+	StemcellGeneralOVF     = "general-ovf"
+)
+
+// OpenStackFormats and VSphereFormats are the stemcell formats each reader
+// of this package takes.
+var (
+	OpenStackFormats = []string{StemcellOpenStackQcow2, StemcellOpenStackRaw}
+	VSphereFormats   = []string{StemcellVSphereOVF, StemcellGeneralOVF}
+)
+
+// Image is the stemcell's disk image as a stream, positioned at its first
+// byte: root.img of an OpenStack stemcell, the VMDK of a vSphere one.
 type Image struct {
-	Format Format
+	// StemcellFormat is the stemcell format the tarball was read as:
+	// openstack-qcow2, openstack-raw or vsphere-ovf.
+	StemcellFormat string
+	Format         Format
+	// Firmware the disk boots with: bios unless the OVF says efi.
+	Firmware Firmware
 	// Size is the number of bytes Reader yields.
 	Size int64
 	// VirtualSize is the disk size the guest sees, in bytes.
