@@ -201,6 +201,16 @@ func (rl *restartLoad) diskWorker(w int) {
 	}
 }
 
+// probeWhileDown makes calls of its own while libvirtd is down: the load's
+// workers may all be inside calls that wait for libvirtd to come back
+// (an undo reconnects first), and a call started during the outage must
+// still be seen to fail fast.
+func (rl *restartLoad) probeWhileDown() {
+	rl.call("create_disk", 16, map[string]any{}, nil)
+	rl.call("has_disk", "virtio-aaaaaaaaaaaaa")
+	rl.call("create_vm", "agent-probe", "stemcell-none", map[string]any{}, networks(), []string{}, map[string]any{})
+}
+
 // vmWorker makes and deletes VMs until stopped.
 func (rl *restartLoad) vmWorker(stemcellCID string) {
 	for !rl.stopped() {
@@ -235,7 +245,7 @@ func restartInside(t *testing.T) {
 	var outages []outage
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		time.Sleep(3 * time.Second)
-		o, err := bounceLibvirtd(sig)
+		o, err := bounceLibvirtd(sig, rl.probeWhileDown)
 		if err != nil {
 			close(rl.stop)
 			wg.Wait()
@@ -386,7 +396,7 @@ func removeCut(t *testing.T, names []string) {
 // bounceLibvirtd sends sig to the private libvirtd, waits for it to be
 // gone, leaves it down for downFor, then starts it as in-namespace.sh
 // does and waits until it answers.
-func bounceLibvirtd(sig syscall.Signal) (outage, error) {
+func bounceLibvirtd(sig syscall.Signal, whileDown func()) (outage, error) {
 	o := outage{signal: sig}
 	raw, err := os.ReadFile(privatePIDFile)
 	if err != nil {
@@ -406,7 +416,8 @@ func bounceLibvirtd(sig syscall.Signal) (outage, error) {
 		}
 	}
 	o.gone = time.Now()
-	time.Sleep(downFor)
+	whileDown()
+	time.Sleep(time.Until(o.gone.Add(downFor)))
 	o.restarted = time.Now()
 	if out, err := exec.Command("libvirtd", "-d", "-p", privatePIDFile).CombinedOutput(); err != nil {
 		return o, fmt.Errorf("restarting libvirtd: %v: %s", err, out)
