@@ -43,6 +43,18 @@ func alive(pid int) bool {
 	return err == nil || err == syscall.EPERM
 }
 
+// ProcessGone tells whether pid has ended: no such process, or a zombie
+// no one has reaped yet (a daemon whose parent exited is reaped late).
+func ProcessGone(pid int) bool {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which may itself hold ") ".
+	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+}
+
 // SweepDeadRuns removes what earlier runs of the suites, the demo or bench
 // left when they were killed: their directories, the domains whose disks
 // live there, their pools and networks, each recognised by the project's

@@ -475,23 +475,12 @@ func stopByPidFile(t *testing.T, path string) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(30 * time.Second)
-	for processAlive(pid) {
+	for !devenv.ProcessGone(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("daemon %d (%s) did not exit within 30 s of SIGTERM", pid, path)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// processAlive: a zombie (exited, not yet reaped by whoever adopted the
-// daemon) counts as gone.
-func processAlive(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	_, rest, _ := strings.Cut(string(stat), ") ")
-	return !strings.HasPrefix(rest, "Z")
 }
 
 // pingAgent asks the agent over its mbus (https, the CLI's CA) until it

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 )
 
 // restartInsideEnv tells the test binary it runs inside the namespaces of
@@ -410,7 +412,7 @@ func bounceLibvirtd(sig syscall.Signal, whileDown func()) (outage, error) {
 	if err := syscall.Kill(pid, sig); err != nil {
 		return o, fmt.Errorf("kill -%d %d: %v", sig, pid, err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !processGone(pid); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !devenv.ProcessGone(pid); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			return o, fmt.Errorf("libvirtd %d still runs 30 s after signal %d", pid, sig)
 		}
@@ -432,14 +434,4 @@ func bounceLibvirtd(sig syscall.Signal, whileDown func()) (outage, error) {
 	}
 	o.ready = time.Now()
 	return o, nil
-}
-
-// processGone: no such process, or a zombie no one has reaped yet.
-func processGone(pid int) bool {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
 }
