@@ -16,10 +16,11 @@ func (c *CPI) CreateStemcell(imagePath string, props apiv1.StemcellCloudProps) (
 	// properties that do not decode leave sprops empty, as none were given.
 	var sprops stemcell.Props
 	_ = props.As(&sprops)
-	if err := sprops.Check(); err != nil {
-		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell image '%s'", imagePath)
+	formats := c.descriptor.StemcellFormats
+	if err := sprops.CheckAccepting(formats); err != nil {
+		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell image '%s' into the %s runtime", imagePath, c.descriptor.Name)
 	}
-	img, err := stemcell.Open(imagePath)
+	img, err := stemcell.OpenFormats(imagePath, formats)
 	if err != nil {
 		return apiv1.StemcellCID{}, cpierr.New(cpierr.TypeCloudError, err, "importing stemcell")
 	}
@@ -34,7 +35,7 @@ func (c *CPI) CreateStemcell(imagePath string, props apiv1.StemcellCloudProps) (
 	}
 	cid := stemcell.NewCID()
 	start := time.Now()
-	c.log.Info("importing stemcell", "stemcell_cid", cid, "format", img.Format,
+	c.log.Info("importing stemcell", "stemcell_cid", cid, "stemcell_format", img.StemcellFormat, "format", img.Format,
 		"image_bytes", img.Size, "virtual_bytes", img.VirtualSize)
 	if err := b.ImportStemcell(c.ctx, cid, img); err != nil {
 		return apiv1.StemcellCID{}, cpierr.Wrap(err, "importing stemcell '%s' from '%s'", cid, imagePath)

@@ -24,6 +24,7 @@ func FuzzOpenFrom(f *testing.F) {
 		tarOf("other", []byte("x")),
 		tarOfEntries(entry{"image.ovf", testOVF(ovfSpec{})}, entry{"image-disk1.vmdk", streamVMDK(64 << 20)}),
 		tarOfEntries(entry{"image-disk1.vmdk", streamVMDK(64 << 20)}, entry{"image.ovf", testOVF(ovfSpec{})}),
+		tarOfEntries(entry{"./etc/os-release", []byte("ID=debian\n")}, entry{"./sbin/init", []byte("#!/bin/sh\n")}),
 		{0x1f, 0x8b, 0x08},
 		{},
 	} {
@@ -52,7 +53,7 @@ func FuzzOpenFrom(f *testing.F) {
 	})
 }
 
-var allFormats = append(append([]string(nil), OpenStackFormats...), VSphereFormats...)
+var allFormats = append(append(append([]string(nil), OpenStackFormats...), VSphereFormats...), WardenFormats...)
 
 func tarOf(name string, data []byte) []byte { return tarOfEntries(entry{name, data}) }
 

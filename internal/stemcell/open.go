@@ -96,7 +96,7 @@ func sniff(p *pass, open opener, accepted []string) (*Image, error) {
 	for {
 		hdr, err := p.next()
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("no %s (openstack-qcow2, openstack-raw) nor .ovf (vsphere-ovf, general-ovf) in the image tarball: not a stemcell image this CPI reads (it takes %s)",
+			return nil, fmt.Errorf("no %s (openstack-qcow2, openstack-raw), .ovf (vsphere-ovf, general-ovf) nor root filesystem (warden-tar, general-tar) in the image tarball: not a stemcell image this CPI reads (it takes %s)",
 				rootImageName, strings.Join(accepted, ", "))
 		}
 		if err != nil {
@@ -114,6 +114,11 @@ func sniff(p *pass, open opener, accepted []string) (*Image, error) {
 				return nil, refused(name+", a vSphere stemcell", accepted)
 			}
 			return openVSphere(p, open, name, before, accepted)
+		case isRootfsEntry(name):
+			if !acceptsAny(accepted, WardenFormats) {
+				return nil, refused("a root filesystem, a warden stemcell", accepted)
+			}
+			return openWarden(p, open, accepted)
 		}
 		before[name] = true
 	}
@@ -165,10 +170,13 @@ func (p Props) Check() error { return p.CheckAccepting(OpenStackFormats) }
 // the accepted stemcell formats, on x86_64.
 func (p Props) CheckAccepting(accepted []string) error {
 	openstack, vsphere := acceptsAny(accepted, OpenStackFormats), acceptsAny(accepted, VSphereFormats)
+	warden := acceptsAny(accepted, WardenFormats)
 	switch {
 	case p.DiskFormat == "":
 	case openstack && (p.DiskFormat == "qcow2" || p.DiskFormat == "raw"):
 	case vsphere && p.DiskFormat == "vmdk":
+	// Warden stemcells (bosh-lite's) say "files": the image is a tree.
+	case warden && p.DiskFormat == "files":
 	default:
 		return fmt.Errorf("stemcell disk_format '%s' is not supported: use a stemcell of format %s", p.DiskFormat, strings.Join(accepted, ", "))
 	}
@@ -181,6 +189,10 @@ func (p Props) CheckAccepting(accepted []string) error {
 	case "vsphere", "vcloud", "virtualbox":
 		if !vsphere {
 			return fmt.Errorf("stemcell infrastructure '%s' (a vSphere stemcell) is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
+		}
+	case "warden", "docker", "lxc":
+		if !warden {
+			return fmt.Errorf("stemcell infrastructure '%s' (a warden stemcell, a root filesystem) is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
 		}
 	default:
 		return fmt.Errorf("stemcell infrastructure '%s' is not supported: use a stemcell of format %s", p.Infrastructure, strings.Join(accepted, ", "))
@@ -197,7 +209,7 @@ func (p Props) CheckAccepting(accepted []string) error {
 // A qcow2 stemcell whose image has no qcow2 header is corrupt or truncated;
 // imported as raw it would only fail later, as a VM that never boots.
 func (p Props) Agrees(format Format) error {
-	if p.DiskFormat == "" || Format(p.DiskFormat) == format {
+	if p.DiskFormat == "" || Format(p.DiskFormat) == format || (p.DiskFormat == "files" && format == FormatRootfsTar) {
 		return nil
 	}
 	if Format(p.DiskFormat) == FormatQcow2 {

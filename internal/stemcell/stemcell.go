@@ -1,7 +1,7 @@
 // Package stemcell reads stemcell images, the `image` tgz of a stemcell, one
 // file per stemcell format: OpenStack/KVM (openstack.go: root.img, qcow2 or
 // raw) and vSphere (vsphere.go: an OVF and the streamOptimized VMDK it
-// names). Open sniffs which one a tarball holds, among the formats a runtime
+// names) and warden (warden.go: the tarball is a root filesystem). Open sniffs which one a tarball holds, among the formats a runtime
 // accepts. It streams: nothing is unpacked to disk.
 package stemcell
 
@@ -29,6 +29,9 @@ const (
 	// FormatVMDK is a streamOptimized VMDK (vSphere stemcells): the runtime
 	// converts it, it cannot be a backing file as it is.
 	FormatVMDK Format = "vmdk"
+	// FormatRootfsTar is a tarball of a root filesystem (warden stemcells),
+	// gzipped or not: container runtimes unpack or import it.
+	FormatRootfsTar Format = "rootfs-tar"
 )
 
 // Firmware the stemcell's disk boots with.
@@ -48,6 +51,8 @@ const (
 	StemcellOpenStackRaw   = "openstack-raw"
 	StemcellVSphereOVF     = "vsphere-ovf"
 	StemcellGeneralOVF     = "general-ovf"
+	StemcellWardenTar      = "warden-tar"
+	StemcellGeneralTar     = "general-tar"
 )
 
 // OpenStackFormats and VSphereFormats are the stemcell formats each reader
@@ -55,13 +60,15 @@ const (
 var (
 	OpenStackFormats = []string{StemcellOpenStackQcow2, StemcellOpenStackRaw}
 	VSphereFormats   = []string{StemcellVSphereOVF, StemcellGeneralOVF}
+	WardenFormats    = []string{StemcellWardenTar, StemcellGeneralTar}
 )
 
 // Image is the stemcell's disk image as a stream, positioned at its first
-// byte: root.img of an OpenStack stemcell, the VMDK of a vSphere one.
+// byte: root.img of an OpenStack stemcell, the VMDK of a vSphere one, the
+// whole image tarball of a warden one.
 type Image struct {
 	// StemcellFormat is the stemcell format the tarball was read as:
-	// openstack-qcow2, openstack-raw or vsphere-ovf.
+	// openstack-qcow2, openstack-raw, vsphere-ovf or warden-tar.
 	StemcellFormat string
 	Format         Format
 	// Firmware the disk boots with: bios unless the OVF says efi.

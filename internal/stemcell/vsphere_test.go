@@ -239,7 +239,7 @@ func TestOpenVSphere(t *testing.T) {
 		{"VMDK with a second extent", true, []entry{ovf(ovfSpec{}), {"image-disk1.vmdk", streamVMDK(64<<20, replace("\n\n# The Disk", "\nRW 8 FLAT \"/etc/shadow\" 0\n\n# The Disk"))}}, 0, "", "one streamOptimized extent"},
 		{"VMDK shorter than its header", true, []entry{ovf(ovfSpec{}), {"image-disk1.vmdk", []byte("KDMV")}}, 0, "", "shorter than its header"},
 		{"OpenStack image offered only vSphere", true, []entry{{"root.img", qcow2Header(1<<30, 0)}}, 0, "", "takes only vsphere-ovf, general-ovf"},
-		{"nothing this CPI reads", true, []entry{{"README", []byte("x")}}, 0, "", "nor .ovf"},
+		{"nothing this CPI reads", true, []entry{{"README", []byte("x")}}, 0, "", ".ovf (vsphere-ovf, general-ovf) nor root filesystem"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
