@@ -121,11 +121,17 @@ func (c *CPI) Info() (apiv1.Info, error) {
 }
 
 // openRuntime opens the runtime. An unreachable one is a CloudError whose
-// message says where we tried, never NotImplemented.
+// message says where we tried, never NotImplemented; it is ok_to_retry, as
+// a daemon that restarts (or a host that reboots) answers again soon and
+// nothing was changed.
 func (c *CPI) openRuntime() (Runtime, error) {
 	b, err := c.factory.runtimeFor(c.ctx, c.descriptor)
 	if err != nil {
-		return nil, cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.descriptor.Name)
+		opening := cpierr.New(cpierr.TypeCloudError, err, "opening the %s runtime", c.descriptor.Name)
+		if errors.Is(err, cpierr.ErrUnreachable) {
+			opening = opening.Retryable()
+		}
+		return nil, opening
 	}
 	return b, nil
 }

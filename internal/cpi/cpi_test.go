@@ -558,3 +558,33 @@ func TestSnapshotsOfARuntimeWithoutThemAreNotSupported(t *testing.T) {
 		t.Fatalf("the runtime was asked: %v", backend.calls)
 	}
 }
+
+// TestUnreachableRuntimeIsRetryable: a daemon that is down (restarting, or
+// its host rebooting) answers ok_to_retry on every method; any other
+// failure to open does not.
+func TestUnreachableRuntimeIsRetryable(t *testing.T) {
+	cases := []struct {
+		name      string
+		openErr   error
+		wantRetry bool
+	}{
+		{"daemon down", fmt.Errorf("connecting to libvirt at 'qemu:///system': no answer within 5s: %w", cpierr.ErrUnreachable), true},
+		{"refused config", errors.New("pool 'x' is not a directory pool"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := NewFactory(config.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(config.Config) (Descriptor, error) {
+				return Descriptor{Name: "test", Open: func(context.Context) (Runtime, error) { return nil, tc.openErr }}, nil
+			})
+			c, err := f.New(apiv1.CloudPropsImpl{RawMessage: json.RawMessage(`{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.HasVM(apiv1.NewVMCID("vm-00000000-0000-0000-0000-000000000000"))
+			var typed *cpierr.Error
+			if !errors.As(err, &typed) || typed.Type() != cpierr.TypeCloudError || typed.CanRetry() != tc.wantRetry {
+				t.Fatalf("has_vm = %v; want a CloudError with ok_to_retry %v", err, tc.wantRetry)
+			}
+		})
+	}
+}

@@ -93,7 +93,7 @@ var (
 	ErrNoSpace      = errors.New("no space left in storage pool")
 	ErrNotAttached  = errors.New("not attached")
 	ErrInUse        = errors.New("in use")
-	ErrUnreachable  = errors.New("libvirt unreachable")
+	ErrUnreachable  = errors.New("daemon unreachable")
 	ErrNotSupported = errors.New("not supported")
 	// ErrImpossible: the runtime can never do this as asked (more vCPUs
 	// than the machine type takes, more memory than the host has), so a
