@@ -21,6 +21,9 @@ type Client struct {
 	// As is a command the binary runs under, e.g. setpriv to run it as
 	// another user; empty runs it directly.
 	As []string
+	// Context holds the properties a director's CPI config adds to each
+	// call's context (uri, storage_pool, ...): the CPI of one host.
+	Context map[string]any
 }
 
 // Response is the CPI's answer.
@@ -57,12 +60,15 @@ func (c Client) Request(method string, args ...any) []byte {
 	if version == 0 {
 		version = 2
 	}
+	context := map[string]any{}
+	for k, v := range c.Context {
+		context[k] = v
+	}
+	context["director_uuid"] = "cpiclient"
+	context["request_id"] = fmt.Sprintf("cpi-%d", time.Now().UnixNano()%1000000)
+	context["vm"] = map[string]any{"stemcell": map[string]any{"api_version": version}}
 	req, _ := json.Marshal(map[string]any{
-		"method": method, "arguments": args, "api_version": 2,
-		"context": map[string]any{
-			"director_uuid": "cpiclient", "request_id": fmt.Sprintf("cpi-%d", time.Now().UnixNano()%1000000),
-			"vm": map[string]any{"stemcell": map[string]any{"api_version": version}},
-		},
+		"method": method, "arguments": args, "api_version": 2, "context": context,
 	})
 	return req
 }
