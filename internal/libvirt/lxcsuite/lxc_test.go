@@ -382,3 +382,44 @@ func domainXML(t *testing.T, e *testEnv, cid string) libvirtxml.Domain {
 	}
 	return def
 }
+
+// TestDiskInSettingsAtCreation: a disk attached at create_vm (stemcell
+// API 1: its hint in the settings) is mounted before init runs, and the
+// agent resolves it by the settings' hint.
+func TestDiskInSettingsAtCreation(t *testing.T) {
+	e := newTestEnv(t)
+	sc := e.importRootfs(0)
+	net1, gw1 := e.network(14)
+	diskCID := disk.NewCID()
+	if err := e.b.CreateDisk(e.ctx, disk.Spec{CID: diskCID, SizeMiB: 32}); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(sc, [2]string{net1, "10.214.14.5"})
+	s.Disks = []vm.AttachedDisk{{DiskCID: diskCID}}
+	s.PersistentDisksInSettings = true
+	settings := e.createVM(s, gw1)
+	s = nicsAsCreated(s, settings)
+	hint := settings.Disks.Persistent[diskCID]
+	if hint.Path != "/warden-cpi-dev/"+diskCID {
+		t.Fatalf("settings hint %+v; want the path /warden-cpi-dev/%s", hint, diskCID)
+	}
+	c := e.watchConsole(s.CID)
+	if _, err := checkBoot(c, s, settings, 0); err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := waitReport(c, s.CID, 0, diskTimeout, "persistent disk report", func(r guestcheck.Report) bool {
+		return r.Event == guestcheck.EventPersistent || (r.Event == guestcheck.EventError && r.DiskCID == diskCID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Event != guestcheck.EventPersistent || r.Device != hint.Path {
+		t.Errorf("the agent resolved the settings' disk as %+v; want it at %s", r, hint.Path)
+	}
+	if err := e.b.DeleteVM(e.ctx, s.CID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.DeleteDisk(e.ctx, diskCID); err != nil {
+		t.Errorf("delete_disk after its VM went: %v", err)
+	}
+}
