@@ -1,8 +1,8 @@
 // Package lxcsuite tests the libvirt runtime on libvirt's lxc driver
 // against a real, private libvirtd that scripts/lxc-host.sh starts in
 // namespaces of its own (see there why); guest truth comes from the
-// project's test agent as the container's init, read on the container's
-// console through libvirt.
+// project's test agent as the container's init (its output read from
+// the container's root, see console).
 package lxcsuite
 
 import (
@@ -217,14 +217,15 @@ func writeRootfsTgz(t *testing.T, path string, fillerMiB int) {
 		}
 		tw.Write(body)
 	}
-	for _, d := range []string{"bin/", "sbin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "var/vcap/", "usr/", "usr/share/"} {
+	for _, d := range []string{"bin/", "sbin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "var/", "var/log/", "var/vcap/", "usr/", "usr/share/"} {
 		add(&tar.Header{Typeflag: tar.TypeDir, Name: d}, nil)
 	}
 	add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox"}, bb)
 	for _, c := range []string{"sh", "cat", "ls", "ip", "sleep", "mount"} {
 		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + c, Linkname: "busybox"}, nil)
 	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, testAgent(t))
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/test-agent"}, testAgent(t))
+	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, []byte("#!/bin/sh\nexec /sbin/test-agent >>"+agentLog+" 2>&1\n"))
 	// Filler: many 1 MiB files of random bytes, as a real stemcell's
 	// /usr holds many files that do not compress to nothing.
 	chunk := make([]byte, 1<<20)
@@ -240,61 +241,25 @@ func writeRootfsTgz(t *testing.T, path string, fillerMiB int) {
 	}
 }
 
-// console collects a container's console output (the agent's stdout)
-// through libvirt, across restarts, until the test ends.
-type console struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// console is the test agent's output: the test stemcell's /sbin/init
+// runs the agent (as PID 1, by exec) with its stdout appended to
+// agentLog in the container's root, which the test reads from the host
+// through the container's root directory. (The container's console, read
+// through virDomainOpenConsole, loses what init writes while no client
+// holds it open: a pty whose slave closes is flushed.)
+type console struct{ path string }
 
-func (c *console) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
+// agentLog is where the test stemcell's init sends the agent's output.
+const agentLog = "/var/log/test-agent.log"
 
 func (c *console) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
+	b, _ := os.ReadFile(c.path)
+	return string(b)
 }
 
-// watchConsole opens the container's console on a connection of its own
-// and reopens it whenever it ends (the container stopped), until the test
-// ends.
+// watchConsole is the agent output of container cid, across restarts.
 func (e *testEnv) watchConsole(cid string) *console {
-	c := &console{}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			conn, _, err := host.Connect(e.ctx, config.Config{URI: e.cfg.URI})
-			if err == nil {
-				stopped := make(chan struct{})
-				go func() {
-					select {
-					case <-done:
-						conn.Disconnect()
-					case <-stopped:
-					}
-				}()
-				if dom, err := conn.DomainLookupByName(cid); err == nil {
-					_ = conn.DomainOpenConsole(dom, golibvirt.OptString{}, c, 0)
-				}
-				close(stopped)
-				conn.Disconnect()
-			}
-			select {
-			case <-done:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}()
-	e.t.Cleanup(func() { close(done); wg.Wait() })
-	return c
+	return &console{path: filepath.Join(e.b.ContainerDir(cid), "rootfs", agentLog)}
 }
 
 // waitReport waits for a report from index from on that match accepts.

@@ -423,3 +423,48 @@ func TestDiskInSettingsAtCreation(t *testing.T) {
 		t.Errorf("delete_disk after its VM went: %v", err)
 	}
 }
+
+// TestParallelContainers: create_vm and delete_vm in parallel, each on a
+// connection of its own as separate CPI processes are, on one stemcell;
+// every agent reads its own settings, and nothing is left.
+func TestParallelContainers(t *testing.T) {
+	e := newTestEnv(t)
+	sc := e.importRootfs(0)
+	net1, gw1 := e.network(15)
+	const n = 4
+	specs := make([]vm.Spec, n)
+	settings := make([]agentsettings.Settings, n)
+	errs := make(chan error, n)
+	for i := range n {
+		specs[i] = spec(sc, [2]string{net1, fmt.Sprintf("10.214.15.%d", 10+i)})
+		b := e.open()
+		go func() {
+			var err error
+			settings[i], err = b.CreateVM(e.ctx, specs[i], e.settingsFor(specs[i], gw1))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("parallel create_vm: %v", err)
+		}
+	}
+	for i := range n {
+		s := nicsAsCreated(specs[i], settings[i])
+		if _, err := checkBoot(e.watchConsole(s.CID), s, settings[i], 0); err != nil {
+			t.Error(err)
+		}
+	}
+	for i := range n {
+		b := e.open()
+		go func() { errs <- b.DeleteVM(e.ctx, specs[i].CID) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("parallel delete_vm: %v", err)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(e.cfg.StoreDir, "lxc", "vms")); len(left) != 0 {
+		t.Errorf("left in the VM directory: %v", left)
+	}
+}
