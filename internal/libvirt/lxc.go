@@ -167,6 +167,7 @@ func (b *Backend) createContainerVM(ctx context.Context, spec vm.Spec, settings 
 	if err := xmldef.ValidateNICs(spec.NICs); err != nil {
 		return fail(err)
 	}
+	b.sweepOrphanContainerDirs()
 	lower := b.StemcellRoot(spec.StemcellCID)
 	if _, err := os.Stat(lower); err != nil {
 		return fail(fmt.Errorf("stemcell '%s' has no root filesystem at '%s': %w", spec.StemcellCID, lower, cpierr.ErrNotFound))
@@ -201,6 +202,33 @@ func (b *Backend) createContainerVM(ctx context.Context, spec vm.Spec, settings 
 	b.log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"nics", len(spec.NICs), "disks", len(spec.Disks), "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
 	return settings, nil
+}
+
+// orphanAge is how old a container directory without a domain must be
+// before it is taken for the leftover of a killed create_vm: a create in
+// progress has its directory for well under a second before its domain.
+const orphanAge = 10 * time.Minute
+
+// sweepOrphanContainerDirs removes container directories whose create_vm
+// was killed before its domain was defined (or whose undo was cut off):
+// no domain of that name exists and the directory is older than
+// orphanAge. Only names under this CPI's own store directory are looked at.
+func (b *Backend) sweepOrphanContainerDirs() {
+	parent := filepath.Join(b.lxcDir(), "vms")
+	entries, _ := os.ReadDir(parent)
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !vm.ValidCID(e.Name()) || time.Since(info.ModTime()) < orphanAge {
+			continue
+		}
+		if _, err := b.conn.DomainLookupByName(e.Name()); !cpierr.IsNotFound(host.Classify(err)) {
+			continue // it has its domain, or libvirt could not say
+		}
+		b.log.Info("removing the container directory of a VM that has no domain (a killed create_vm)", "vm", e.Name())
+		if err := rootfs.Remove(filepath.Join(parent, e.Name())); err != nil {
+			b.log.Warn("could not remove an orphaned container directory", "vm", e.Name(), "error", err)
+		}
+	}
 }
 
 // prepareContainerRoot mounts the VM's root and puts in it what the

@@ -343,8 +343,27 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	net1, gw1 := e.network(13)
+	// What a create_vm killed before its domain leaves: the next
+	// create_vm removes it once it is old, never a young one (a create in
+	// progress).
+	old, young := e.b.ContainerDir(vm.NewCID()), e.b.ContainerDir(vm.NewCID())
+	for _, dir := range []string{old, young} {
+		if err := os.MkdirAll(filepath.Join(dir, "upper"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(old, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	s := spec(sc, [2]string{net1, "10.214.13.5"})
 	_, err := e.b.CreateVM(e.ctx, s, e.settingsFor(s, gw1))
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("an hour-old container directory without a domain is left: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a young container directory without a domain (a create in progress) was removed: %v", err)
+	}
+	os.RemoveAll(young)
 	if err == nil {
 		t.Fatal("create_vm of a container without init succeeded")
 	}
