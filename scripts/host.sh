@@ -15,6 +15,7 @@ RUN_DIR=${BOSH_LIBVIRT_CPI_RUN:-/run/bosh-libvirt-cpi-host}
 # 'with' run keeps its own, so it stops only what it started itself.
 STARTED=$RUN_DIR/started
 PACKAGES=(libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils
+  libvirt-daemon-driver-lxc
   ruby docker.io linux-image-amd64 busybox-static e2fsprogs mount kmod cpio
   syslinux syslinux-common syslinux-efi ovmf mtools fdisk dosfstools zstd util-linux
   ca-certificates curl git make libxml2-utils debootstrap)

@@ -36,7 +36,12 @@ echo "== agent settings through bosh-agent's types (test/agentdecode)"
 echo "== tests"
 # -p 1: the suites share one libvirtd and two cores; one package at a time
 # keeps guest boots under TCG from starving each other.
-go test -p 1 -count=1 -timeout 25m "$@" $(go list ./... | grep -v /test/createenv)
+go test -p 1 -count=1 -timeout 25m "$@" $(go list ./... | grep -v -e /test/createenv -e /internal/libvirt/lxcsuite)
+# LXC through libvirt needs a libvirtd of its own (see scripts/lxc-host.sh);
+# faultinject: the suite proves it catches a missing settings file and a
+# wrong disk hint.
+echo "== LXC containers through libvirt (private lxc libvirtd, own namespaces)"
+scripts/lxc-host.sh run go test -tags faultinject -count=1 -timeout 10m "$@" ./internal/libvirt/lxcsuite
 echo "== fuzz (a short run of each target; the seed corpus also runs above)"
 # FUZZTIME=0 skips this; CI keeps it short so the whole run stays bounded.
 fuzztime=${FUZZTIME:-10s}

@@ -2,8 +2,10 @@
 // it (one process per call), and prints each figure next to its target:
 // info process time, create_vm / delete_vm latency, create_vm on a 1 GiB and
 // a 10 GiB stemcell, create_stemcell against a plain `tar -xzf` of the same
-// tarball, attach_disk / detach_disk latency and 8 parallel attaches.
-// Run it with scripts/bench.sh (which starts libvirtd).
+// tarball, attach_disk / detach_disk latency and 8 parallel attaches; and,
+// with the private lxc libvirtd of scripts/lxc-host.sh, create_vm /
+// delete_vm of LXC containers (lxc.go).
+// Run it with scripts/bench.sh (which starts both libvirtds).
 package main
 
 import (
@@ -24,8 +26,9 @@ func main() {
 	runs := flag.Int("runs", 5, "samples per latency figure")
 	stemcell := flag.String("stemcell", "build/test-stemcell.tgz", "bootable stemcell for the disk figures (hot-unplug needs a guest that acknowledges it)")
 	dataMiB := flag.Int("stemcell-data", 512, "MiB of data in the stemcell used for the create_stemcell figure")
+	only := flag.String("only", "", "'vm': only the create_vm/delete_vm figures (QEMU, and LXC when its libvirtd is given); 'lxc': only LXC's")
 	flag.Parse()
-	if err := run(*uri, *runs, *stemcell, *dataMiB); err != nil {
+	if err := run(*uri, *runs, *stemcell, *dataMiB, *only); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -36,29 +39,39 @@ type bench struct {
 	runs int
 }
 
-func run(uri string, runs int, stemcellTarball string, dataMiB int) error {
-	env, err := devenv.New(".", uri, "bench")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := env.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
-		}
-	}()
-	b := bench{env: env, runs: runs}
+func run(uri string, runs int, stemcellTarball string, dataMiB int, only string) error {
+	b := bench{runs: runs}
 	fmt.Printf("bench: %d samples per figure, medians; libvirt %s; %s\n\n", runs, uri, accel())
 	fmt.Printf("%-44s %12s   %s\n", "figure", "measured", "target")
-	steps := []func() error{
-		b.info,
-		b.vmLatency,
-		func() error { return b.stemcellImport(dataMiB) },
-		func() error { return b.diskLatency(stemcellTarball) },
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
+	if only != "lxc" {
+		env, err := devenv.New(".", uri, "bench")
+		if err != nil {
 			return err
 		}
+		defer func() {
+			if err := env.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "cleanup: %v\n", err)
+			}
+		}()
+		b.env = env
+		steps := []func() error{
+			b.info,
+			b.vmLatency,
+			func() error { return b.stemcellImport(dataMiB) },
+			func() error { return b.diskLatency(stemcellTarball) },
+		}
+		if only == "vm" {
+			steps = []func() error{b.vmLatency}
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return err
+			}
+		}
+	}
+	// The private lxc libvirtd of scripts/lxc-host.sh, when it runs.
+	if lxcURI := os.Getenv("BOSH_LIBVIRT_CPI_LXC_URI"); lxcURI != "" {
+		return b.lxcLatency(lxcURI, os.Getenv("BOSH_LIBVIRT_CPI_LXC_STORE"))
 	}
 	return nil
 }

@@ -33,21 +33,31 @@ func infoFor(t *testing.T, uri string) rpc.Response {
 // TestInfoOffersTheHypervisorsStemcells: info answers from the profile the
 // URI's driver selects, without a connection (no daemon listens here).
 func TestInfoOffersTheHypervisorsStemcells(t *testing.T) {
-	resp := infoFor(t, "qemu+tcp://192.0.2.1/system")
-	raw, _ := json.Marshal(resp.Result)
-	var info struct {
-		StemcellFormats []string `json:"stemcell_formats"`
+	cases := []struct {
+		uri     string
+		formats []string
+	}{
+		{"qemu+tcp://192.0.2.1/system", []string{"openstack-qcow2", "openstack-raw"}},
+		{"lxc:///system", []string{"warden-tar", "general-tar"}},
+		{"lxc+ssh://root@192.0.2.1/system", []string{"warden-tar", "general-tar"}},
 	}
-	json.Unmarshal(raw, &info)
-	if resp.Error != nil || !slices.Equal(info.StemcellFormats, []string{"openstack-qcow2", "openstack-raw"}) {
-		t.Fatalf("info = %s, %+v", raw, resp.Error)
+	for _, c := range cases {
+		resp := infoFor(t, c.uri)
+		raw, _ := json.Marshal(resp.Result)
+		var info struct {
+			StemcellFormats []string `json:"stemcell_formats"`
+		}
+		json.Unmarshal(raw, &info)
+		if resp.Error != nil || !slices.Equal(info.StemcellFormats, c.formats) {
+			t.Errorf("info for %s = %s, %+v; want formats %v", c.uri, raw, resp.Error, c.formats)
+		}
 	}
 }
 
-// TestDriversWithoutAProfileAreRefused: lxc, xen and vbox have no profile
+// TestDriversWithoutAProfileAreRefused: xen and vbox have no profile
 // yet, so even info is a CpiError naming the driver.
 func TestDriversWithoutAProfileAreRefused(t *testing.T) {
-	for _, uri := range []string{"lxc:///system", "xen:///system", "vbox:///session"} {
+	for _, uri := range []string{"xen:///system", "vbox:///session"} {
 		resp := infoFor(t, uri)
 		driver, _, _ := strings.Cut(uri, ":")
 		if resp.Error == nil || resp.Error.Type != "Bosh::Clouds::CpiError" || !strings.Contains(resp.Error.Message, "driver '"+driver+"'") {

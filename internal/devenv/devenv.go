@@ -66,9 +66,11 @@ func New(moduleRoot, uri, name string, buildTags ...string) (e *Env, err error) 
 		Pool: objectPrefix + id, Network: objectPrefix + id,
 		Subnet: fmt.Sprintf("10.%d.%d", 200+pid%50, pid%250),
 	}
+	// made, not e: a failing return sets e to nil before this runs.
+	made := e
 	defer func() {
 		if err != nil {
-			e.removeAll()
+			made.removeAll()
 		}
 	}()
 	e.Client = cpiclient.Client{Binary: filepath.Join(root, "cpi"), ConfigPath: filepath.Join(root, "cpi.json")}

@@ -14,6 +14,10 @@ const (
 	WrongDiskCID = "wrong-disk-cid"
 	// WrongSettingsMAC writes agent settings whose MACs differ from the domain's.
 	WrongSettingsMAC = "wrong-settings-mac"
+	// OmitSettingsFile starts containers without the warden settings file.
+	OmitSettingsFile = "omit-settings-file"
+	// WrongDiskHint mounts a container's disk at a path other than its hint's.
+	WrongDiskHint = "wrong-disk-hint"
 )
 
 // EnvVar selects faults (comma separated) in a faultinject build.

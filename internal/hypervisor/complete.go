@@ -62,6 +62,12 @@ func (p Profile) withMACs(planned []vm.NIC, networks map[string]agentsettings.Ne
 func (p Profile) withTargets(planned []vm.AttachedDisk) ([]vm.AttachedDisk, error) {
 	disks := make([]vm.AttachedDisk, len(planned))
 	for i, d := range planned {
+		if p.DiskHintDir != "" {
+			// A container's disk is a directory: its target is the hint path.
+			d.Target = p.DiskHintPath(d.DiskCID)
+			disks[i] = d
+			continue
+		}
 		target, err := p.PersistentTarget(i)
 		if err != nil {
 			return nil, err

@@ -23,6 +23,21 @@ type Delivery string
 // CD-ROM (OpenStack stemcells).
 const DeliveryConfigDrive Delivery = "config-2"
 
+// DeliveryRootfsFile is a JSON file written into the container's root
+// filesystem before it starts (warden stemcells).
+const DeliveryRootfsFile Delivery = "rootfs-file"
+
+// RootKind is what a VM's root is made of.
+type RootKind string
+
+const (
+	// RootDisk is a disk image: a copy-on-write overlay on the stemcell's.
+	RootDisk RootKind = "disk"
+	// RootFilesystem is a directory tree on the libvirt host: the
+	// stemcell's unpacked root filesystem under a per-VM writable layer.
+	RootFilesystem RootKind = "filesystem"
+)
+
 // Profile is one libvirt driver's way of running a BOSH VM.
 type Profile struct {
 	// Driver is the URI's driver part that selects this profile.
@@ -46,6 +61,19 @@ type Profile struct {
 	DiskID func(diskCID string) string
 	// EphemeralID is the hint id of a VM's ephemeral disk.
 	EphemeralID func(vmCID string) string
+	// Root is what the VM's root is; DomainType, when set, is the
+	// libvirt domain type (else decided from the host's capabilities).
+	Root       RootKind
+	DomainType string
+	// SettingsPath is where DeliveryRootfsFile puts the settings.
+	SettingsPath string
+	// DiskHintDir, when set, makes disk hints paths: a persistent disk is
+	// the directory DiskHintDir/<disk-cid> in the guest (the warden rule),
+	// and the ephemeral disk is the directory EphemeralDir.
+	DiskHintDir, EphemeralDir string
+	// LiveDiskAttach tells whether a disk reaches a running guest without
+	// a restart.
+	LiveDiskAttach bool
 }
 
 // QEMU is QEMU/KVM: virtio-blk disks whose serials are the hint ids, a
@@ -62,6 +90,29 @@ var QEMU = Profile{
 	Delivery:               DeliveryConfigDrive,
 	DiskID:                 disk.DiskSerial,
 	EphemeralID:            EphemeralDiskSerial,
+	Root:                   RootDisk,
+	LiveDiskAttach:         true,
+}
+
+// LXC is libvirt's lxc driver: a container whose root is a directory on
+// the libvirt host, the warden contract for settings and disks (the file
+// warden stemcells' agent reads; a persistent disk is an ext4 image that
+// libvirt loop-mounts at /warden-cpi-dev/<disk-cid>, the path the agent
+// bind-mounts). The lxc driver cannot hot-plug a filesystem ("device type
+// 'filesystem' cannot be attached"), so a disk reaches a running
+// container by restarting it; its root filesystem's state is kept.
+var LXC = Profile{
+	Driver:          "lxc",
+	StemcellFormats: []string{"warden-tar", "general-tar"},
+	MACPrefix:       "00:16:3e",
+	Delivery:        DeliveryRootfsFile,
+	DiskID:          func(diskCID string) string { return diskCID },
+	EphemeralID:     func(string) string { return "" },
+	Root:            RootFilesystem,
+	DomainType:      "lxc",
+	SettingsPath:    "/var/vcap/bosh/warden-cpi-agent-env.json",
+	DiskHintDir:     "/warden-cpi-dev",
+	EphemeralDir:    "/var/vcap/data",
 }
 
 // EphemeralDiskSerial is the virtio serial of a VM's ephemeral disk: the
@@ -69,7 +120,7 @@ var QEMU = Profile{
 func EphemeralDiskSerial(vmCID string) string { return disk.Serial(vmCID + "-ephemeral") }
 
 // profiles are the hypervisors this CPI has, by URI driver.
-var profiles = map[string]Profile{QEMU.Driver: QEMU}
+var profiles = map[string]Profile{QEMU.Driver: QEMU, LXC.Driver: LXC}
 
 // ForURI is the profile of a libvirt URI's driver (qemu:///system,
 // qemu+ssh://host/system, ...). A driver without a profile is refused
@@ -105,11 +156,20 @@ func Drivers() []string {
 	return names
 }
 
-// SystemDisk is the settings' disks.system: the root disk's device path.
-func (p Profile) SystemDisk() string { return "/dev/" + p.RootTarget }
+// SystemDisk is the settings' disks.system: the root disk's device path
+// (none for a container).
+func (p Profile) SystemDisk() string {
+	if p.RootTarget == "" {
+		return ""
+	}
+	return "/dev/" + p.RootTarget
+}
 
 // EphemeralHint is the agent's hint for the VM's ephemeral disk.
 func (p Profile) EphemeralHint(vmCID string) disk.Hint {
+	if p.DiskHintDir != "" {
+		return disk.Hint{Path: p.EphemeralDir}
+	}
 	return disk.Hint{ID: p.EphemeralID(vmCID), Path: "/dev/" + p.EphemeralTarget}
 }
 
@@ -117,8 +177,14 @@ func (p Profile) EphemeralHint(vmCID string) disk.Hint {
 // id the guest names it by (the agent keeps it, but looks the disk up by
 // its CID, which is that by-id name) and the device path as fallback.
 func (p Profile) PersistentHint(diskCID, target string) disk.Hint {
+	if p.DiskHintDir != "" {
+		return disk.Hint{ID: diskCID, Path: p.DiskHintPath(diskCID)}
+	}
 	return disk.Hint{ID: p.DiskID(diskCID), Path: "/dev/" + target}
 }
+
+// DiskHintPath is where a persistent disk appears in a container guest.
+func (p Profile) DiskHintPath(diskCID string) string { return p.DiskHintDir + "/" + diskCID }
 
 // letters in a target suffix: vdz is followed by vdaa.
 const letters = 26
@@ -126,6 +192,9 @@ const letters = 26
 // PersistentTarget is the i-th persistent disk target: for QEMU vdc, vdd,
 // ..., vdz, vdaa, ...
 func (p Profile) PersistentTarget(i int) (string, error) {
+	if p.PersistentTargetPrefix == "" {
+		return "", fmt.Errorf("hypervisor '%s' has no device targets for persistent disks", p.Driver)
+	}
 	n := i + p.FirstPersistentTarget
 	if i < 0 || n >= letters+letters*letters {
 		return "", fmt.Errorf("no device target for persistent disk number %d", i)

@@ -12,15 +12,20 @@ import (
 )
 
 func TestForURIPicksTheProfileByDriver(t *testing.T) {
-	for _, uri := range []string{"qemu:///system", "qemu:///session", "qemu+ssh://root@h/system", "qemu+unix:///system?socket=/s"} {
-		if p, err := ForURI(uri); err != nil || p.Driver != "qemu" {
-			t.Errorf("ForURI(%q) = %q, %v; want the qemu profile", uri, p.Driver, err)
+	cases := []struct{ uri, driver string }{
+		{"qemu:///system", "qemu"}, {"qemu:///session", "qemu"}, {"qemu+ssh://root@h/system", "qemu"},
+		{"qemu+unix:///system?socket=/s", "qemu"},
+		{"lxc:///system", "lxc"}, {"lxc+unix:///system?socket=/run/x/libvirt-sock", "lxc"}, {"lxc+ssh://root@h/system", "lxc"},
+	}
+	for _, c := range cases {
+		if p, err := ForURI(c.uri); err != nil || p.Driver != c.driver {
+			t.Errorf("ForURI(%q) = %q, %v; want the %s profile", c.uri, p.Driver, err, c.driver)
 		}
 	}
-	for _, uri := range []string{"lxc:///system", "lxc+ssh://h/system", "xen:///system", "vbox:///session"} {
+	for _, uri := range []string{"xen:///system", "vbox:///session", "test:///default"} {
 		_, err := ForURI(uri)
 		driver, _, _ := strings.Cut(strings.SplitN(uri, ":", 2)[0], "+")
-		if err == nil || !strings.Contains(err.Error(), "'"+driver+"'") || !strings.Contains(err.Error(), "supported drivers: qemu") {
+		if err == nil || !strings.Contains(err.Error(), "'"+driver+"'") || !strings.Contains(err.Error(), "supported drivers: lxc, qemu") {
 			t.Errorf("ForURI(%q) = %v; want a refusal naming driver %s and the supported ones", uri, err, driver)
 		}
 	}
@@ -98,5 +103,35 @@ func TestCompleteVMGivesMACsTargetsAndHints(t *testing.T) {
 				t.Errorf("disk %s: hint %+v; want %+v", cid, settings.Disks.Persistent[cid], hint)
 			}
 		}
+	}
+}
+
+// An LXC VM's settings follow the warden contract: no system device,
+// the ephemeral disk a directory, persistent disks paths under
+// /warden-cpi-dev named by their CID, MACs in 00:16:3e.
+func TestLXCCompletesWardenSettings(t *testing.T) {
+	spec := vm.Spec{CID: "vm-1", NICs: []vm.NIC{{BOSHNetwork: "n1"}, {BOSHNetwork: "n2"}},
+		Disks: []vm.AttachedDisk{{DiskCID: "disk-a"}, {DiskCID: "disk-b"}}, PersistentDisksInSettings: true}
+	settings := agentsettings.Settings{Networks: map[string]agentsettings.Network{"n1": {}, "n2": {}}}
+	spec, settings, err := LXC.CompleteVM(spec, settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if settings.Disks.System != "" || settings.Disks.Ephemeral == nil || settings.Disks.Ephemeral.Path != "/var/vcap/data" {
+		t.Errorf("system %q, ephemeral %+v; want no system disk and the ephemeral directory", settings.Disks.System, settings.Disks.Ephemeral)
+	}
+	for i, cid := range []string{"disk-a", "disk-b"} {
+		want := disk.Hint{ID: cid, Path: "/warden-cpi-dev/" + cid}
+		if settings.Disks.Persistent[cid] != want || spec.Disks[i].Target != want.Path {
+			t.Errorf("disk %s: hint %+v, target %q; want %+v", cid, settings.Disks.Persistent[cid], spec.Disks[i].Target, want)
+		}
+	}
+	for _, nic := range spec.NICs {
+		if !strings.HasPrefix(nic.MAC, "00:16:3e:") || settings.Networks[nic.BOSHNetwork].MAC != nic.MAC {
+			t.Errorf("NIC %s: MAC %q, settings MAC %q", nic.BOSHNetwork, nic.MAC, settings.Networks[nic.BOSHNetwork].MAC)
+		}
+	}
+	if _, err := LXC.PersistentTarget(0); err == nil {
+		t.Error("the LXC profile gave a device target")
 	}
 }

@@ -91,8 +91,10 @@ func (b *Backend) diskUsers(d storage.Volume, skipVM string) ([]diskUser, error)
 			return nil, fmt.Errorf("checking which VMs use disk '%s': %w", d.CID, err)
 		}
 		live, config := dd.find(d.CID, d.Path)
-		if live != nil || config != nil {
-			users = append(users, diskUser{VM: dom.Name, Live: live != nil, Config: config != nil})
+		// A container's disk is a filesystem, not a disk.
+		inLive, inConfig := live != nil || hasFilesystem(dd.Live, d.Path), config != nil || hasFilesystem(dd.Config, d.Path)
+		if inLive || inConfig {
+			users = append(users, diskUser{VM: dom.Name, Live: inLive, Config: inConfig})
 		}
 	}
 	return users, nil
@@ -118,6 +120,9 @@ func describeUsers(users []diskUser) string {
 // VM returns its hint again; a disk another VM uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
 // chosen here cannot be taken by a parallel attach.
 func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.Hint, error) {
+	if b.containers() {
+		return b.attachContainerDisk(ctx, vmCID, diskCID)
+	}
 	target, err := b.attachDisk(ctx, vmCID, diskCID)
 	if err != nil {
 		return disk.Hint{}, err
@@ -233,6 +238,9 @@ var ErrUnplugPending = errors.New("the guest did not release the disk")
 // definition, so it is fully detached by the VM's next restart, and a
 // retry waits again. ErrNotAttached when the VM does not have the disk.
 func (b *Backend) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
+	if b.containers() {
+		return b.detachContainerDisk(ctx, vmCID, diskCID)
+	}
 	dom, err := b.lookupOwnedDomain(vmCID)
 	if err != nil {
 		return fmt.Errorf("detaching disk '%s' from VM '%s': %w", diskCID, vmCID, err)
@@ -379,6 +387,9 @@ func (b *Backend) liveDeviceGone(dom golibvirt.Domain, device libvirtxml.DomainD
 // hot-unplug is pending) still in the running domain. Root, ephemeral and
 // config drive volumes are never listed.
 func (b *Backend) AttachedDisks(ctx context.Context, vmCID string) ([]string, error) {
+	if b.containers() {
+		return b.attachedContainerDisks(vmCID)
+	}
 	dom, err := b.lookupOwnedDomain(vmCID)
 	if err != nil {
 		return nil, fmt.Errorf("listing disks of VM '%s': %w", vmCID, err)

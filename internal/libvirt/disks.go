@@ -19,6 +19,9 @@ import (
 // ErrNoSpace up front, so a guest never meets a full pool on a disk that
 // could never have fitted.
 func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
+	if b.containers() {
+		return b.createContainerDisk(ctx, spec)
+	}
 	if spec.SizeMiB <= 0 {
 		return fmt.Errorf("creating disk '%s': size must be a positive number of MiB, got %d", spec.CID, spec.SizeMiB)
 	}
@@ -118,6 +121,11 @@ func (b *Backend) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	}
 	if err := b.conn.StorageVolResize(d.Vol, size, 0); err != nil {
 		return fmt.Errorf("resizing disk '%s' from %d MiB to %d MiB: %w", cid, d.Capacity/storage.MiB, sizeMiB, host.Classify(err))
+	}
+	if b.containers() {
+		if err := growContainerFilesystem(d); err != nil {
+			return fmt.Errorf("resizing disk '%s' to %d MiB: %w", cid, sizeMiB, err)
+		}
 	}
 	b.log.Info("resized disk", "disk", cid, "from_mib", d.Capacity/storage.MiB, "to_mib", sizeMiB)
 	return nil

@@ -88,6 +88,10 @@ func (b *Backend) copyDisk(ctx context.Context, d storage.Volume, snapCID string
 		if !u.Live {
 			continue
 		}
+		if b.containers() {
+			return "", fmt.Errorf("disk '%s' is mounted in running container '%s': libvirt's %s driver has no backup job to copy it consistently; snapshot it detached or with the VM stopped: %w",
+				d.CID, u.VM, b.profile.Driver, cpierr.ErrNotSupported)
+		}
 		err := b.backupRunningDisk(ctx, u.VM, d, snapCID)
 		if !errors.Is(err, errDomainStopped) {
 			return "backup job of VM " + u.VM, err

@@ -10,6 +10,9 @@ import "context"
 // ours still uses it as the backing file of its root disk: deleting it
 // would leave that VM unable to start again.
 func (b *Backend) DeleteStemcell(ctx context.Context, cid string) error {
+	if b.containers() {
+		return b.deleteRootfsStemcell(cid)
+	}
 	vol, err := b.LookupVolume(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)

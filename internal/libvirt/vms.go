@@ -43,6 +43,9 @@ func (u undoList) run() {
 // (MACs, device hints), writes them onto the VM's config drive and creates
 // the VM; it returns the settings the agent gets.
 func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+	if b.containers() {
+		return b.createContainerVM(ctx, spec, settings)
+	}
 	spec, settings, err := b.profile.CompleteVM(spec, settings)
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
@@ -352,6 +355,9 @@ func (b *Backend) destroyIfRunning(dom golibvirt.Domain) error {
 func (b *Backend) undefine(dom golibvirt.Domain) error {
 	flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
 		golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
+	if b.containers() {
+		flags = 0 // the lxc driver has none of these and refuses the flags
+	}
 	if err := b.conn.DomainUndefineFlags(dom, flags); err != nil {
 		return fmt.Errorf("undefining domain '%s': %w", dom.Name, host.Classify(err))
 	}
@@ -371,6 +377,11 @@ func (b *Backend) DeleteVM(ctx context.Context, cid string) error {
 	}
 	if err := b.destroyIfRunning(dom); err != nil {
 		return fmt.Errorf("deleting VM '%s': %w", cid, err)
+	}
+	if b.containers() {
+		if err := b.removeContainerRoot(cid); err != nil {
+			return fmt.Errorf("deleting VM '%s': %w", cid, err)
+		}
 	}
 	for _, name := range xmldef.OwnedVolumeNames(cid) {
 		if err := b.DeleteVolumeIfExists(ctx, name); err != nil {
@@ -418,6 +429,9 @@ func (b *Backend) RebootVM(ctx context.Context, cid string) error {
 	if err := b.shutDown(ctx, dom, time.Duration(b.cfg.RebootTimeout)*time.Second); err != nil {
 		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
 	}
+	if err := b.beforeStart(dom); err != nil {
+		return fmt.Errorf("rebooting VM '%s': %w", cid, err)
+	}
 	if err := b.conn.DomainCreate(dom); err != nil {
 		return fmt.Errorf("rebooting VM '%s': starting domain: %w", cid, host.Classify(err))
 	}
@@ -432,7 +446,7 @@ func (b *Backend) shutDown(ctx context.Context, dom golibvirt.Domain, timeout ti
 	if err != nil || !running {
 		return err
 	}
-	if err := b.conn.DomainShutdown(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+	if err := b.requestShutdown(dom); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
 		return fmt.Errorf("requesting ACPI shutdown of domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	stopped, err := b.waitForShutoff(ctx, dom, timeout)
@@ -517,6 +531,9 @@ func (b *Backend) setMetadata(dom golibvirt.Domain, running bool, kind golibvirt
 // UpdateSettings rewrites the VM's config drive with settings and the
 // meta-data's keys; the guest reads it on its next boot.
 func (b *Backend) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings, publicKeys []string) error {
+	if b.containers() {
+		return b.updateContainerSettings(cid, settings)
+	}
 	iso, err := b.settingsImage(cid, settings, publicKeys)
 	if err != nil {
 		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)

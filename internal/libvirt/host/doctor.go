@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
@@ -22,6 +23,10 @@ func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
 		return append(access, doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)})
 	}
 	defer conn.Disconnect()
+	if u, _ := url.Parse(cfg.URI); strings.HasPrefix(u.Scheme, "lxc") {
+		_, poolFinding := checkPool(conn, cfg)
+		return append(access, checkVersion(conn, cfg.URI, via), checkContainers(conn, cfg), poolFinding, checkNetwork(conn, cfg.Network))
+	}
 	findings := append(access, checkVersion(conn, cfg.URI, via), checkDomainType(conn, cfg))
 	pool, poolFinding := checkPool(conn, cfg)
 	findings = append(findings, poolFinding, checkNetwork(conn, cfg.Network))
@@ -57,6 +62,28 @@ func checkVersion(conn *golibvirt.Libvirt, uri, via string) doctor.Finding {
 		return doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: fmt.Sprintf("connected to %s but it does not answer: %v", uri, err), Fix: "restart libvirtd"}
 	}
 	return doctor.Finding{Check: "libvirtd", Status: doctor.OK, Detail: fmt.Sprintf("reachable at %s through %s (libvirt %d.%d.%d)", uri, via, v/1000000, v/1000%1000, v%1000)}
+}
+
+// checkContainers: an lxc host must offer exe guests of domain type lxc,
+// and this CPI must be on it (the root filesystems are its directories).
+func checkContainers(conn *golibvirt.Libvirt, cfg config.Config) doctor.Finding {
+	const check = "containers"
+	caps, err := Capabilities(conn)
+	if err != nil {
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: err.Error()}
+	}
+	offered := slices.ContainsFunc(caps.Guests, func(g libvirtxml.CapsGuest) bool {
+		return g.OSType == "exe" && slices.ContainsFunc(g.Arch.Domains, func(d libvirtxml.CapsGuestDomain) bool { return d.Type == "lxc" })
+	})
+	switch {
+	case !offered:
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: "the host offers no exe guests of domain type lxc",
+			Fix: "install libvirt-daemon-driver-lxc on the libvirt host and restart libvirtd"}
+	case !IsLocal(cfg.URI):
+		return doctor.Finding{Check: check, Status: doctor.Fail, Detail: "libvirt's lxc driver on a remote host: stemcells, VMs and disks are refused (their root filesystems are directories this CPI unpacks and mounts on its own machine)",
+			Fix: "run the CPI on the libvirt host with uri lxc:///system"}
+	}
+	return doctor.Finding{Check: check, Status: doctor.OK, Detail: "lxc containers (exe guests)"}
 }
 
 // checkDomainType reports the domain type create_vm will use on the

@@ -33,6 +33,12 @@ type Plan struct {
 	// PersistentDisks are ready <disk> elements (see PersistentDiskDevice).
 	PersistentDisks []libvirtxml.DomainDisk
 	Marker          Marker
+	// A container's root directory on the libvirt host, its persistent
+	// disks (see DiskFilesystem) and the static addresses libvirt sets on
+	// its NICs (by MAC); RootFilesystem profiles only.
+	RootDir     string
+	Filesystems []libvirtxml.DomainFilesystem
+	Addresses   map[string]NICAddress
 }
 
 // NewPlan takes from spec what the domain needs; volume paths are
@@ -77,6 +83,7 @@ func defaultTitle(cid string) string { return "bosh vm " + cid }
 // driver: a hypervisor is one profile and one decorate function.
 var decorators = map[string]func(*libvirtxml.Domain, Plan){
 	hypervisor.QEMU.Driver: decorateQEMU,
+	hypervisor.LXC.Driver:  decorateLXC,
 }
 
 // Build turns a plan into the domain definition: what every hypervisor's
