@@ -40,7 +40,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	findings := doctor.Run(ctx, cfg, host.Probe)
-	if cfg.Runtime == config.RuntimeLibvirt && !doctor.Failed(findings) {
+	if cfg.Runtime == config.RuntimeLibvirt {
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		findings = append(findings, libvirt.OrphanFindings(ctx, cfg, log, *orphanAge, *sweep)...)
 	}
