@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
@@ -48,6 +49,10 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	if doctor.Failed(findings) {
 		fmt.Fprintln(stdout, "doctor: problems found; the fixes are listed above")
 		return 1
+	}
+	if slices.ContainsFunc(findings, func(f doctor.Finding) bool { return f.Status == doctor.Warn }) {
+		fmt.Fprintln(stdout, "doctor: this host is ready for the CPI; see the warnings above")
+		return 0
 	}
 	fmt.Fprintln(stdout, "doctor: this host is ready for the CPI")
 	return 0
