@@ -5,10 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 )
 
@@ -17,11 +20,13 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("cpi doctor", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("configPath", "", "path to cpi.json")
+	sweep := flags.Bool("sweep", false, "remove the orphans of create calls that never finished (without it they are only listed)")
+	orphanAge := flags.Duration("orphanAge", libvirt.DefaultOrphanAge, "how old an unfinished creation must be to count as an orphan")
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
 	if *configPath == "" {
-		fmt.Fprintln(stderr, "usage: cpi doctor -configPath /path/to/cpi.json")
+		fmt.Fprintln(stderr, "usage: cpi doctor [-sweep] [-orphanAge 15m] -configPath /path/to/cpi.json")
 		return 2
 	}
 	cfg, err := config.Load(*configPath)
@@ -36,10 +41,18 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	findings := doctor.Run(ctx, cfg, host.Probe)
+	if cfg.Runtime == config.RuntimeLibvirt {
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		findings = append(findings, libvirt.OrphanFindings(ctx, cfg, log, *orphanAge, *sweep)...)
+	}
 	doctor.Print(stdout, findings)
 	if doctor.Failed(findings) {
 		fmt.Fprintln(stdout, "doctor: problems found; the fixes are listed above")
 		return 1
+	}
+	if slices.ContainsFunc(findings, func(f doctor.Finding) bool { return f.Status == doctor.Warn }) {
+		fmt.Fprintln(stdout, "doctor: this host is ready for the CPI; see the warnings above")
+		return 0
 	}
 	fmt.Fprintln(stdout, "doctor: this host is ready for the CPI")
 	return 0

@@ -136,7 +136,7 @@ func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
-	d, err := b.FindVolume(ctx, diskCID)
+	d, err := b.ownedDisk(ctx, diskCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}

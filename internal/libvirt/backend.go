@@ -8,6 +8,7 @@ package libvirt
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
@@ -29,6 +30,8 @@ type Backend struct {
 	log     *slog.Logger
 	locks   lock.Dir
 	accel   *host.DomainTypeDecision // decided once per call, on first use
+	// orphanAge is the sweep's safe age; 0 is DefaultOrphanAge.
+	orphanAge time.Duration
 }
 
 // Open connects to the libvirtd named by cfg.URI, for the hypervisor its

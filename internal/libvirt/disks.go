@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	golibvirt "github.com/digitalocean/go-libvirt"
-
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
@@ -33,25 +31,48 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 	if err := b.EnsureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
+	// The creation record first, then the ownership record, then the data:
+	// a call killed anywhere leaves the creation record for the sweep.
+	finish, err := b.BeginCreate(ctx, spec.CID)
+	if err != nil {
+		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
+	}
+	if err := b.WriteMeta(ctx, spec.CID, storage.MetaDocument{Owner: storage.NewOwner(storage.KindDisk)}); err != nil {
+		b.undoDisk(ctx, spec.CID, finish)
+		return fmt.Errorf("creating disk '%s': writing its ownership record: %w", spec.CID, err)
+	}
 	if _, err := b.CreateVolume(ctx, storage.ThinVolume(spec.CID, size, format)); err != nil {
-		if errors.Is(err, golibvirt.ErrInterrupted) {
-			// Cut off mid-call, libvirtd may still make the volume, named
-			// with the CID minted for this call: ours, and never returned.
-			b.UndoVolume(ctx, spec.CID)
-		}
+		// Cut off mid-call, libvirtd may still make the volume, named
+		// with the CID minted for this call: ours, and never returned.
+		b.undoDisk(ctx, spec.CID, finish)
 		return fmt.Errorf("creating disk '%s' of %d MiB (%s): %w", spec.CID, spec.SizeMiB, format, err)
+	}
+	if err := finish(); err != nil {
+		b.undoDisk(ctx, spec.CID, finish)
+		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", format)
 	return nil
+}
+
+// undoDisk removes what a failed create_disk made, its creation record
+// last (should the undo fail, the sweep still finds the rest).
+func (b *Backend) undoDisk(ctx context.Context, cid string, finish func() error) {
+	b.UndoVolume(ctx, cid)
+	b.UndoVolume(ctx, storage.MetaVolumeName(cid))
+	if err := finish(); err != nil {
+		b.log.Warn("could not remove the creation record; the sweep will", "disk", cid, "error", err)
+	}
 }
 
 // DeleteDisk removes the disk and its metadata. While any VM of ours uses
 // the disk (running, or in its definition for the next start) nothing is
 // touched and the answer is ErrInUse naming the VM. A missing disk is
 // ErrNotFound; a metadata sidecar left by an earlier, interrupted delete
-// is removed on the way.
+// is removed on the way. A volume without our ownership record is
+// ErrNotFound too, and stays.
 func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
-	d, err := b.FindVolume(ctx, cid)
+	d, err := b.ownedDisk(ctx, cid)
 	if err != nil {
 		if cpierr.IsNotFound(err) {
 			_ = b.DeleteMeta(ctx, cid)
@@ -65,6 +86,8 @@ func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
 	if len(users) > 0 {
 		return fmt.Errorf("deleting disk '%s': %s: %w", cid, describeUsers(users), cpierr.ErrInUse)
 	}
+	// The data first, the record last: a delete cut off in between is
+	// repeated by the director and finds the sidecar to finish with.
 	if err := b.DeleteVolume(d.Vol); err != nil {
 		return fmt.Errorf("deleting disk '%s': %w", cid, err)
 	}
@@ -75,9 +98,9 @@ func (b *Backend) DeleteDisk(ctx context.Context, cid string) error {
 	return nil
 }
 
-// HasDisk tells whether the disk's volume exists.
+// HasDisk tells whether the disk's volume exists and is ours.
 func (b *Backend) HasDisk(ctx context.Context, cid string) (bool, error) {
-	_, err := b.LookupVolume(ctx, cid)
+	_, err := b.ownedDisk(ctx, cid)
 	switch {
 	case err == nil:
 		return true, nil
@@ -101,7 +124,7 @@ func (b *Backend) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	if sizeMiB <= 0 {
 		return fmt.Errorf("resizing disk '%s': size must be a positive number of MiB, got %d", cid, sizeMiB)
 	}
-	d, err := b.FindVolume(ctx, cid)
+	d, err := b.ownedDisk(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("resizing disk '%s': %w", cid, err)
 	}

@@ -45,11 +45,19 @@ func (b *Backend) createContainerDisk(ctx context.Context, spec disk.Spec) error
 	if err := b.EnsureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
+	// As for a VM's disk: the creation record, the ownership record, then
+	// the data, so a call killed anywhere leaves what the sweep takes.
+	finish, err := b.BeginCreate(ctx, spec.CID)
+	if err != nil {
+		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
+	}
+	if err := b.WriteMeta(ctx, spec.CID, storage.MetaDocument{Owner: storage.NewOwner(storage.KindDisk)}); err != nil {
+		b.undoDisk(ctx, spec.CID, finish)
+		return fmt.Errorf("creating disk '%s': writing its ownership record: %w", spec.CID, err)
+	}
 	vol, err := b.CreateVolume(ctx, storage.ThinVolume(spec.CID, size, disk.FormatRaw))
 	if err != nil {
-		if errors.Is(err, golibvirt.ErrInterrupted) {
-			b.UndoVolume(ctx, spec.CID)
-		}
+		b.undoDisk(ctx, spec.CID, finish)
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
 	path, err := b.VolumePath(vol)
@@ -60,8 +68,12 @@ func (b *Backend) createContainerDisk(ctx context.Context, spec disk.Spec) error
 		err = runTool("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", path)
 	}
 	if err != nil {
-		b.UndoVolume(ctx, spec.CID)
+		b.undoDisk(ctx, spec.CID, finish)
 		return fmt.Errorf("creating disk '%s': making its ext4 filesystem: %w", spec.CID, err)
+	}
+	if err := finish(); err != nil {
+		b.undoDisk(ctx, spec.CID, finish)
+		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", "raw ext4")
 	return nil
@@ -123,7 +135,7 @@ func (b *Backend) diskDir(diskCID string) string {
 func (b *Backend) containerDiskFilesystems(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainFilesystem, error) {
 	out := make([]libvirtxml.DomainFilesystem, 0, len(disks))
 	for _, d := range disks {
-		v, err := b.FindVolume(ctx, d.DiskCID)
+		v, err := b.ownedDisk(ctx, d.DiskCID)
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}
@@ -162,7 +174,7 @@ func (b *Backend) attachContainerDisk(ctx context.Context, vmCID, diskCID string
 	if err != nil {
 		return fail(err)
 	}
-	d, err := b.FindVolume(ctx, diskCID)
+	d, err := b.ownedDisk(ctx, diskCID)
 	if err != nil {
 		return fail(err)
 	}

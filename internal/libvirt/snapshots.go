@@ -33,7 +33,7 @@ const backupPollInterval = 100 * time.Millisecond
 // the disk's contents at the instant the job began.
 // DiskHolders lists our VMs that use the disk.
 func (b *Backend) DiskHolders(ctx context.Context, diskCID string) ([]string, error) {
-	d, err := b.FindVolume(ctx, diskCID)
+	d, err := b.ownedDisk(ctx, diskCID)
 	if err != nil {
 		return nil, fmt.Errorf("finding the VMs of disk '%s': %w", diskCID, err)
 	}
@@ -50,7 +50,7 @@ func (b *Backend) DiskHolders(ctx context.Context, diskCID string) ([]string, er
 }
 
 func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) (err error) {
-	d, err := b.FindVolume(ctx, diskCID)
+	d, err := b.ownedDisk(ctx, diskCID)
 	if err != nil {
 		return fmt.Errorf("snapshotting disk '%s': %w", diskCID, err)
 	}
@@ -58,19 +58,32 @@ func (b *Backend) SnapshotDisk(ctx context.Context, diskCID, snapCID string, met
 	if _, err := b.LookupVolume(ctx, snapCID); !cpierr.IsNotFound(err) {
 		return fmt.Errorf("snapshotting disk '%s': volume '%s' already exists or cannot be checked: %v", diskCID, snapCID, err)
 	}
+	// Creation record, ownership record, then the copy: a call killed
+	// anywhere leaves the creation record for the sweep.
+	finish, err := b.BeginCreate(ctx, snapCID)
+	if err != nil {
+		return fmt.Errorf("snapshotting disk '%s': %w", diskCID, err)
+	}
 	defer func() {
 		if err != nil {
 			b.UndoVolume(ctx, snapCID)
-			_ = b.DeleteMeta(context.WithoutCancel(ctx), snapCID)
+			b.UndoVolume(ctx, storage.MetaVolumeName(snapCID))
+			if finishErr := finish(); finishErr != nil {
+				b.log.Warn("could not remove the creation record; the sweep will", "snapshot", snapCID, "error", finishErr)
+			}
 		}
 	}()
 	started := time.Now()
+	doc := storage.MetaDocument{Metadata: meta, SnapshotOf: diskCID, Owner: storage.NewOwner(storage.KindSnapshot)}
+	if err := b.WriteMeta(ctx, snapCID, doc); err != nil {
+		return fmt.Errorf("snapshotting disk '%s': storing metadata of snapshot '%s': %w", diskCID, snapCID, err)
+	}
 	method, err := b.copyDisk(ctx, d, snapCID)
 	if err != nil {
 		return fmt.Errorf("snapshotting disk '%s' into '%s': %w", diskCID, snapCID, err)
 	}
-	if err := b.WriteMeta(ctx, snapCID, storage.MetaDocument{Metadata: meta, SnapshotOf: diskCID}); err != nil {
-		return fmt.Errorf("snapshotting disk '%s': storing metadata of snapshot '%s': %w", diskCID, snapCID, err)
+	if err := finish(); err != nil {
+		return fmt.Errorf("snapshotting disk '%s' into '%s': %w", diskCID, snapCID, err)
 	}
 	b.log.Info("snapshotted disk", "disk", diskCID, "snapshot", snapCID, "method", method,
 		"seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
@@ -224,13 +237,17 @@ func (b *Backend) backupOutcome(dom golibvirt.Domain, diskCID string) error {
 }
 
 // DeleteSnapshot removes the snapshot volume and its metadata. A missing
-// snapshot is ErrNotFound (a stray sidecar is removed on the way).
+// snapshot is ErrNotFound (a stray sidecar is removed on the way); so is
+// a volume without our ownership record, which stays.
 func (b *Backend) DeleteSnapshot(ctx context.Context, snapCID string) error {
 	vol, err := b.LookupVolume(ctx, snapCID)
 	if err != nil {
 		if cpierr.IsNotFound(err) {
 			_ = b.DeleteMeta(ctx, snapCID)
 		}
+		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
+	}
+	if err := b.RequireOwned(ctx, snapCID); err != nil {
 		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
 	if err := b.DeleteVolume(vol); err != nil {

@@ -13,10 +13,12 @@ func (b *Backend) DeleteStemcell(ctx context.Context, cid string) error {
 	if b.containers() {
 		return b.deleteRootfsStemcell(cid)
 	}
-	vol, err := b.LookupVolume(ctx, cid)
+	// A volume without our record is not ours: it stays, and looks absent.
+	sc, err := b.ownedStemcell(ctx, cid)
 	if err != nil {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)
 	}
+	vol := sc.Vol
 	users, err := b.vmsUsingStemcell(cid)
 	if err != nil {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)
@@ -27,6 +29,9 @@ func (b *Backend) DeleteStemcell(ctx context.Context, cid string) error {
 	// Gone meanwhile is what we wanted.
 	if err := b.DeleteVolume(vol); err != nil && !cpierr.IsNotFound(err) {
 		return fmt.Errorf("deleting stemcell '%s': %w", cid, err)
+	}
+	if err := b.DeleteMeta(ctx, cid); err != nil {
+		return fmt.Errorf("deleting stemcell '%s': data deleted, but %w", cid, err)
 	}
 	b.log.Info("deleted stemcell", "stemcell", cid)
 	return nil

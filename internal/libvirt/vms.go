@@ -78,6 +78,18 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 	if err := xmldef.ValidateNICs(spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
+	b.sweepOrphans(ctx)
+	// The creation record comes before anything of the VM, and goes as the
+	// call's last step: a call killed anywhere leaves it for the sweep.
+	finish, err := b.BeginCreate(ctx, spec.CID)
+	if err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	undo.push(func() {
+		if err := finish(); err != nil {
+			b.log.Warn("could not remove the creation record; the sweep will", "vm", spec.CID, "error", err)
+		}
+	})
 	if err := b.ensureNetworks(ctx, spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -97,6 +109,11 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
 		return fmt.Errorf("creating VM '%s': starting domain: %w", spec.CID, b.explainStartFailure(spec, host.Classify(err)))
+	}
+	// A record left behind would have the sweep take a VM the director
+	// knows: failing to end it fails the call, whose undo removes the VM.
+	if err := finish(); err != nil {
+		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"ephemeral_disk_mib", spec.Props.EphemeralDiskMiB, "nics", len(spec.NICs), "disks", len(spec.Disks),
@@ -173,7 +190,7 @@ func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive 
 // createRootOverlay makes a qcow2 volume whose backing file is the
 // stemcell: copy-on-write, so its cost does not grow with the stemcell.
 func (b *Backend) createRootOverlay(ctx context.Context, spec vm.Spec, undo *undoList) (string, error) {
-	base, err := b.LookupStemcell(ctx, spec.StemcellCID)
+	base, err := b.ownedStemcell(ctx, spec.StemcellCID)
 	if err != nil {
 		return "", err
 	}
@@ -218,7 +235,7 @@ func (b *Backend) createOwnedVolume(ctx context.Context, doc libvirtxml.StorageV
 func (b *Backend) persistentDisks(ctx context.Context, disks []vm.AttachedDisk) ([]libvirtxml.DomainDisk, error) {
 	devices := make([]libvirtxml.DomainDisk, 0, len(disks))
 	for _, d := range disks {
-		v, err := b.FindVolume(ctx, d.DiskCID)
+		v, err := b.ownedDisk(ctx, d.DiskCID)
 		if err != nil {
 			return nil, fmt.Errorf("finding persistent disk '%s': %w", d.DiskCID, err)
 		}

@@ -27,8 +27,9 @@ import (
 const metaSuffix = ".meta"
 
 // metaVersion is written into every sidecar so a later layout can be told
-// from this one.
-const metaVersion = 1
+// from this one. Version 2 added the Owner record; a version 1 sidecar has
+// none and is adopted as it is (only this CPI writes sidecars).
+const metaVersion = 2
 
 // metaMinBytes is the smallest sidecar: small rewrites fit without a
 // resize.
@@ -43,6 +44,8 @@ type MetaDocument struct {
 	Metadata disk.Metadata `json:"metadata"`
 	// SnapshotOf is the disk a snapshot was taken from.
 	SnapshotOf string `json:"snapshot_of,omitempty"`
+	// Owner records that this CPI made the object, of which kind, when.
+	Owner *Owner `json:"owner,omitempty"`
 }
 
 // encodeMeta returns the JSON of doc.
@@ -87,13 +90,22 @@ func decodeMeta(raw []byte) (MetaDocument, error) {
 	return doc, nil
 }
 
-// SetDiskMetadata replaces the disk's metadata. ErrNotFound when the disk
-// is not there.
+// SetDiskMetadata replaces the disk's metadata, keeping the rest of the
+// sidecar (the ownership record). ErrNotFound when the disk is not there
+// or is not ours.
 func (b *Pool) SetDiskMetadata(ctx context.Context, cid string, meta disk.Metadata) error {
 	if _, err := b.LookupVolume(ctx, cid); err != nil {
 		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
 	}
-	if err := b.WriteMeta(ctx, cid, MetaDocument{Metadata: meta}); err != nil {
+	if err := b.RequireOwned(ctx, cid); err != nil {
+		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
+	}
+	doc, err := b.ReadMeta(ctx, cid)
+	if err != nil {
+		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
+	}
+	doc.Metadata = meta
+	if err := b.WriteMeta(ctx, cid, doc); err != nil {
 		return fmt.Errorf("setting metadata of disk '%s': %w", cid, err)
 	}
 	b.log.Info("set disk metadata", "disk", cid, "keys", len(meta))
@@ -104,6 +116,9 @@ func (b *Pool) SetDiskMetadata(ctx context.Context, cid string, meta disk.Metada
 // ErrNotFound when the disk is not there.
 func (b *Pool) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadata, error) {
 	if _, err := b.LookupVolume(ctx, cid); err != nil {
+		return nil, fmt.Errorf("reading metadata of disk '%s': %w", cid, err)
+	}
+	if err := b.RequireOwned(ctx, cid); err != nil {
 		return nil, fmt.Errorf("reading metadata of disk '%s': %w", cid, err)
 	}
 	doc, err := b.ReadMeta(ctx, cid)

@@ -25,19 +25,44 @@ func (b *Pool) ImportStemcell(ctx context.Context, cid string, img *stemcell.Ima
 	if img.Size <= 0 || img.VirtualSize == 0 {
 		return fmt.Errorf("importing stemcell '%s': image has no content (size %d bytes, virtual size %d bytes)", cid, img.Size, img.VirtualSize)
 	}
+	// Creation record, ownership record, then the data: a call killed
+	// anywhere leaves the creation record for the sweep.
+	finish, err := b.BeginCreate(ctx, cid)
+	if err != nil {
+		return fmt.Errorf("importing stemcell '%s': %w", cid, err)
+	}
+	if err := b.importStemcell(ctx, cid, img); err != nil {
+		b.UndoVolume(ctx, cid)
+		b.UndoVolume(ctx, MetaVolumeName(cid))
+		if finishErr := finish(); finishErr != nil {
+			b.log.Warn("could not remove the creation record; the sweep will", "stemcell", cid, "error", finishErr)
+		}
+		return err
+	}
+	if err := finish(); err != nil {
+		b.UndoVolume(ctx, cid)
+		b.UndoVolume(ctx, MetaVolumeName(cid))
+		return fmt.Errorf("importing stemcell '%s': %w", cid, err)
+	}
+	return nil
+}
+
+// importStemcell writes the ownership record and uploads the image.
+func (b *Pool) importStemcell(ctx context.Context, cid string, img *stemcell.Image) error {
+	if err := b.WriteMeta(ctx, cid, MetaDocument{Owner: NewOwner(KindStemcell)}); err != nil {
+		return fmt.Errorf("importing stemcell '%s': writing its ownership record: %w", cid, err)
+	}
 	vol, err := b.CreateVolume(ctx, stemcellVolumeDoc(cid, img))
 	if err != nil {
 		return fmt.Errorf("creating volume for stemcell '%s': %w", cid, err)
 	}
 	progress := newProgressReader(ctx, img.Reader, img.Size, b.log.With("stemcell", cid))
 	if err := b.UploadVolume(ctx, vol, progress, uint64(img.Size)); err != nil {
-		b.UndoVolume(ctx, cid)
 		return fmt.Errorf("uploading stemcell '%s' (%d bytes): %w", cid, img.Size, err)
 	}
 	// libvirt takes a short stream as the whole volume: a truncated image
 	// must be caught here.
 	if progress.done != img.Size {
-		b.UndoVolume(ctx, cid)
 		return fmt.Errorf("uploading stemcell '%s': image stream ended after %d of %d bytes", cid, progress.done, img.Size)
 	}
 	progress.finish()

@@ -322,15 +322,7 @@ func TestDeleteVMKeepsPersistentDisksAndSurvivesHalfDeletion(t *testing.T) {
 	ctx := context.Background()
 	scCID := e.importStemcell(1 << 30)
 	spec := e.vmSpec(scCID, e.isolatedNetwork())
-	diskCID := disk.NewCID()
-	persistent := libvirtxml.StorageVolume{
-		Name:     diskCID,
-		Capacity: &libvirtxml.StorageVolumeSize{Value: 16, Unit: "MiB"},
-		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
-	}
-	if _, err := e.b.CreateVolume(ctx, persistent); err != nil {
-		t.Fatal(err)
-	}
+	diskCID := e.newDisk(16, disk.FormatQcow2)
 	spec.Disks = []vm.AttachedDisk{{DiskCID: diskCID, Target: "vdc"}}
 	if err := e.createVM(e.b, &spec); err != nil {
 		t.Fatalf("CreateVM with a persistent disk: %v", err)
