@@ -64,6 +64,7 @@ func TestRemoteAuthKeys(t *testing.T) {
 		{"ssh keys for a local uri", "qemu:///system", &good, nil, "key 'ssh': only for a qemu+ssh:// uri"},
 		{"a key that is not one", "qemu+ssh://h/system", &SSHAuth{PrivateKey: "nope", KnownHosts: good.KnownHosts}, nil, "key 'ssh.private_key'"},
 		{"no known_hosts", "qemu+ssh://h/system", &SSHAuth{PrivateKey: good.PrivateKey}, nil, "key 'ssh.known_hosts'"},
+		{"no known_hosts, the check switched off", "qemu+ssh://h/system", &SSHAuth{PrivateKey: good.PrivateKey, InsecureIgnoreHostKey: true}, nil, ""},
 		{"known_hosts of comments only", "qemu+ssh://h/system", &SSHAuth{PrivateKey: good.PrivateKey, KnownHosts: "# none\n"}, nil, "key 'ssh.known_hosts'"},
 		{"tls keys for a tls uri", "qemu+tls://h/system", nil, &goodTLS, ""},
 		{"tls keys for an ssh uri", "qemu+ssh://h/system", nil, &goodTLS, "key 'tls': only for a qemu+tls:// uri"},

@@ -46,6 +46,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 		return nil, err
 	}
 	log.Debug("connected to libvirt", "uri", cfg.URI, "via", via, "hypervisor", profile.Driver)
+	if cfg.SSH != nil && cfg.SSH.InsecureIgnoreHostKey && cfg.Transport() == "ssh" {
+		log.Warn("the libvirt host's SSH host key is not checked (ssh.insecure_ignore_host_key): anyone on the path can pose as the host", "uri", config.RedactURI(cfg.URI))
+	}
 	b := &Backend{
 		Pool:    storage.New(conn, cfg, log),
 		conn:    conn,

@@ -153,8 +153,19 @@ func TestCPIJSONTemplateRendersRemoteSSHKeys(t *testing.T) {
 			"ssh": map[string]any{"private_key": private, "known_hosts": knownHosts},
 		},
 	})
-	if got.SSH == nil || got.SSH.PrivateKey != private || got.SSH.KnownHosts != knownHosts || got.TLS != nil {
+	if got.SSH == nil || got.SSH.PrivateKey != private || got.SSH.KnownHosts != knownHosts || got.SSH.InsecureIgnoreHostKey || got.TLS != nil {
 		t.Errorf("rendered ssh keys = %+v, tls = %+v", got.SSH, got.TLS)
+	}
+	// A lab that switches the host key check off gives no known_hosts.
+	lab := renderedConfig(t, map[string]any{
+		"agent": map[string]any{"mbus": testMbus},
+		"libvirt_cpi": map[string]any{
+			"uri": "qemu+ssh://root@10.0.0.5/system",
+			"ssh": map[string]any{"private_key": private, "insecure_ignore_host_key": true},
+		},
+	})
+	if lab.SSH == nil || lab.SSH.PrivateKey != private || lab.SSH.KnownHosts != "" || !lab.SSH.InsecureIgnoreHostKey {
+		t.Errorf("rendered lab ssh keys = %+v", lab.SSH)
 	}
 }
 

@@ -27,6 +27,9 @@ func remoteDialer(u *url.URL, cfg config.Config) (socket.Dialer, string, error) 
 		if err != nil {
 			return nil, "", err
 		}
+		if cfg.SSH.InsecureIgnoreHostKey {
+			return sshDialer(u, dir, dialers.WithInsecureIgnoreHostKey()), "ssh " + u.Host + " (host key NOT checked: ssh.insecure_ignore_host_key)", nil
+		}
 		return sshDialer(u, dir), "ssh " + u.Host, nil
 	case cfg.TLS != nil && cfg.Transport() == "tls":
 		// The names libvirt's own client looks for in a pkipath.
@@ -46,8 +49,9 @@ func remoteDialer(u *url.URL, cfg config.Config) (socket.Dialer, string, error) 
 
 // sshDialer authenticates with the key in dir only (never an ssh-agent or
 // a password prompt a CPI process cannot answer) and checks the host key
-// against dir's known_hosts, never accepting an unknown one.
-func sshDialer(u *url.URL, dir string) socket.Dialer {
+// against dir's known_hosts, never accepting an unknown one, unless extra
+// says otherwise.
+func sshDialer(u *url.URL, dir string, extra ...dialers.SSHOption) socket.Dialer {
 	opts := []dialers.SSHOption{
 		dialers.UseKeyFile(filepath.Join(dir, "id")),
 		dialers.UseKnownHostsFile(filepath.Join(dir, "known_hosts")),
@@ -62,7 +66,7 @@ func sshDialer(u *url.URL, dir string) socket.Dialer {
 	if sock := u.Query().Get("socket"); sock != "" {
 		opts = append(opts, dialers.WithRemoteSocket(sock))
 	}
-	return dialers.NewSSH(u.Hostname(), opts...)
+	return dialers.NewSSH(u.Hostname(), append(opts, extra...)...)
 }
 
 // writeKeyFiles writes files (name -> content) with mode 0600 into a

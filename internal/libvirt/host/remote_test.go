@@ -50,6 +50,9 @@ func TestConnectOverSSHWithConfiguredKeys(t *testing.T) {
 		{"a known_hosts line with another host key", config.SSHAuth{PrivateKey: good.PrivateKey,
 			KnownHosts: devenv.KnownHostsLine(fmt.Sprintf("127.0.0.1:%d", sshd.Port), otherPub)}, "key mismatch"},
 		{"a key sshd does not admit", config.SSHAuth{PrivateKey: otherPriv, KnownHosts: good.KnownHosts}, "unable to authenticate"},
+		{"another host key, the check switched off", config.SSHAuth{PrivateKey: good.PrivateKey, InsecureIgnoreHostKey: true,
+			KnownHosts: devenv.KnownHostsLine(fmt.Sprintf("127.0.0.1:%d", sshd.Port), otherPub)}, ""},
+		{"no known_hosts, the check switched off", config.SSHAuth{PrivateKey: good.PrivateKey, InsecureIgnoreHostKey: true}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
