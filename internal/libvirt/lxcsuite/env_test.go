@@ -65,11 +65,11 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, ctx: context.Background(), cfg: config.Config{
-		Runtime:       config.RuntimeLibvirt,
-		Hypervisor:    "auto",
-		URI:           uri,
-		StoreDir:      store,
-		StoragePool:   "cpi-lxc-" + randomHex(t, 4),
+		Runtime:     config.RuntimeLibvirt,
+		Hypervisor:  "auto",
+		URI:         uri,
+		StoreDir:    store,
+		StoragePool: "cpi-lxc-" + randomHex(t, 4),
 		// Short (libvirt loop-mounts disk images by paths of at most 63
 		// bytes): <shared>/<store>p/<disk-cid>.
 		PoolPath:      store + "p",
