@@ -218,7 +218,9 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		want   error
 	}{
 		{"unknown stemcell", func(s *containerSpec) { s.StemcellCID = stemcell.NewCID() }, cpierr.ErrNotFound},
-		{"missing network", func(s *containerSpec) { s.NICs = []nicSpec{{BOSHNetwork: "default", DockerNetwork: e.cfg.NamePrefix + "absent"}} }, cpierr.ErrNotFound},
+		{"missing network", func(s *containerSpec) {
+			s.NICs = []nicSpec{{BOSHNetwork: "default", DockerNetwork: e.cfg.NamePrefix + "absent"}}
+		}, cpierr.ErrNotFound},
 		{"static IP outside the subnet of a network it creates", func(s *containerSpec) {
 			s.NICs = []nicSpec{{BOSHNetwork: "default"}, {BOSHNetwork: "m", DockerNetwork: name, IP: "192.0.2.7", Create: subnet}}
 		}, nil},
