@@ -2,8 +2,10 @@
 // it (one process per call), and prints each figure next to its target:
 // info process time, create_vm / delete_vm latency, create_vm on a 1 GiB and
 // a 10 GiB stemcell, create_stemcell against a plain `tar -xzf` of the same
-// tarball, attach_disk / detach_disk latency and 8 parallel attaches.
-// Run it with scripts/bench.sh (which starts libvirtd).
+// tarball, attach_disk / detach_disk latency and 8 parallel attaches; then
+// create_vm, delete_vm and attach_disk with runtime docker against a plain
+// Docker API baseline (docker.go).
+// Run it with scripts/bench.sh (which starts libvirtd and dockerd).
 package main
 
 import (
@@ -54,6 +56,7 @@ func run(uri string, runs int, stemcellTarball string, dataMiB int) error {
 		b.vmLatency,
 		func() error { return b.stemcellImport(dataMiB) },
 		func() error { return b.diskLatency(stemcellTarball) },
+		b.dockerLatency,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
