@@ -2,10 +2,12 @@
 // it (one process per call), and prints each figure next to its target:
 // info process time, create_vm / delete_vm latency, create_vm on a 1 GiB and
 // a 10 GiB stemcell, create_stemcell against a plain `tar -xzf` of the same
-// tarball, attach_disk / detach_disk latency and 8 parallel attaches; and,
-// with the private lxc libvirtd of scripts/lxc-host.sh, create_vm /
-// delete_vm of LXC containers (lxc.go).
-// Run it with scripts/bench.sh (which starts both libvirtds).
+// tarball, attach_disk / detach_disk latency and 8 parallel attaches; then
+// create_vm, delete_vm and attach_disk with runtime docker against a plain
+// Docker API baseline (docker.go); and, with the private lxc libvirtd of
+// scripts/lxc-host.sh, create_vm / delete_vm of LXC containers (lxc.go).
+// Run it with scripts/bench.sh (which starts libvirtd, dockerd and the
+// private lxc libvirtd).
 package main
 
 import (
@@ -59,6 +61,7 @@ func run(uri string, runs int, stemcellTarball string, dataMiB int, only string)
 			b.vmLatency,
 			func() error { return b.stemcellImport(dataMiB) },
 			func() error { return b.diskLatency(stemcellTarball) },
+			b.dockerLatency,
 		}
 		if only == "vm" {
 			steps = []func() error{b.vmLatency}

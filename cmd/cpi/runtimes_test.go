@@ -15,10 +15,15 @@ import (
 
 // infoFor answers info for a cpi.json with the given uri.
 func infoFor(t *testing.T, uri string) rpc.Response {
+	return infoForKeys(t, `"uri":"`+uri+`"`)
+}
+
+// infoForKeys answers info for a cpi.json with the given extra keys.
+func infoForKeys(t *testing.T, keys string) rpc.Response {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "cpi.json")
-	cfg := `{"uri":"` + uri + `","store_dir":"` + dir + `","agent":{"mbus":"https://mbus:p@0.0.0.0:6868"}}`
+	cfg := `{` + keys + `,"store_dir":"` + dir + `","agent":{"mbus":"https://mbus:p@0.0.0.0:6868"}}`
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -51,6 +56,20 @@ func TestInfoOffersTheHypervisorsStemcells(t *testing.T) {
 		if resp.Error != nil || !slices.Equal(info.StemcellFormats, c.formats) {
 			t.Errorf("info for %s = %s, %+v; want formats %v", c.uri, raw, resp.Error, c.formats)
 		}
+	}
+}
+
+// TestInfoOffersDockersStemcells: runtime docker offers warden stemcells
+// without connecting (nothing listens at that address).
+func TestInfoOffersDockersStemcells(t *testing.T) {
+	resp := infoForKeys(t, `"runtime":"docker","docker":{"host":"tcp://192.0.2.1:2376"}`)
+	raw, _ := json.Marshal(resp.Result)
+	var info struct {
+		StemcellFormats []string `json:"stemcell_formats"`
+	}
+	json.Unmarshal(raw, &info)
+	if resp.Error != nil || !slices.Equal(info.StemcellFormats, []string{"warden-tar", "general-tar"}) {
+		t.Fatalf("info = %s, %+v", raw, resp.Error)
 	}
 }
 

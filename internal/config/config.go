@@ -39,11 +39,12 @@ const (
 const RuntimeLibvirt = "libvirt"
 
 // runtimes are the values key 'runtime' takes.
-var runtimes = []string{RuntimeLibvirt}
+var runtimes = []string{RuntimeLibvirt, RuntimeDocker}
 
 // Config is the whole of cpi.json.
 type Config struct {
-	// Runtime selects what runs the VMs: "libvirt" (the default).
+	// Runtime selects what runs the VMs: "libvirt" (the default) or
+	// "docker" (section Docker; the libvirt keys are then not read).
 	Runtime string `json:"runtime"`
 	// Hypervisor is "kvm", "qemu" (TCG) or "auto": kvm when the connected
 	// libvirt host offers it and its CPU has vmx or svm. Only the qemu
@@ -77,6 +78,8 @@ type Config struct {
 	// SSH and TLS authenticate a remote libvirtd (qemu+ssh://, qemu+tls://).
 	SSH *SSHAuth `json:"ssh,omitempty"`
 	TLS *TLSAuth `json:"tls,omitempty"`
+	// Docker is the docker runtime's section.
+	Docker *Docker `json:"docker,omitempty"`
 }
 
 // Agent holds the settings every bosh-agent gets.
@@ -220,6 +223,8 @@ func (c *Config) applyDefaults() {
 	if c.URI == "" {
 		c.URI = "qemu:///system"
 	}
+	docker := c.DockerSection()
+	c.Docker = &docker
 }
 
 // defaultPoolPath: a session daemon runs QEMU as the CPI's own user, so the
@@ -299,6 +304,7 @@ func (c Config) Validate() error {
 		add("key 'agent.blobstore.provider': must be set when agent.blobstore is given")
 	}
 	problems = append(problems, c.remoteProblems()...)
+	problems = append(problems, c.dockerProblems()...)
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -336,6 +342,8 @@ var overridableKeys = map[string]bool{
 	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
 	// Each host of a multi-host director has its own uri and so its own keys.
 	"ssh": true, "tls": true,
+	// A host running Docker instead names its daemon.
+	"docker": true,
 }
 
 // jobOnlyKeys are cpi.json keys a director CPI config must not set: they

@@ -36,13 +36,52 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{`{"machine":"isapc","agent":{"mbus":"https://h"}}`, "machine"},
 		{`{"uri":"","hotplug_slots":-1,"agent":{"mbus":"https://h"}}`, "hotplug_slots"},
 		{`not json`, "JSON"},
-		{`{"runtime":"docker","agent":{"mbus":"https://h"}}`, "key 'runtime': must be one of libvirt; got 'docker'"},
+		{`{"runtime":"lxd","agent":{"mbus":"https://h"}}`, "key 'runtime': must be one of libvirt, docker; got 'lxd'"},
+		{`{"runtime":"docker","docker":{"host":"http://h:1"},"agent":{"mbus":"https://h"}}`, "key 'docker.host': must be unix:///PATH or tcp://HOST:PORT"},
+		{`{"runtime":"docker","docker":{"host":"tcp://h"},"agent":{"mbus":"https://h"}}`, "key 'docker.host': 'tcp://h' must be tcp://HOST:PORT"},
+		{`{"runtime":"docker","docker":{"host":"unix://rel/sock"},"agent":{"mbus":"https://h"}}`, "must be unix:///ABSOLUTE/PATH"},
+		{`{"runtime":"docker","docker":{"tls":{"ca_cert":"x"}},"agent":{"mbus":"https://h"}}`, "key 'docker.tls': only for a tcp:// docker.host"},
+		{`{"runtime":"docker","docker":{"host":"tcp://h:2376","tls":{"ca_cert":"x"}},"agent":{"mbus":"https://h"}}`, "key 'docker.tls.ca_cert'"},
+		{`{"runtime":"docker","docker":{"host":"tcp://h:2376","tls":{"client_cert":"x"}},"agent":{"mbus":"https://h"}}`, "keys 'docker.tls.client_cert' and 'docker.tls.client_key'"},
+		{`{"runtime":"docker","docker":{"hots":"tcp://h:2376"},"agent":{"mbus":"https://h"}}`, "unknown key \"hots\""},
+		{`{"runtime":"docker","docker":{"network":7},"agent":{"mbus":"https://h"}}`, "key 'docker.network': expected string"},
 	}
 	for _, tc := range cases {
 		_, err := Parse([]byte(tc.json))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("Parse(%s) = %v; want an error naming %q", tc.json, err, tc.key)
 		}
+	}
+}
+
+// TestDockerSection: runtime docker needs no libvirt key, defaults its
+// section, and takes the section from a call's context like the others.
+func TestDockerSection(t *testing.T) {
+	cfg, err := Parse([]byte(`{"runtime":"docker","agent":{"mbus":"https://h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cfg.DockerSection(); d.Host != DefaultDockerHost || d.Network != DefaultDockerNetwork || d.TLS != nil {
+		t.Fatalf("docker defaults: %+v", d)
+	}
+	if cfg.DefaultVMNetwork() != DefaultDockerNetwork || cfg.DockerStoreDir() != filepath.Join(cfg.StoreDir, "docker") {
+		t.Fatalf("docker network %q, store %q", cfg.DefaultVMNetwork(), cfg.DockerStoreDir())
+	}
+	libvirt, err := Parse([]byte(`{"agent":{"mbus":"https://h"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := map[string]json.RawMessage{"runtime": json.RawMessage(`"docker"`), "docker": json.RawMessage(`{"host":"tcp://10.0.0.9:2376","network":"bosh"}`)}
+	out, err := libvirt.WithContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out.DockerSection(); out.Runtime != RuntimeDocker || d.Host != "tcp://10.0.0.9:2376" || d.Network != "bosh" || out.DefaultVMNetwork() != "bosh" {
+		t.Fatalf("context override: runtime %q, docker %+v", out.Runtime, d)
+	}
+	ctx["docker"] = json.RawMessage(`{"hots":"tcp://10.0.0.9:2376"}`)
+	if _, err := libvirt.WithContext(ctx); err == nil || !strings.Contains(err.Error(), "hots") {
+		t.Fatalf("a mistyped docker key in the context: %v", err)
 	}
 }
 

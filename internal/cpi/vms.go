@@ -164,7 +164,7 @@ func (c *CPI) planNICs(networks apiv1.Networks, settings *agentsettings.Settings
 			return nil, err
 		}
 		if nprops.Name == "" {
-			nprops.Name = c.cfg.Network
+			nprops.Name = c.cfg.DefaultVMNetwork()
 		}
 		agentNet, err := agentNetwork(name, net, net.IsDynamic())
 		if err != nil {

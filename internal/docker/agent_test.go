@@ -59,7 +59,7 @@ func buildTestAgent(t *testing.T) []byte {
 func (e *testEnv) agentStemcell() string {
 	e.t.Helper()
 	cid := stemcell.NewCID()
-	if err := e.r.ImportStemcell(e.ctx, cid, bytes.NewReader(rootfsTgzWith(e.t, buildTestAgent(e.t)))); err != nil {
+	if err := e.r.importRootfs(e.ctx, cid, bytes.NewReader(rootfsTgzWith(e.t, buildTestAgent(e.t)))); err != nil {
 		e.t.Fatal(err)
 	}
 	return cid
@@ -68,17 +68,17 @@ func (e *testEnv) agentStemcell() string {
 // agentSpec is a VM of the agent stemcell: dynamic network "dyn" on the
 // default Docker network and, when subnet is given, manual network
 // "static" with ip on a network of the test's own.
-func (e *testEnv) agentSpec(sc, netName string, subnet *Subnet, ip string) VMSpec {
-	nics := []NIC{{BOSHNetwork: "dyn"}}
+func (e *testEnv) agentSpec(sc, netName string, subnet *Subnet, ip string) containerSpec {
+	nics := []nicSpec{{BOSHNetwork: "dyn"}}
 	if subnet != nil {
-		nics = append(nics, NIC{BOSHNetwork: "static", DockerNetwork: netName, IP: ip, Create: subnet})
+		nics = append(nics, nicSpec{BOSHNetwork: "static", DockerNetwork: netName, IP: ip, Create: subnet})
 	}
-	return VMSpec{CID: vm.NewCID(), StemcellCID: sc, CPUs: 1, MemoryMiB: 64, NICs: nics, Command: []string{"/sbin/init"}}
+	return containerSpec{CID: vm.NewCID(), StemcellCID: sc, CPUs: 1, MemoryMiB: 64, NICs: nics, Command: []string{"/sbin/init"}}
 }
 
 // agentSettings are settingsFor with a chosen MAC on the dynamic NIC and
 // the static network's netmask and gateway.
-func agentSettings(spec VMSpec, subnet *Subnet, mac string) agentsettings.Settings {
+func agentSettings(spec containerSpec, subnet *Subnet, mac string) agentsettings.Settings {
 	s := settingsFor(spec.CID, spec.NICs...)
 	s.Networks["dyn"] = withMAC(s.Networks["dyn"], mac)
 	if n, ok := s.Networks["static"]; ok {
@@ -134,7 +134,7 @@ func rawReport(r guestcheck.Report) string {
 // every network's NIC by the settings' MAC, the NIC's MAC and IP are the
 // ones Docker gave the container, the manual network's static IP is on its
 // NIC, and the document it read is, by its hash, the one CreateVM returned.
-func checkAgentBoot(e *testEnv, spec VMSpec, want agentsettings.Settings) error {
+func checkAgentBoot(e *testEnv, spec containerSpec, want agentsettings.Settings) error {
 	cid := spec.CID
 	got, _, err := e.waitReport(cid, 0, agentBootTimeout, "settings report", func(r guestcheck.Report) bool {
 		return r.Event == guestcheck.EventSettings || (r.Event == guestcheck.EventError && r.Device == SettingsPath)
@@ -239,7 +239,7 @@ func TestAgentGuestTruth(t *testing.T) {
 	sc := e.agentStemcell()
 	netName, subnet := e.testNetwork()
 	spec1 := e.agentSpec(sc, netName, subnet, hostIn(subnet, 10))
-	vm1, err := e.r.CreateVM(e.ctx, spec1, agentSettings(spec1, subnet, "02:b0:5c:00:00:01"))
+	vm1, err := e.r.createContainerVM(e.ctx, spec1, agentSettings(spec1, subnet, "02:b0:5c:00:00:01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestAgentGuestTruth(t *testing.T) {
 	}
 
 	d := disk.NewCID()
-	if err := e.r.CreateDisk(e.ctx, d, 16); err != nil {
+	if err := e.r.createDisk(e.ctx, d, 16); err != nil {
 		t.Fatal(err)
 	}
 	hint, err := e.r.AttachDisk(e.ctx, spec1.CID, d)
@@ -275,7 +275,7 @@ func TestAgentGuestTruth(t *testing.T) {
 	}
 
 	spec2 := e.agentSpec(sc, "", nil, "")
-	vm2, err := e.r.CreateVM(e.ctx, spec2, agentSettings(spec2, nil, "02:b0:5c:00:00:02"))
+	vm2, err := e.r.createContainerVM(e.ctx, spec2, agentSettings(spec2, nil, "02:b0:5c:00:00:02"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +348,7 @@ func TestAgentChecksCatchFaults(t *testing.T) {
 			e.r.tamperSettings = tc.tamper
 			defer func() { e.r.tamperSettings = nil }()
 			spec := e.agentSpec(sc, netName, subnet, hostIn(subnet, byte(20+i)))
-			got, err := e.r.CreateVM(e.ctx, spec, agentSettings(spec, subnet, fmt.Sprintf("02:b0:5c:00:01:%02x", i)))
+			got, err := e.r.createContainerVM(e.ctx, spec, agentSettings(spec, subnet, fmt.Sprintf("02:b0:5c:00:01:%02x", i)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,8 +43,14 @@ func (r *Runtime) requireLocal(what string) error {
 	return fmt.Errorf("Docker runtime: %s needs the CPI on the Docker host (a unix:// host), not '%s': %w", what, r.cfg.Host, cpierr.ErrNotSupported)
 }
 
-// CreateDisk makes a sparse ext4 image of sizeMiB. On failure nothing is left.
-func (r *Runtime) CreateDisk(ctx context.Context, cid string, sizeMiB int) error {
+// CreateDisk makes the disk as an ext4 filesystem image. Its format
+// (qcow2/raw, a VM disk's) has no meaning for a container and is not read.
+func (r *Runtime) CreateDisk(ctx context.Context, spec disk.Spec) error {
+	return r.createDisk(ctx, spec.CID, spec.SizeMiB)
+}
+
+// createDisk makes a sparse ext4 image of sizeMiB. On failure nothing is left.
+func (r *Runtime) createDisk(ctx context.Context, cid string, sizeMiB int) error {
 	if err := r.requireLocal("creating disk '" + cid + "'"); err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func TestDiskLifecycle(t *testing.T) {
 	e.createVM(e.r, vm1)
 	e.createVM(e.r, vm2)
 	d := disk.NewCID()
-	if err := e.r.CreateDisk(e.ctx, d, 16); err != nil {
+	if err := e.r.createDisk(e.ctx, d, 16); err != nil {
 		t.Fatal(err)
 	}
 	before, err := e.r.inspectVM(e.ctx, vm1.CID)
@@ -175,7 +175,7 @@ func TestDetachRefusedWhileGuestHoldsDisk(t *testing.T) {
 	spec.CapAdd = []string{"SYS_ADMIN"} // the guest mounts, as the agent does
 	e.createVM(e.r, spec)
 	d := disk.NewCID()
-	if err := e.r.CreateDisk(e.ctx, d, 8); err != nil {
+	if err := e.r.createDisk(e.ctx, d, 8); err != nil {
 		t.Fatal(err)
 	}
 	hint, err := e.r.AttachDisk(e.ctx, spec.CID, d)
@@ -206,7 +206,7 @@ func TestDisksRemoteNotSupported(t *testing.T) {
 	r := &Runtime{cfg: Config{Host: "tcp://docker.example:2376"}.withDefaults()}
 	d := disk.NewCID()
 	for name, err := range map[string]error{
-		"create_disk": r.CreateDisk(t.Context(), d, 8),
+		"create_disk": r.createDisk(t.Context(), d, 8),
 		"attach_disk": errOnly(r.AttachDisk(t.Context(), "vm-x", d)),
 	} {
 		if !errors.Is(err, cpierr.ErrNotSupported) || !strings.Contains(err.Error(), "Docker runtime") {

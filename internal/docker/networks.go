@@ -49,7 +49,7 @@ func (n nicPlan) endpoint(apiVer string) *network.EndpointSettings {
 // planNICs orders the NICs (on API < 1.44 the dynamic one first: only the
 // first NIC's MAC can be chosen, the others' follow from their static IP)
 // and settles each MAC, returning settings that carry them.
-func (r *Runtime) planNICs(spec VMSpec, settings agentsettings.Settings) ([]nicPlan, agentsettings.Settings, error) {
+func (r *Runtime) planNICs(spec containerSpec, settings agentsettings.Settings) ([]nicPlan, agentsettings.Settings, error) {
 	if len(spec.NICs) == 0 {
 		return nil, settings, errors.New("a VM needs at least one network")
 	}
@@ -90,8 +90,8 @@ func (r *Runtime) planNICs(spec VMSpec, settings agentsettings.Settings) ([]nicP
 }
 
 // orderNICs puts the first dynamic NIC first, keeping the others' order.
-func orderNICs(nics []NIC) []NIC {
-	out := make([]NIC, 0, len(nics))
+func orderNICs(nics []nicSpec) []nicSpec {
+	out := make([]nicSpec, 0, len(nics))
 	first := -1
 	for i, n := range nics {
 		if n.IP == "" {

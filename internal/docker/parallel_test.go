@@ -49,14 +49,14 @@ func TestParallelLifecycle(t *testing.T) {
 func parallelOne(e *testEnv, sc, netName string, subnet *Subnet, i int) error {
 	r := e.open()
 	defer r.Close()
-	spec := e.vmSpec(NIC{BOSHNetwork: "manual", DockerNetwork: netName, IP: hostIn(subnet, byte(10+i)), Create: subnet})
+	spec := e.vmSpec(nicSpec{BOSHNetwork: "manual", DockerNetwork: netName, IP: hostIn(subnet, byte(10+i)), Create: subnet})
 	spec.StemcellCID = sc
-	settings, err := r.CreateVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
+	settings, err := r.createContainerVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
 	if err != nil {
 		return err
 	}
 	d := disk.NewCID()
-	if err := r.CreateDisk(e.ctx, d, 8); err != nil {
+	if err := r.createDisk(e.ctx, d, 8); err != nil {
 		return err
 	}
 	hint, err := r.AttachDisk(e.ctx, spec.CID, d)

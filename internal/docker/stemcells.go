@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 )
 
 // imageRepo holds every stemcell image; the tag is the (prefixed) CID.
@@ -19,10 +20,20 @@ const imageRepo = "bosh-libvirt-cpi/stemcell"
 
 func (r *Runtime) imageRef(cid string) string { return imageRepo + ":" + r.name(cid) }
 
-// ImportStemcell streams a warden stemcell's rootfs tgz into the daemon as
-// an image tagged with cid; nothing is copied to disk on the way. On
-// failure nothing is left (the daemon keeps no half-imported image).
-func (r *Runtime) ImportStemcell(ctx context.Context, cid string, rootfsTgz io.Reader) error {
+// ImportStemcell imports a warden-tar/general-tar stemcell's root
+// filesystem tarball; other image formats are ErrNotSupported.
+func (r *Runtime) ImportStemcell(ctx context.Context, cid string, img *stemcell.Image) error {
+	if img.Format != stemcell.FormatRootfsTar {
+		return fmt.Errorf("Docker runtime: stemcell '%s' is %s (image format %s); containers run only warden-tar or general-tar stemcells: %w",
+			cid, img.StemcellFormat, img.Format, cpierr.ErrNotSupported)
+	}
+	return r.importRootfs(ctx, cid, img.Reader)
+}
+
+// importRootfs streams a root filesystem tarball (gzipped or not) into the
+// daemon as an image tagged with cid; nothing is copied to disk on the way.
+// On failure nothing is left (the daemon keeps no half-imported image).
+func (r *Runtime) importRootfs(ctx context.Context, cid string, rootfsTgz io.Reader) error {
 	changes := []string{}
 	for k, v := range r.labels("stemcell", cid) {
 		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, v))

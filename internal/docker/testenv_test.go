@@ -180,7 +180,7 @@ func (e *testEnv) stemcell() string {
 	e.t.Helper()
 	if e.sc == "" {
 		cid := stemcell.NewCID()
-		if err := e.r.ImportStemcell(e.ctx, cid, bytes.NewReader(rootfsTgz(e.t))); err != nil {
+		if err := e.r.importRootfs(e.ctx, cid, bytes.NewReader(rootfsTgz(e.t))); err != nil {
 			e.t.Fatal(err)
 		}
 		e.sc = cid
@@ -190,7 +190,7 @@ func (e *testEnv) stemcell() string {
 
 // settingsFor is a settings document with one network per NIC; the mbus
 // carries a password, which must never reach a log.
-func settingsFor(vmCID string, nics ...NIC) agentsettings.Settings {
+func settingsFor(vmCID string, nics ...nicSpec) agentsettings.Settings {
 	s := agentsettings.New("agent-"+vmCID[3:11], vmCID, config.Agent{Mbus: "https://mbus:" + secretPassword + "@0.0.0.0:6868"}, nil)
 	for _, n := range nics {
 		typ := "dynamic"
@@ -205,17 +205,17 @@ func settingsFor(vmCID string, nics ...NIC) agentsettings.Settings {
 const secretPassword = "s3cret-mbus-pw"
 
 // vmSpec is a small VM of the test stemcell.
-func (e *testEnv) vmSpec(nics ...NIC) VMSpec {
+func (e *testEnv) vmSpec(nics ...nicSpec) containerSpec {
 	if len(nics) == 0 {
-		nics = []NIC{{BOSHNetwork: "default"}}
+		nics = []nicSpec{{BOSHNetwork: "default"}}
 	}
-	return VMSpec{CID: vm.NewCID(), StemcellCID: e.stemcell(), CPUs: 1, MemoryMiB: 64, NICs: nics, Command: []string{"/bin/sh", "/sbin/init"}}
+	return containerSpec{CID: vm.NewCID(), StemcellCID: e.stemcell(), CPUs: 1, MemoryMiB: 64, NICs: nics, Command: []string{"/bin/sh", "/sbin/init"}}
 }
 
 // createVM creates a VM and returns it with the settings it got.
-func (e *testEnv) createVM(r *Runtime, spec VMSpec) agentsettings.Settings {
+func (e *testEnv) createVM(r *Runtime, spec containerSpec) agentsettings.Settings {
 	e.t.Helper()
-	s, err := r.CreateVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
+	s, err := r.createContainerVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
 	if err != nil {
 		e.t.Fatalf("create_vm: %v", err)
 	}

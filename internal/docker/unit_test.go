@@ -16,27 +16,27 @@ func TestPlanNICs(t *testing.T) {
 	cases := []struct {
 		name    string
 		api     string
-		nics    []NIC
+		nics    []nicSpec
 		macs    map[string]string // settings MACs in
 		order   []string          // BOSH networks, first = container's network
 		wantMAC map[string]string // "" = any generated
 		err     error
 	}{
-		{"one dynamic keeps its MAC", "1.41", []NIC{{BOSHNetwork: "a"}},
+		{"one dynamic keeps its MAC", "1.41", []nicSpec{{BOSHNetwork: "a"}},
 			map[string]string{"a": "52:54:00:01:02:03"}, []string{"a"}, map[string]string{"a": "52:54:00:01:02:03"}, nil},
 		{"old API: dynamic first, static MAC from its IP", "1.41",
-			[]NIC{{BOSHNetwork: "m", IP: "10.0.0.5"}, {BOSHNetwork: "d"}},
+			[]nicSpec{{BOSHNetwork: "m", IP: "10.0.0.5"}, {BOSHNetwork: "d"}},
 			map[string]string{"m": "52:54:00:00:00:01", "d": "52:54:00:00:00:02"}, []string{"d", "m"},
 			map[string]string{"d": "52:54:00:00:00:02", "m": "02:42:0a:00:00:05"}, nil},
 		{"new API: every NIC keeps its MAC and order", "1.44",
-			[]NIC{{BOSHNetwork: "m", IP: "10.0.0.5"}, {BOSHNetwork: "d"}},
+			[]nicSpec{{BOSHNetwork: "m", IP: "10.0.0.5"}, {BOSHNetwork: "d"}},
 			map[string]string{"m": "52:54:00:00:00:01", "d": "52:54:00:00:00:02"}, []string{"d", "m"},
 			map[string]string{"d": "52:54:00:00:00:02", "m": "52:54:00:00:00:01"}, nil},
-		{"no MAC in the settings: one is made", "1.41", []NIC{{BOSHNetwork: "a"}},
+		{"no MAC in the settings: one is made", "1.41", []nicSpec{{BOSHNetwork: "a"}},
 			map[string]string{"a": ""}, []string{"a"}, map[string]string{"a": ""}, nil},
-		{"old API: two dynamic networks", "1.41", []NIC{{BOSHNetwork: "a"}, {BOSHNetwork: "b"}},
+		{"old API: two dynamic networks", "1.41", []nicSpec{{BOSHNetwork: "a"}, {BOSHNetwork: "b"}},
 			map[string]string{"a": "", "b": ""}, nil, nil, cpierr.ErrNotSupported},
-		{"network missing from the settings", "1.41", []NIC{{BOSHNetwork: "x"}}, map[string]string{}, nil, nil, nil},
+		{"network missing from the settings", "1.41", []nicSpec{{BOSHNetwork: "x"}}, map[string]string{}, nil, nil, nil},
 		{"no NIC", "1.41", nil, map[string]string{}, nil, nil, nil},
 	}
 	for _, c := range cases {
@@ -46,7 +46,7 @@ func TestPlanNICs(t *testing.T) {
 			for k, mac := range c.macs {
 				s.Networks[k] = withMAC(s.Networks[k], mac)
 			}
-			plan, out, err := r.planNICs(VMSpec{NICs: c.nics}, s)
+			plan, out, err := r.planNICs(containerSpec{NICs: c.nics}, s)
 			if c.order == nil {
 				if err == nil || (c.err != nil && !errors.Is(err, c.err)) {
 					t.Fatalf("want error %v, got %v", c.err, err)

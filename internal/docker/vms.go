@@ -29,13 +29,13 @@ const (
 	EphemeralPath = "/var/vcap/data"
 )
 
-// VMSpec is what CreateVM builds a container from.
-type VMSpec struct {
+// containerSpec is what CreateVM builds a container from.
+type containerSpec struct {
 	CID         string
 	StemcellCID string
 	CPUs        int
 	MemoryMiB   int
-	NICs        []NIC
+	NICs        []nicSpec
 	// Command is the container's PID 1; default /sbin/init.
 	Command []string
 	// Systemd: the stemcell runs systemd as PID 1 (noble). The container
@@ -56,7 +56,7 @@ type VMSpec struct {
 }
 
 // NIC is one BOSH network's interface.
-type NIC struct {
+type nicSpec struct {
 	// BOSHNetwork is the network's key in the settings (its MAC is there).
 	BOSHNetwork string
 	// DockerNetwork is the network to join; "" means Config.Network.
@@ -69,10 +69,11 @@ type NIC struct {
 	Create *Subnet
 }
 
-// CreateVM creates and starts the container. The settings are written to
-// SettingsPath before the container starts; the returned settings carry
-// the MAC each NIC really has. On failure nothing it made is left.
-func (r *Runtime) CreateVM(ctx context.Context, spec VMSpec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+// createContainerVM creates and starts the container. The settings are
+// written to SettingsPath before the container starts; the returned
+// settings carry the MAC each NIC really has. On failure nothing it made
+// is left.
+func (r *Runtime) createContainerVM(ctx context.Context, spec containerSpec, settings agentsettings.Settings) (agentsettings.Settings, error) {
 	u := &undo{log: r.log}
 	out, err := r.createVM(ctx, spec, settings, u)
 	if err != nil {
@@ -83,7 +84,7 @@ func (r *Runtime) CreateVM(ctx context.Context, spec VMSpec, settings agentsetti
 	return out, nil
 }
 
-func (r *Runtime) createVM(ctx context.Context, spec VMSpec, settings agentsettings.Settings, u *undo) (agentsettings.Settings, error) {
+func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings agentsettings.Settings, u *undo) (agentsettings.Settings, error) {
 	img, err := r.stemcellImage(ctx, spec.StemcellCID)
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
@@ -127,7 +128,7 @@ func (r *Runtime) createVM(ctx context.Context, spec VMSpec, settings agentsetti
 	return settings, r.checkMACs(ctx, spec.CID, plan)
 }
 
-func (r *Runtime) createContainer(ctx context.Context, spec VMSpec, imageID string, plan []nicPlan, mounts []mount.Mount, u *undo) error {
+func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, imageID string, plan []nicPlan, mounts []mount.Mount, u *undo) error {
 	cmd := spec.Command
 	if len(cmd) == 0 {
 		cmd = []string{"/sbin/init"}
@@ -276,8 +277,17 @@ func (r *Runtime) RebootVM(ctx context.Context, cid string) error {
 	return nil
 }
 
-// UpdateSettings rewrites the settings file in the VM's container.
-func (r *Runtime) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings) error {
+// UpdateSettings rewrites the settings file in the VM's container. Warden
+// stemcells read no meta-data, so publicKeys have nowhere to go (the
+// agent's own bosh ssh works without them); they are logged as dropped.
+func (r *Runtime) UpdateSettings(ctx context.Context, cid string, settings agentsettings.Settings, publicKeys []string) error {
+	if len(publicKeys) > 0 {
+		r.log.Info("warden stemcells read no meta-data: SSH public keys are not delivered", "cid", cid, "keys", len(publicKeys))
+	}
+	return r.updateSettings(ctx, cid, settings)
+}
+
+func (r *Runtime) updateSettings(ctx context.Context, cid string, settings agentsettings.Settings) error {
 	if _, err := r.inspectVM(ctx, cid); err != nil {
 		return err
 	}

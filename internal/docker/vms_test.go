@@ -52,7 +52,7 @@ func TestImportStemcellBrokenStream(t *testing.T) {
 	e := newTestEnv(t)
 	cid := stemcell.NewCID()
 	tgz := rootfsTgz(t)
-	err := e.r.ImportStemcell(e.ctx, cid, bytes.NewReader(tgz[:len(tgz)/2]))
+	err := e.r.importRootfs(e.ctx, cid, bytes.NewReader(tgz[:len(tgz)/2]))
 	if err == nil {
 		t.Fatal("import of a truncated tgz succeeded")
 	}
@@ -75,7 +75,7 @@ func TestCreateVMGuestTruth(t *testing.T) {
 	in.Networks["default"] = withMAC(in.Networks["default"], "02:b0:5c:0a:0b:0c")
 	var logs bytes.Buffer
 	e.r.log = slogTo(&logs)
-	got, err := e.r.CreateVM(e.ctx, spec, in)
+	got, err := e.r.createContainerVM(e.ctx, spec, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestCreateVMGuestTruth(t *testing.T) {
 	}
 
 	got.Env = map[string]any{"bosh": map[string]any{"group": "updated"}}
-	if err := e.r.UpdateSettings(e.ctx, spec.CID, got); err != nil {
+	if err := e.r.updateSettings(e.ctx, spec.CID, got); err != nil {
 		t.Fatal(err)
 	}
 	updated, _ := json.Marshal(got)
@@ -137,7 +137,7 @@ func TestCreateVMGuestTruth(t *testing.T) {
 		"delete_vm":       func() error { return e.r.DeleteVM(e.ctx, spec.CID) },
 		"reboot_vm":       func() error { return e.r.RebootVM(e.ctx, spec.CID) },
 		"set_vm_metadata": func() error { return e.r.SetVMMetadata(e.ctx, spec.CID, meta) },
-		"update_settings": func() error { return e.r.UpdateSettings(e.ctx, spec.CID, got) },
+		"update_settings": func() error { return e.r.updateSettings(e.ctx, spec.CID, got) },
 	} {
 		if err := call(); !errors.Is(err, cpierr.ErrNotFound) || !strings.Contains(err.Error(), spec.CID) {
 			t.Errorf("%s of a deleted VM: want ErrNotFound naming it, got %v", name, err)
@@ -161,8 +161,8 @@ func TestManualNetworkStaticIP(t *testing.T) {
 	ip := cidr.IP.To4()
 	ip[3] = 10
 	spec := e.vmSpec(
-		NIC{BOSHNetwork: "manual", DockerNetwork: name, IP: ip.String(), Create: subnet},
-		NIC{BOSHNetwork: "dynamic"},
+		nicSpec{BOSHNetwork: "manual", DockerNetwork: name, IP: ip.String(), Create: subnet},
+		nicSpec{BOSHNetwork: "dynamic"},
 	)
 	got := e.createVM(e.r, spec)
 	nw, err := e.r.api.NetworkInspect(e.ctx, name, networkInspectOpts())
@@ -214,25 +214,27 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	name, subnet := e.testNetwork()
 	cases := []struct {
 		name   string
-		modify func(*VMSpec)
+		modify func(*containerSpec)
 		want   error
 	}{
-		{"unknown stemcell", func(s *VMSpec) { s.StemcellCID = stemcell.NewCID() }, cpierr.ErrNotFound},
-		{"missing network", func(s *VMSpec) { s.NICs = []NIC{{BOSHNetwork: "default", DockerNetwork: e.cfg.NamePrefix + "absent"}} }, cpierr.ErrNotFound},
-		{"static IP outside the subnet of a network it creates", func(s *VMSpec) {
-			s.NICs = []NIC{{BOSHNetwork: "default"}, {BOSHNetwork: "m", DockerNetwork: name, IP: "192.0.2.7", Create: subnet}}
+		{"unknown stemcell", func(s *containerSpec) { s.StemcellCID = stemcell.NewCID() }, cpierr.ErrNotFound},
+		{"missing network", func(s *containerSpec) {
+			s.NICs = []nicSpec{{BOSHNetwork: "default", DockerNetwork: e.cfg.NamePrefix + "absent"}}
+		}, cpierr.ErrNotFound},
+		{"static IP outside the subnet of a network it creates", func(s *containerSpec) {
+			s.NICs = []nicSpec{{BOSHNetwork: "default"}, {BOSHNetwork: "m", DockerNetwork: name, IP: "192.0.2.7", Create: subnet}}
 		}, nil},
-		{"init that does not exist", func(s *VMSpec) {
-			s.NICs = []NIC{{BOSHNetwork: "m", DockerNetwork: name, IP: hostIn(subnet, 20), Create: subnet}}
+		{"init that does not exist", func(s *containerSpec) {
+			s.NICs = []nicSpec{{BOSHNetwork: "m", DockerNetwork: name, IP: hostIn(subnet, 20), Create: subnet}}
 			s.Command = []string{"/no/such/init"}
 		}, nil},
-		{"more vCPUs than the host has", func(s *VMSpec) { s.CPUs = 4096 }, cpierr.ErrImpossible},
+		{"more vCPUs than the host has", func(s *containerSpec) { s.CPUs = 4096 }, cpierr.ErrImpossible},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			spec := e.vmSpec()
 			c.modify(&spec)
-			_, err := e.r.CreateVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
+			_, err := e.r.createContainerVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
 			if err == nil {
 				t.Fatal("create_vm succeeded")
 			}

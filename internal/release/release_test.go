@@ -21,6 +21,10 @@ const testMbus = "https://mbus:secret@0.0.0.0:6868"
 // property sets a deployment really uses and feeds the result to
 // internal/config, so the job and the binary cannot drift apart.
 func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
+	testCert, testKey, err := devenv.NewTLSPair()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name       string
 		properties map[string]any
@@ -129,7 +133,32 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 			}),
 		},
 	}
+	tests = append(tests, struct {
+		name       string
+		properties map[string]any
+		want       config.Config
+	}{
+		name: "docker runtime on a remote daemon with TLS",
+		properties: map[string]any{
+			"agent": map[string]any{"mbus": testMbus},
+			"libvirt_cpi": map[string]any{"runtime": "docker", "docker": map[string]any{
+				"host": "tcp://10.0.0.5:2376", "network": "bosh",
+				"tls": map[string]any{"ca_cert": testCert, "client_cert": testCert, "client_key": testKey},
+			}},
+		},
+		want: func() config.Config {
+			c := withAgent(config.Agent{Mbus: testMbus, NTP: []string{}})
+			c.Runtime = "docker"
+			c.Docker = &config.Docker{Host: "tcp://10.0.0.5:2376", Network: "bosh",
+				TLS: &config.TLSAuth{CACert: testCert, ClientCert: testCert, ClientKey: testKey}}
+			return c
+		}(),
+	})
 	for _, tt := range tests {
+		if tt.want.Docker == nil {
+			// Every rendered cpi.json carries the docker section's defaults.
+			tt.want.Docker = &config.Docker{Host: config.DefaultDockerHost, Network: config.DefaultDockerNetwork}
+		}
 		t.Run(tt.name, func(t *testing.T) {
 			if got := renderedConfig(t, tt.properties); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parsed config differs\n got: %#v\nwant: %#v", got, tt.want)
