@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -147,6 +150,17 @@ func TestLegacyDiskCIDsStillServed(t *testing.T) {
 	legacy := disk.LegacyCID()
 	mustVirsh(t, "vol-create-as", suite.Pool, legacy, "16M", "--format", "qcow2")
 	t.Cleanup(func() { virsh("vol-delete", "--pool", suite.Pool, legacy) })
+	// As the version that made disk-<uuid> CIDs left it once the director
+	// had tagged it: with its version-1 metadata sidecar, the proof that the
+	// CPI made it (a volume with neither is foreign and refused).
+	sidecar := filepath.Join(t.TempDir(), "legacy.meta")
+	doc := []byte(`{"version":1,"metadata":{"director":"old"}}`)
+	if err := os.WriteFile(sidecar, append(doc, bytes.Repeat([]byte(" "), 4096-len(doc))...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustVirsh(t, "vol-create-as", suite.Pool, legacy+".meta", "4096", "--format", "raw")
+	t.Cleanup(func() { virsh("vol-delete", "--pool", suite.Pool, legacy+".meta") })
+	mustVirsh(t, "vol-upload", "--pool", suite.Pool, legacy+".meta", sidecar)
 	if got := string(mustCall(t, "has_disk", legacy)); got != "true" {
 		t.Fatalf("has_disk(%s) = %s", legacy, got)
 	}
