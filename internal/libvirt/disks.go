@@ -31,15 +31,9 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 	if err := b.EnsureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
-	// The creation record first, then the ownership record, then the data:
-	// a call killed anywhere leaves the creation record for the sweep.
-	finish, err := b.BeginCreate(ctx, spec.CID)
+	finish, err := b.beginDisk(ctx, spec.CID)
 	if err != nil {
-		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
-	}
-	if err := b.WriteMeta(ctx, spec.CID, storage.MetaDocument{Owner: storage.NewOwner(storage.KindDisk)}); err != nil {
-		b.undoDisk(ctx, spec.CID, finish)
-		return fmt.Errorf("creating disk '%s': writing its ownership record: %w", spec.CID, err)
+		return err
 	}
 	if _, err := b.CreateVolume(ctx, storage.ThinVolume(spec.CID, size, format)); err != nil {
 		// Cut off mid-call, libvirtd may still make the volume, named
@@ -53,6 +47,21 @@ func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
 	}
 	b.log.Info("created disk", "disk", spec.CID, "size_mib", spec.SizeMiB, "format", format)
 	return nil
+}
+
+// beginDisk writes a new disk's creation record, then its ownership
+// record, before any data: a call killed anywhere leaves the creation
+// record for the sweep. It returns the step that ends the creation record.
+func (b *Backend) beginDisk(ctx context.Context, cid string) (finish func() error, err error) {
+	finish, err = b.BeginCreate(ctx, cid)
+	if err != nil {
+		return nil, fmt.Errorf("creating disk '%s': %w", cid, err)
+	}
+	if err := b.WriteMeta(ctx, cid, storage.MetaDocument{Owner: storage.NewOwner(storage.KindDisk)}); err != nil {
+		b.undoDisk(ctx, cid, finish)
+		return nil, fmt.Errorf("creating disk '%s': writing its ownership record: %w", cid, err)
+	}
+	return finish, nil
 }
 
 // undoDisk removes what a failed create_disk made, its creation record

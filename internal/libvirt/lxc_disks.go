@@ -45,15 +45,9 @@ func (b *Backend) createContainerDisk(ctx context.Context, spec disk.Spec) error
 	if err := b.EnsureSpace(ctx, size); err != nil {
 		return fmt.Errorf("creating disk '%s' of %d MiB: %w", spec.CID, spec.SizeMiB, err)
 	}
-	// As for a VM's disk: the creation record, the ownership record, then
-	// the data, so a call killed anywhere leaves what the sweep takes.
-	finish, err := b.BeginCreate(ctx, spec.CID)
+	finish, err := b.beginDisk(ctx, spec.CID)
 	if err != nil {
-		return fmt.Errorf("creating disk '%s': %w", spec.CID, err)
-	}
-	if err := b.WriteMeta(ctx, spec.CID, storage.MetaDocument{Owner: storage.NewOwner(storage.KindDisk)}); err != nil {
-		b.undoDisk(ctx, spec.CID, finish)
-		return fmt.Errorf("creating disk '%s': writing its ownership record: %w", spec.CID, err)
+		return err
 	}
 	vol, err := b.CreateVolume(ctx, storage.ThinVolume(spec.CID, size, disk.FormatRaw))
 	if err != nil {
