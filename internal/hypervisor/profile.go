@@ -27,6 +27,11 @@ const DeliveryConfigDrive Delivery = "config-2"
 // filesystem before it starts (warden stemcells).
 const DeliveryRootfsFile Delivery = "rootfs-file"
 
+// DeliveryCDROMEnv is an ISO9660 disc holding one file, env, with the
+// settings JSON, on a CD-ROM the agent mounts from /dev/sr0 (vSphere and
+// VirtualBox stemcells: bosh-agent's CDROM settings source).
+const DeliveryCDROMEnv Delivery = "cdrom-env"
+
 // RootKind is what a VM's root is made of.
 type RootKind string
 
