@@ -168,6 +168,10 @@ func (b *Backend) createContainerVM(ctx context.Context, spec vm.Spec, settings 
 		return fail(err)
 	}
 	b.sweepOrphanContainerDirs()
+	finish, err := b.beginVM(ctx, spec.CID, &undo)
+	if err != nil {
+		return fail(err)
+	}
 	lower := b.StemcellRoot(spec.StemcellCID)
 	if _, err := os.Stat(lower); err != nil {
 		return fail(fmt.Errorf("stemcell '%s' has no root filesystem at '%s': %w", spec.StemcellCID, lower, cpierr.ErrNotFound))
@@ -198,6 +202,11 @@ func (b *Backend) createContainerVM(ctx context.Context, spec vm.Spec, settings 
 	}
 	if err := b.conn.DomainCreate(dom); err != nil {
 		return fail(fmt.Errorf("starting container: %w", host.Classify(err)))
+	}
+	// A record left behind would have the sweep take a VM the director
+	// knows: failing to end it fails the call, whose undo removes the VM.
+	if err := finish(); err != nil {
+		return fail(err)
 	}
 	b.log.Info("created VM", "stemcell", spec.StemcellCID, "cpus", spec.Props.CPUs, "memory_mib", spec.Props.MemoryMiB,
 		"nics", len(spec.NICs), "disks", len(spec.Disks), "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))

@@ -81,3 +81,21 @@ func (b *Backend) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadat
 	}
 	return b.Pool.GetDiskMetadata(ctx, cid)
 }
+
+// beginVM sweeps old orphans, then writes the new VM's creation record
+// before anything of the VM exists; the record goes as create_vm's last
+// step (finish), so a call killed anywhere leaves it for the sweep. On
+// failure the undo list ends the record after removing the rest.
+func (b *Backend) beginVM(ctx context.Context, cid string, undo *undoList) (finish func() error, err error) {
+	b.sweepOrphans(ctx)
+	finish, err = b.BeginCreate(ctx, cid)
+	if err != nil {
+		return nil, err
+	}
+	undo.push(func() {
+		if err := finish(); err != nil {
+			b.log.Warn("could not remove the creation record; the sweep will", "vm", cid, "error", err)
+		}
+	})
+	return finish, nil
+}

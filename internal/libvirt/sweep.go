@@ -164,6 +164,13 @@ func (b *Backend) sweepVM(ctx context.Context, cid string) error {
 	if err != nil && !cpierr.IsNotFound(err) {
 		return err
 	}
+	// A container create killed before its domain was defined leaves its
+	// root directory (DeleteVM removes it only with the domain).
+	if b.containers() {
+		if err := b.removeContainerRoot(cid); err != nil {
+			return err
+		}
+	}
 	if b.consoleInStoreDir() {
 		if err := removeConsoleLog(b.consoleLogPath(cid)); err != nil {
 			return err

@@ -78,18 +78,10 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 	if err := xmldef.ValidateNICs(spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	b.sweepOrphans(ctx)
-	// The creation record comes before anything of the VM, and goes as the
-	// call's last step: a call killed anywhere leaves it for the sweep.
-	finish, err := b.BeginCreate(ctx, spec.CID)
+	finish, err := b.beginVM(ctx, spec.CID, &undo)
 	if err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	undo.push(func() {
-		if err := finish(); err != nil {
-			b.log.Warn("could not remove the creation record; the sweep will", "vm", spec.CID, "error", err)
-		}
-	})
 	if err := b.ensureNetworks(ctx, spec.NICs); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
