@@ -93,6 +93,9 @@ type Profile struct {
 	// MACFourthByteMax bounds the fourth byte of a generated MAC (VMware
 	// admits static MACs up to 00:50:56:3f:ff:ff only); 0 is no bound.
 	MACFourthByteMax byte
+	// TargetLimit, when set, is how many disks the disk bus holds (one
+	// SCSI controller: the hint's target id would be ambiguous on two).
+	TargetLimit int
 }
 
 // QEMU is QEMU/KVM: virtio-blk disks whose serials are the hint ids, a
@@ -221,6 +224,9 @@ func (p Profile) PersistentTarget(i int) (string, error) {
 		return "", fmt.Errorf("hypervisor '%s' has no device targets for persistent disks", p.Driver)
 	}
 	n := i + p.FirstPersistentTarget
+	if p.TargetLimit > 0 && n >= p.TargetLimit {
+		return "", fmt.Errorf("no device target for persistent disk number %d: the %s profile's disk controller holds %d disks", i, p.Driver, p.TargetLimit)
+	}
 	if i < 0 || n >= letters+letters*letters {
 		return "", fmt.Errorf("no device target for persistent disk number %d", i)
 	}

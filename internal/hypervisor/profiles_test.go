@@ -69,6 +69,24 @@ func TestSCSIVolumeIDs(t *testing.T) {
 	}
 }
 
+// One SCSI controller's worth of disks: the hint's target id would repeat
+// on a second one.
+func TestSCSIProfilesStopAtOneController(t *testing.T) {
+	cases := []struct {
+		p    Profile
+		last string
+	}{{VBox, "sdp"}, {VMware, "sdo"}}
+	for _, c := range cases {
+		n := c.p.TargetLimit - c.p.FirstPersistentTarget
+		if got, err := c.p.PersistentTarget(n - 1); err != nil || got != c.last {
+			t.Errorf("%s: last target %q, %v; want %s", c.p.Driver, got, err, c.last)
+		}
+		if got, err := c.p.PersistentTarget(n); err == nil || !strings.Contains(err.Error(), c.p.Driver) {
+			t.Errorf("%s: target past the controller %q, %v; want an error naming the profile", c.p.Driver, got, err)
+		}
+	}
+}
+
 func TestVMwareMACsStayInTheStaticRange(t *testing.T) {
 	for range 200 {
 		mac, err := VMware.NewMAC()

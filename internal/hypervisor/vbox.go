@@ -38,6 +38,8 @@ var VBox = Profile{
 	Devices:                Devices{DiskBus: "scsi", DiscBus: "ide", DiskDriver: "-", NoSerials: true, NICModel: "82540EM", Firmware: "efi"},
 	TargetHint:             scsiHint(func(index int) int { return index }),
 	URIPath:                "/session",
+	// VirtualBox's LSI Logic controller has 16 ports.
+	TargetLimit: 16,
 	Refused: map[Operation]string{
 		OpImportStemcell: "its storage driver is VirtualBox's media registry and has no volume upload, so a stemcell image cannot be streamed into it",
 		OpCreateVM:       "it keeps no <metadata> and has no metadata API, so the CPI cannot mark the VM as its own (and it has no autostart)",

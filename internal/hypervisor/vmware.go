@@ -41,6 +41,9 @@ var VMware = Profile{
 	Devices:                Devices{DiskBus: "scsi", DiscBus: "ide", DiskDriver: "-", NoSerials: true, NICModel: "vmxnet3", Firmware: "efi"},
 	TargetHint:             scsiHint(vmwareSCSIUnit),
 	URIPath:                "/session",
+	// scsi0's 15 units; libvirt puts sdp and later on scsi1, where the
+	// same target ids come again.
+	TargetLimit: 15,
 	Refused: map[Operation]string{
 		OpImportStemcell: "it has no storage driver: VMDKs are files next to the .vmx on the Workstation host, outside libvirt's storage API",
 		OpCreateDisk:     "it has no storage driver",
@@ -51,13 +54,15 @@ var VMware = Profile{
 	},
 }
 
-// vmwareSCSIUnit is the scsi0 unit of disk number index: unit 7 is the
-// controller's own.
+// vmwareSCSIUnit is the unit of disk number index on its controller, as
+// libvirt's VMX writer numbers them (virVMXSCSIDiskNameToControllerAndUnit:
+// 15 units per controller, unit 7 is the controller's own).
 func vmwareSCSIUnit(index int) int {
-	if index >= 7 {
-		return index + 1
+	unit := index % 15
+	if unit >= 7 {
+		unit++
 	}
-	return index
+	return unit
 }
 
 // otherDrivers says what the drivers next to the ones with a profile
