@@ -36,3 +36,15 @@ func (b *Backend) undefineFlags() golibvirt.DomainUndefineFlagsValues {
 	}
 	return qemuUndefineFlags
 }
+
+// libxlLogDir is where libvirt's libxl driver keeps its logs on the host.
+const libxlLogDir = "/var/log/libvirt/libxl"
+
+// hostLogDir is libvirt's log directory of the host's driver, which exists
+// wherever that driver runs (remoteConsoleDir for QEMU).
+func (b *Backend) hostLogDir() string {
+	if b.profile.Driver == hypervisor.Xen.Driver {
+		return libxlLogDir
+	}
+	return remoteConsoleDir
+}

@@ -59,3 +59,21 @@ func TestUndefineFlagsPerDriver(t *testing.T) {
 		}
 	}
 }
+
+// A remote host's console log goes to its driver's own log directory.
+func TestRemoteConsoleLogPerDriver(t *testing.T) {
+	cases := []struct {
+		p    hypervisor.Profile
+		uri  string
+		want string
+	}{
+		{hypervisor.QEMU, "qemu+ssh://root@192.0.2.1/system", "/var/log/libvirt/qemu/vm-1-console.log"},
+		{hypervisor.Xen, "xen+ssh://root@192.0.2.1/system", "/var/log/libvirt/libxl/vm-1-console.log"},
+	}
+	for _, c := range cases {
+		b := &Backend{cfg: config.Config{URI: c.uri, StoreDir: "/store"}, profile: c.p}
+		if got := b.consoleLogPath("vm-1"); got != c.want {
+			t.Errorf("%s: console log %s, want %s", c.p.Driver, got, c.want)
+		}
+	}
+}

@@ -269,7 +269,7 @@ func (b *Backend) consoleInStoreDir() bool {
 // for a remote one.
 func (b *Backend) consoleLogPath(cid string) string {
 	if !b.consoleInStoreDir() {
-		return filepath.Join(remoteConsoleDir, cid+"-console.log")
+		return filepath.Join(b.hostLogDir(), cid+"-console.log")
 	}
 	return filepath.Join(b.cfg.ConsoleDir(), cid+".log")
 }
