@@ -17,10 +17,13 @@ package hypervisor
 // (src/vbox/vbox_common.c): it has no metadata API (domainSetMetadata /
 // domainGetMetadata) and keeps no <metadata> of a defined domain, so the
 // ownership marker every CPI call checks cannot be stored and create_vm
-// is refused; it has no autostart; its device attach handles CD-ROM and
-// floppy images and shared folders, not hard disks; its storage driver
-// serves VirtualBox's media registry and has no volume upload, so a
-// stemcell cannot be streamed into it.
+// is refused; it has no autostart; its device attach and detach handle
+// shared folders only (any disk answers "Unsupported device type", and
+// only the live flag is taken); its storage driver serves VirtualBox's
+// media registry with no volume upload, no pool definition and no resize
+// (src/vbox/vbox_storage.c), so a stemcell cannot be streamed into it.
+// A NIC on a libvirt network is VirtualBox's host-only adapter of that
+// name (vboxnet0, ...).
 var VBox = Profile{
 	Driver:                 "vbox",
 	StemcellFormats:        []string{"vsphere-ovf", "general-ovf"},
@@ -44,8 +47,8 @@ var VBox = Profile{
 		OpImportStemcell: "its storage driver is VirtualBox's media registry and has no volume upload, so a stemcell image cannot be streamed into it",
 		OpCreateVM:       "it keeps no <metadata> and has no metadata API, so the CPI cannot mark the VM as its own (and it has no autostart)",
 		OpCreateDisk:     "its storage driver has no volume upload for the disk's ownership record",
-		OpAttachDisk:     "its device attach plugs CD-ROM and floppy images and shared folders, not hard disks",
-		OpDetachDisk:     "its device detach removes CD-ROM and floppy images and shared folders, not hard disks",
+		OpAttachDisk:     "its device attach plugs shared folders only; a disk answers 'Unsupported device type'",
+		OpDetachDisk:     "its device detach removes shared folders only; a disk answers 'Unsupported device type'",
 		OpSetVMMetadata:  "it has no metadata API (domainSetMetadata)",
 	},
 }
