@@ -45,6 +45,11 @@ func TestInfoOffersTheHypervisorsStemcells(t *testing.T) {
 		{"qemu+tcp://192.0.2.1/system", []string{"openstack-qcow2", "openstack-raw"}},
 		{"lxc:///system", []string{"warden-tar", "general-tar"}},
 		{"lxc+ssh://root@192.0.2.1/system", []string{"warden-tar", "general-tar"}},
+		{"vbox:///session", []string{"vsphere-ovf", "general-ovf"}},
+		{"vbox+ssh://user@192.0.2.1/session", []string{"vsphere-ovf", "general-ovf"}},
+		{"xen:///system", []string{"openstack-qcow2", "openstack-raw"}},
+		{"xen+tls://192.0.2.1/system", []string{"openstack-qcow2", "openstack-raw"}},
+		{"vmwarews:///session", []string{"vsphere-ovf", "general-ovf"}},
 	}
 	for _, c := range cases {
 		resp := infoFor(t, c.uri)
@@ -73,10 +78,10 @@ func TestInfoOffersDockersStemcells(t *testing.T) {
 	}
 }
 
-// TestDriversWithoutAProfileAreRefused: xen and vbox have no profile
-// yet, so even info is a CpiError naming the driver.
+// TestDriversWithoutAProfileAreRefused: bhyve and esx have no profile, so
+// even info is a CpiError naming the driver; esx says why it cannot have one.
 func TestDriversWithoutAProfileAreRefused(t *testing.T) {
-	for _, uri := range []string{"xen:///system", "vbox:///session"} {
+	for _, uri := range []string{"bhyve:///system", "esx://192.0.2.1/"} {
 		resp := infoFor(t, uri)
 		driver, _, _ := strings.Cut(uri, ":")
 		if resp.Error == nil || resp.Error.Type != "Bosh::Clouds::CpiError" || !strings.Contains(resp.Error.Message, "driver '"+driver+"'") {

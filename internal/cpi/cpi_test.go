@@ -588,3 +588,21 @@ func TestUnreachableRuntimeIsRetryable(t *testing.T) {
 		})
 	}
 }
+
+// The director gets a SCSI hint's volume_id (vSphere and VirtualBox
+// stemcells' agents resolve it) and no empty one for the other runtimes.
+func TestHintMapCarriesVolumeIDOnlyWhenSet(t *testing.T) {
+	cases := []struct {
+		hint disk.Hint
+		want string
+	}{
+		{disk.Hint{ID: "abc", Path: "/dev/vdc"}, `{"id":"abc","path":"/dev/vdc"}`},
+		{disk.Hint{VolumeID: "2", Path: "/dev/sdc"}, `{"id":"","path":"/dev/sdc","volume_id":"2"}`},
+	}
+	for _, c := range cases {
+		raw, _ := json.Marshal(apiv1.NewDiskHintFromMap(hintMap(c.hint)))
+		if string(raw) != c.want {
+			t.Errorf("hint %+v reaches the director as %s; want %s", c.hint, raw, c.want)
+		}
+	}
+}

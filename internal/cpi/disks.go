@@ -102,7 +102,17 @@ func (c *CPI) AttachDiskV2(vmCID apiv1.VMCID, diskCID apiv1.DiskCID) (apiv1.Disk
 		return apiv1.DiskHint{}, cpierr.Wrap(err, "attaching disk '%s' to VM '%s'", diskID, vmID)
 	}
 	c.log.Info("attached disk", "vm_cid", vmID, "disk_cid", diskID, "path", hint.Path, "seconds", time.Since(start).Seconds())
-	return apiv1.NewDiskHintFromMap(map[string]any{"id": hint.ID, "path": hint.Path}), nil
+	return apiv1.NewDiskHintFromMap(hintMap(hint)), nil
+}
+
+// hintMap is the hint as the director stores it; volume_id (the SCSI
+// target id of vSphere-format stemcells' agents) only where there is one.
+func hintMap(hint disk.Hint) map[string]any {
+	m := map[string]any{"id": hint.ID, "path": hint.Path}
+	if hint.VolumeID != "" {
+		m["volume_id"] = hint.VolumeID
+	}
+	return m
 }
 
 // DetachDisk hot-unplugs the disk and removes it from the definition.

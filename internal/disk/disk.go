@@ -86,6 +86,10 @@ func DiskSerial(cid string) string {
 type Hint struct {
 	ID   string `json:"id"`
 	Path string `json:"path"`
+	// VolumeID is the SCSI target id the agent of vSphere and VirtualBox
+	// stemcells looks a disk up by (its "scsi" device path resolution);
+	// absent for the other hypervisors.
+	VolumeID string `json:"volume_id,omitempty"`
 }
 
 // Format is a volume format.

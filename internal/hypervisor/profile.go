@@ -79,6 +79,23 @@ type Profile struct {
 	// LiveDiskAttach tells whether a disk reaches a running guest without
 	// a restart.
 	LiveDiskAttach bool
+	// Devices, TargetHint, Refused, URIPath and MACFourthByteMax: see
+	// vbox.go, xen.go and vmware.go, the profiles that set them.
+	Devices Devices
+	// TargetHint, when set, is the hint of a disk by its device target
+	// (the SCSI or device path rule of the driver's stemcells).
+	TargetHint func(target string) disk.Hint
+	// Refused names the CPI methods the driver cannot do, with why.
+	Refused map[Operation]string
+	// URIPath is the one path the driver's URIs take ("/session" or
+	// "/system"); "" takes any.
+	URIPath string
+	// MACFourthByteMax bounds the fourth byte of a generated MAC (VMware
+	// admits static MACs up to 00:50:56:3f:ff:ff only); 0 is no bound.
+	MACFourthByteMax byte
+	// TargetLimit, when set, is how many disks the disk bus holds (one
+	// SCSI controller: the hint's target id would be ambiguous on two).
+	TargetLimit int
 }
 
 // QEMU is QEMU/KVM: virtio-blk disks whose serials are the hint ids, a
@@ -125,7 +142,7 @@ var LXC = Profile{
 func EphemeralDiskSerial(vmCID string) string { return disk.Serial(vmCID + "-ephemeral") }
 
 // profiles are the hypervisors this CPI has, by URI driver.
-var profiles = map[string]Profile{QEMU.Driver: QEMU, LXC.Driver: LXC}
+var profiles = map[string]Profile{QEMU.Driver: QEMU, LXC.Driver: LXC, VBox.Driver: VBox, Xen.Driver: Xen, VMware.Driver: VMware}
 
 // ForURI is the profile of a libvirt URI's driver (qemu:///system,
 // qemu+ssh://host/system, ...). A driver without a profile is refused
@@ -137,9 +154,9 @@ func ForURI(uri string) (Profile, error) {
 	}
 	p, ok := profiles[driver]
 	if !ok {
-		return Profile{}, fmt.Errorf("key 'uri': libvirt driver '%s' of '%s' is not supported by this CPI yet; supported drivers: %s", driver, uri, strings.Join(Drivers(), ", "))
+		return Profile{}, fmt.Errorf("key 'uri': libvirt driver '%s' of '%s' is not supported by this CPI yet; supported drivers: %s%s", driver, uri, strings.Join(Drivers(), ", "), unsupportedDriverHint(driver))
 	}
-	return p, nil
+	return p, p.checkURIPath(uri)
 }
 
 // Driver is the driver part of a libvirt URI: "qemu" of qemu+ssh://h/system.
@@ -175,6 +192,9 @@ func (p Profile) EphemeralHint(vmCID string) disk.Hint {
 	if p.DiskHintDir != "" {
 		return disk.Hint{Path: p.EphemeralDir}
 	}
+	if p.TargetHint != nil {
+		return p.TargetHint(p.EphemeralTarget)
+	}
 	return disk.Hint{ID: p.EphemeralID(vmCID), Path: "/dev/" + p.EphemeralTarget}
 }
 
@@ -184,6 +204,9 @@ func (p Profile) EphemeralHint(vmCID string) disk.Hint {
 func (p Profile) PersistentHint(diskCID, target string) disk.Hint {
 	if p.DiskHintDir != "" {
 		return disk.Hint{ID: diskCID, Path: p.DiskHintPath(diskCID)}
+	}
+	if p.TargetHint != nil {
+		return p.TargetHint(target)
 	}
 	return disk.Hint{ID: p.DiskID(diskCID), Path: "/dev/" + target}
 }
@@ -201,6 +224,9 @@ func (p Profile) PersistentTarget(i int) (string, error) {
 		return "", fmt.Errorf("hypervisor '%s' has no device targets for persistent disks", p.Driver)
 	}
 	n := i + p.FirstPersistentTarget
+	if p.TargetLimit > 0 && n >= p.TargetLimit {
+		return "", fmt.Errorf("no device target for persistent disk number %d: the %s profile's disk controller holds %d disks", i, p.Driver, p.TargetLimit)
+	}
 	if i < 0 || n >= letters+letters*letters {
 		return "", fmt.Errorf("no device target for persistent disk number %d", i)
 	}
@@ -217,6 +243,9 @@ func (p Profile) NewMAC() (string, error) {
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("generating a MAC address: %w", err)
+	}
+	if p.MACFourthByteMax != 0 {
+		b[0] %= p.MACFourthByteMax + 1
 	}
 	return fmt.Sprintf("%s:%02x:%02x:%02x", p.MACPrefix, b[0], b[1], b[2]), nil
 }

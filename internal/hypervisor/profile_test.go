@@ -16,16 +16,19 @@ func TestForURIPicksTheProfileByDriver(t *testing.T) {
 		{"qemu:///system", "qemu"}, {"qemu:///session", "qemu"}, {"qemu+ssh://root@h/system", "qemu"},
 		{"qemu+unix:///system?socket=/s", "qemu"},
 		{"lxc:///system", "lxc"}, {"lxc+unix:///system?socket=/run/x/libvirt-sock", "lxc"}, {"lxc+ssh://root@h/system", "lxc"},
+		{"vbox:///session", "vbox"}, {"vbox+ssh://user@h/session", "vbox"}, {"vbox+tls://h/session", "vbox"},
+		{"xen:///system", "xen"}, {"xen+ssh://root@h/system", "xen"}, {"xen+tls://h/system", "xen"},
+		{"vmwarews:///session", "vmwarews"}, {"vmwarews+ssh://user@h/session", "vmwarews"},
 	}
 	for _, c := range cases {
 		if p, err := ForURI(c.uri); err != nil || p.Driver != c.driver {
 			t.Errorf("ForURI(%q) = %q, %v; want the %s profile", c.uri, p.Driver, err, c.driver)
 		}
 	}
-	for _, uri := range []string{"xen:///system", "vbox:///session", "test:///default"} {
+	for _, uri := range []string{"test:///default", "bhyve:///system"} {
 		_, err := ForURI(uri)
 		driver, _, _ := strings.Cut(strings.SplitN(uri, ":", 2)[0], "+")
-		if err == nil || !strings.Contains(err.Error(), "'"+driver+"'") || !strings.Contains(err.Error(), "supported drivers: lxc, qemu") {
+		if err == nil || !strings.Contains(err.Error(), "'"+driver+"'") || !strings.Contains(err.Error(), "supported drivers: lxc, qemu, vbox, vmwarews, xen") {
 			t.Errorf("ForURI(%q) = %v; want a refusal naming driver %s and the supported ones", uri, err, driver)
 		}
 	}

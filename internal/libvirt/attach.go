@@ -12,6 +12,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
@@ -120,6 +121,9 @@ func describeUsers(users []diskUser) string {
 // VM returns its hint again; a disk another VM uses is ErrInUse. The CPI layer holds the VM's lock, so the free target
 // chosen here cannot be taken by a parallel attach.
 func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.Hint, error) {
+	if err := b.refused(hypervisor.OpAttachDisk, fmt.Sprintf("attaching disk '%s' to VM '%s'", diskCID, vmCID)); err != nil {
+		return disk.Hint{}, err
+	}
 	if b.containers() {
 		return b.attachContainerDisk(ctx, vmCID, diskCID)
 	}
@@ -182,7 +186,7 @@ func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
 	if !needLive && !needConfig {
 		return target, nil // already attached: attach_disk is idempotent
 	}
-	device := xmldef.PersistentDiskDevice(d.Path, d.Format, d.CID, target)
+	device := xmldef.PersistentDiskFor(b.profile, d.Path, d.Format, d.CID, target)
 	return target, b.attachDevice(dd.Dom, device, needLive, needConfig)
 }
 
@@ -238,6 +242,9 @@ var ErrUnplugPending = errors.New("the guest did not release the disk")
 // definition, so it is fully detached by the VM's next restart, and a
 // retry waits again. ErrNotAttached when the VM does not have the disk.
 func (b *Backend) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
+	if err := b.refused(hypervisor.OpDetachDisk, fmt.Sprintf("detaching disk '%s' from VM '%s'", diskCID, vmCID)); err != nil {
+		return err
+	}
 	if b.containers() {
 		return b.detachContainerDisk(ctx, vmCID, diskCID)
 	}

@@ -62,9 +62,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Backend, e
 	return b, nil
 }
 
-// domainType is the libvirt domain type for this host, decided from the
-// connected host's capabilities and logged with its reason once per call.
+// domainType is the libvirt domain type for this host: the profile's own
+// (lxc, vbox, xen, vmware), or for QEMU decided from the connected host's
+// capabilities and logged with its reason once per call.
 func (b *Backend) domainType() (string, error) {
+	if b.profile.DomainType != "" {
+		return b.profile.DomainType, nil
+	}
 	if b.accel != nil {
 		return b.accel.DomainType, nil
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 )
@@ -17,6 +18,9 @@ import (
 // ErrNoSpace up front, so a guest never meets a full pool on a disk that
 // could never have fitted.
 func (b *Backend) CreateDisk(ctx context.Context, spec disk.Spec) error {
+	if err := b.refused(hypervisor.OpCreateDisk, fmt.Sprintf("creating disk '%s'", spec.CID)); err != nil {
+		return err
+	}
 	if b.containers() {
 		return b.createContainerDisk(ctx, spec)
 	}

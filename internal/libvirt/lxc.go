@@ -62,6 +62,9 @@ func (b *Backend) requireLocalHost(what string) error {
 // ImportStemcell stores the stemcell: for QEMU a pool volume, for a
 // container host its root filesystem unpacked into a directory.
 func (b *Backend) ImportStemcell(ctx context.Context, cid string, img *stemcell.Image) error {
+	if err := b.refused(hypervisor.OpImportStemcell, fmt.Sprintf("importing stemcell '%s'", cid)); err != nil {
+		return err
+	}
 	if !b.containers() {
 		return b.Pool.ImportStemcell(ctx, cid, img)
 	}

@@ -43,6 +43,9 @@ func (u undoList) run() {
 // (MACs, device hints), writes them onto the VM's config drive and creates
 // the VM; it returns the settings the agent gets.
 func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsettings.Settings) (agentsettings.Settings, error) {
+	if err := b.refused(hypervisor.OpCreateVM, fmt.Sprintf("creating VM '%s'", spec.CID)); err != nil {
+		return agentsettings.Settings{}, err
+	}
 	if b.containers() {
 		return b.createContainerVM(ctx, spec, settings)
 	}
@@ -258,7 +261,7 @@ func (b *Backend) consoleInStoreDir() bool {
 // for a remote one.
 func (b *Backend) consoleLogPath(cid string) string {
 	if !b.consoleInStoreDir() {
-		return filepath.Join(remoteConsoleDir, cid+"-console.log")
+		return filepath.Join(b.hostLogDir(), cid+"-console.log")
 	}
 	return filepath.Join(b.cfg.ConsoleDir(), cid+".log")
 }
@@ -359,15 +362,10 @@ func (b *Backend) destroyIfRunning(dom golibvirt.Domain) error {
 	return nil
 }
 
-// undefine removes dom's definition with everything libvirt keeps beside
+// undefine removes dom's definition with everything the driver keeps beside
 // it (managed save image, snapshot and checkpoint metadata, NVRAM).
 func (b *Backend) undefine(dom golibvirt.Domain) error {
-	flags := golibvirt.DomainUndefineManagedSave | golibvirt.DomainUndefineSnapshotsMetadata |
-		golibvirt.DomainUndefineNvram | golibvirt.DomainUndefineCheckpointsMetadata
-	if b.containers() {
-		flags = 0 // the lxc driver has none of these and refuses the flags
-	}
-	if err := b.conn.DomainUndefineFlags(dom, flags); err != nil {
+	if err := b.conn.DomainUndefineFlags(dom, b.undefineFlags()); err != nil {
 		return fmt.Errorf("undefining domain '%s': %w", dom.Name, host.Classify(err))
 	}
 	return nil
@@ -490,6 +488,9 @@ func (b *Backend) waitForShutoff(ctx context.Context, dom golibvirt.Domain, time
 // in the description; in the persistent definition and, when the domain
 // runs, live.
 func (b *Backend) SetVMMetadata(ctx context.Context, cid string, meta vm.Metadata) error {
+	if err := b.refused(hypervisor.OpSetVMMetadata, fmt.Sprintf("setting metadata of VM '%s'", cid)); err != nil {
+		return err
+	}
 	dom, marker, err := b.lookupOwnedDomainMarker(cid)
 	if err != nil {
 		return fmt.Errorf("setting metadata of VM '%s': %w", cid, err)

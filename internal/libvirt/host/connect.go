@@ -15,6 +15,9 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 )
 
+// noDriver is libvirtd's answer to a URI whose driver it does not have.
+const noDriver = "no connection driver available"
+
 // dialTimeout bounds how long an unreachable libvirtd can stall a call.
 const dialTimeout = 10 * time.Second
 
@@ -43,6 +46,11 @@ func Connect(ctx context.Context, cfg config.Config) (*golibvirt.Libvirt, string
 	defer timer.Stop()
 	select {
 	case r := <-done:
+		if r.err != nil && strings.Contains(r.err.Error(), noDriver) {
+			// libvirtd answers, but lacks the driver (vbox, libxl not
+			// installed): no retry helps.
+			return nil, "", fmt.Errorf("connecting to libvirt at '%s': libvirtd has no driver for it: %w: %w", uri, r.err, cpierr.ErrNotSupported)
+		}
 		if r.err != nil {
 			return nil, "", fmt.Errorf("connecting to libvirt at '%s'%s: %w: %w", uri, accessHint(r.err), r.err, cpierr.ErrUnreachable)
 		}

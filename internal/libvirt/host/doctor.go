@@ -18,6 +18,9 @@ import (
 // Probe is the libvirt side of `cpi doctor`.
 func Probe(ctx context.Context, cfg config.Config) []doctor.Finding {
 	access := checkAccess(cfg)
+	if p, ok := otherHypervisor(cfg.URI); ok {
+		return append(access, probeHypervisor(ctx, cfg, p)...) // doctor_hypervisors.go
+	}
 	conn, via, err := Connect(ctx, cfg)
 	if err != nil {
 		return append(access, doctor.Finding{Check: "libvirtd", Status: doctor.Fail, Detail: err.Error(), Fix: connectFix(cfg.URI)})

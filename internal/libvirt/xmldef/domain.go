@@ -84,6 +84,10 @@ func defaultTitle(cid string) string { return "bosh vm " + cid }
 var decorators = map[string]func(*libvirtxml.Domain, Plan){
 	hypervisor.QEMU.Driver: decorateQEMU,
 	hypervisor.LXC.Driver:  decorateLXC,
+	// vbox, xen and vmwarews: hypervisors.go
+	hypervisor.VBox.Driver:   decorateVBox,
+	hypervisor.Xen.Driver:    decorateXen,
+	hypervisor.VMware.Driver: decorateVMware,
 }
 
 // Build turns a plan into the domain definition: what every hypervisor's

@@ -305,8 +305,8 @@ func TestValidateNICs(t *testing.T) {
 // function of its own gets no domain half made for another hypervisor.
 func TestBuildNeedsTheHypervisorsDecorator(t *testing.T) {
 	p := testPlan("qemu", "q35", 1)
-	p.Profile.Driver = "xen"
-	if _, err := Build(p); err == nil || !strings.Contains(err.Error(), "hypervisor 'xen'") {
+	p.Profile.Driver = "bhyve"
+	if _, err := Build(p); err == nil || !strings.Contains(err.Error(), "hypervisor 'bhyve'") {
 		t.Fatalf("Build for a driver without a decorator = %v; want an error naming it", err)
 	}
 }
