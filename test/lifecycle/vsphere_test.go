@@ -57,6 +57,12 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 		}
 	}
 
+	// firmware: bios cannot boot a UEFI-only stemcell: refused, nothing made.
+	if cid, run, err := env.Client.CreateVM("agent-bios-on-efi", vsphere, map[string]any{"memory": 384, "ephemeral_disk": 512, "firmware": "bios"},
+		env.Networks(22), map[string]any{}, nil); err == nil || !strings.Contains(err.Error(), "'bios'") {
+		t.Fatalf("create_vm with firmware bios of the UEFI-only stemcell = %s, %v; want it refused naming the firmware\n%s", cid, err, run.Stderr)
+	}
+
 	w.stemcell = vsphere
 	uefiVM, uefiBoot := w.timedBoot("agent-uefi", 20)
 	if err := checkDomainBoots(env, uefiVM, "efi"); err != nil {
