@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/configdrive"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/guestcheck"
 )
@@ -91,6 +93,22 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 		t.Fatalf("get_disks after detach_disk still names %s: %s", diskCID, got)
 	}
 
+	// Stemcell API 1: attach_disk rewrites the settings, here the env disc
+	// (the guest reads it on its next boot; its content is checked here).
+	v1 := env.Client
+	v1.StemcellAPIVersion = 1
+	v1VM := w.createVMWith(v1, "agent-v1", 23, nil)
+	if _, run, err := v1.Call("attach_disk", v1VM, diskCID); err != nil {
+		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	if err := checkEnvDiscNames(t, env, v1VM, diskCID); err != nil {
+		t.Fatal(err)
+	}
+	if _, run, err := v1.Call("detach_disk", v1VM, diskCID); err != nil {
+		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	w.call("delete_vm", v1VM)
+
 	w.stemcell = openstack
 	biosVM, biosBoot := w.timedBoot("agent-bios", 21)
 	if err := checkDomainBoots(env, biosVM, ""); err != nil {
@@ -107,6 +125,44 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	if left := env.LeftOver(); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
+}
+
+// checkEnvDiscNames reads the VM's settings disc out of the pool: it must
+// be an env disc (the file env, no config-2 layout) whose settings name
+// diskCID among the persistent disks.
+func checkEnvDiscNames(t *testing.T, env *devenv.Env, vmCID, diskCID string) error {
+	path := filepath.Join(t.TempDir(), "env.iso")
+	if out, err := env.Virsh("vol-download", "--pool", env.Pool, vmCID+"-config.iso", path); err != nil {
+		return fmt.Errorf("downloading the settings disc of %s: %s", vmCID, out)
+	}
+	iso, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if _, err := configdrive.ReadUserData(iso); err == nil {
+		return fmt.Errorf("VM %s: its settings disc has a config-2 layout; a vSphere stemcell reads the env file", vmCID)
+	}
+	var doc []byte
+	for _, name := range []string{"env", "ENV"} {
+		if doc, err = configdrive.ReadFile(iso, name); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("VM %s: settings disc without env: %w", vmCID, err)
+	}
+	var settings struct {
+		Disks struct {
+			Persistent map[string]json.RawMessage `json:"persistent"`
+		} `json:"disks"`
+	}
+	if err := json.Unmarshal(doc, &settings); err != nil {
+		return fmt.Errorf("VM %s: env is not settings JSON: %w", vmCID, err)
+	}
+	if _, ok := settings.Disks.Persistent[diskCID]; !ok {
+		return fmt.Errorf("VM %s: env after attach_disk (stemcell API 1) names persistent disks %v, not %s", vmCID, settings.Disks.Persistent, diskCID)
+	}
+	return nil
 }
 
 // timedBoot creates a VM and waits for its first guest report; it returns
