@@ -42,7 +42,7 @@ func TestInfoOffersTheHypervisorsStemcells(t *testing.T) {
 		uri     string
 		formats []string
 	}{
-		{"qemu+tcp://192.0.2.1/system", []string{"openstack-qcow2", "openstack-raw"}},
+		{"qemu+tcp://192.0.2.1/system", []string{"openstack-qcow2", "openstack-raw", "vsphere-ovf", "general-ovf"}},
 		{"lxc:///system", []string{"warden-tar", "general-tar"}},
 		{"lxc+ssh://root@192.0.2.1/system", []string{"warden-tar", "general-tar"}},
 		{"vbox:///session", []string{"vsphere-ovf", "general-ovf"}},

@@ -45,7 +45,9 @@ func Build(settings agentsettings.Settings, meta agentsettings.MetaData) ([]byte
 	})
 }
 
-func buildISO(files map[string][]byte) ([]byte, error) {
+func buildISO(files map[string][]byte) ([]byte, error) { return buildISOLabelled(files, Label) }
+
+func buildISOLabelled(files map[string][]byte, label string) ([]byte, error) {
 	// The writer stages files in a private temporary directory (0700) and
 	// Cleanup removes it: the settings hold the mbus password.
 	w, err := iso9660.NewWriter()
@@ -59,7 +61,7 @@ func buildISO(files map[string][]byte) ([]byte, error) {
 		}
 	}
 	var out bytes.Buffer
-	if err := w.WriteTo(&out, Label); err != nil {
+	if err := w.WriteTo(&out, label); err != nil {
 		return nil, fmt.Errorf("writing config drive image: %w", err)
 	}
 	return out.Bytes(), nil
@@ -110,4 +112,23 @@ func find(dir *iso9660.File, names ...string) (*iso9660.File, error) {
 		current = next
 	}
 	return current, nil
+}
+
+// EnvFile is the file of an env disc: bosh-agent's CDROM settings source
+// (vSphere and VirtualBox stemcells, {"Type": "CDROM", "FileName": "env"})
+// mounts /dev/sr0 and reads it as the settings JSON. Without Rock Ridge the
+// disc records it as ENV, which Linux's isofs shows as env.
+const EnvFile = "env"
+
+// EnvLabel is the env disc's volume label: anything but config-2, which
+// would make an agent take the disc for a config drive.
+const EnvLabel = "BOSH_ENV"
+
+// BuildEnvDisc returns the ISO image of an env disc holding settings.
+func BuildEnvDisc(settings agentsettings.Settings) ([]byte, error) {
+	env, err := json.Marshal(settings)
+	if err != nil {
+		return nil, fmt.Errorf("encoding agent settings: %w", err)
+	}
+	return buildISOLabelled(map[string][]byte{EnvFile: env}, EnvLabel)
 }

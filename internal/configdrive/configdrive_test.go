@@ -3,6 +3,7 @@ package configdrive
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,5 +91,39 @@ func TestLabelVisibleToBlkid(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "LABEL="+Label) || !strings.Contains(string(out), "TYPE=iso9660") {
 		t.Fatalf("blkid does not see an iso9660 labelled %s:\n%s", Label, out)
+	}
+}
+
+// TestEnvDiscHoldsTheSettingsAsEnv: the disc bosh-agent's CDROM source
+// reads holds one file, the settings JSON, under the name Linux shows as
+// env, and is not labelled config-2.
+func TestEnvDiscHoldsTheSettingsAsEnv(t *testing.T) {
+	settings := agentsettings.Settings{AgentID: "agent-env", Mbus: "https://mbus:secret@0.0.0.0:6868"}
+	iso, err := BuildEnvDisc(settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := iso9660.OpenImage(bytes.NewReader(iso))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := img.RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	children, err := root.GetChildren()
+	if err != nil || len(children) != 1 || !strings.EqualFold(children[0].Name(), EnvFile) {
+		t.Fatalf("disc holds %v, %v; want one file env", children, err)
+	}
+	raw, err := io.ReadAll(children[0].Reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back agentsettings.Settings
+	if err := json.Unmarshal(raw, &back); err != nil || back.AgentID != "agent-env" || back.Mbus != settings.Mbus {
+		t.Fatalf("env = %s, %v; want the settings", raw, err)
+	}
+	if label, err := img.Label(); err != nil || strings.EqualFold(label, Label) {
+		t.Fatalf("disc label %q, %v; must not be %s", label, err, Label)
 	}
 }

@@ -100,9 +100,11 @@ type Profile struct {
 
 // QEMU is QEMU/KVM: virtio-blk disks whose serials are the hint ids, a
 // SATA CD-ROM config drive, and MACs in the range libvirt picks from.
+// vSphere stemcells run too: their VMs get the env disc on the same
+// CD-ROM instead (the stemcell's record decides, not the profile).
 var QEMU = Profile{
 	Driver:                 "qemu",
-	StemcellFormats:        []string{"openstack-qcow2", "openstack-raw"},
+	StemcellFormats:        []string{"openstack-qcow2", "openstack-raw", "vsphere-ovf", "general-ovf"},
 	RootTarget:             "vda",
 	EphemeralTarget:        "vdb",
 	ConfigDriveTarget:      "sda",

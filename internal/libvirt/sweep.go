@@ -98,8 +98,11 @@ func kindOfCID(cid string) string {
 
 // volumesOf are the volumes a create call of kind makes for cid.
 func volumesOf(kind, cid string) []string {
-	if kind == storage.KindVM {
+	switch kind {
+	case storage.KindVM:
 		return xmldef.OwnedVolumeNames(cid)
+	case storage.KindStemcell:
+		return storage.StemcellVolumeNames(cid)
 	}
 	return []string{cid, storage.MetaVolumeName(cid)}
 }

@@ -53,11 +53,15 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsett
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	iso, err := b.settingsImage(spec.CID, settings, spec.PublicKeys)
+	boot, err := b.bootOf(ctx, spec)
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	if err := b.createVM(ctx, spec, iso); err != nil {
+	iso, err := b.settingsImage(spec.CID, hypervisor.Delivery(boot.Delivery), settings, spec.PublicKeys)
+	if err != nil {
+		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
+	if err := b.createVM(ctx, spec, boot, iso); err != nil {
 		return agentsettings.Settings{}, err
 	}
 	return settings, nil
@@ -66,7 +70,7 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsett
 // createVM builds the VM's volumes and domain and starts it. Every step
 // that made something registers its undo; on failure all of it is undone,
 // so a failed create leaves nothing behind.
-func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte) (err error) {
+func (b *Backend) createVM(ctx context.Context, spec vm.Spec, boot storage.StemcellBoot, configDrive []byte) (err error) {
 	var undo undoList
 	defer func() {
 		if err != nil {
@@ -91,7 +95,7 @@ func (b *Backend) createVM(ctx context.Context, spec vm.Spec, configDrive []byte
 	if err := b.reserveAddresses(spec, &undo); err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	plan, err := b.prepareVolumes(ctx, spec, configDrive, &undo)
+	plan, err := b.prepareVolumes(ctx, spec, boot, configDrive, &undo)
 	if err != nil {
 		return fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -161,12 +165,13 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
 // drive, and resolves persistent disks, into a domain plan.
-func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, configDrive []byte, undo *undoList) (xmldef.Plan, error) {
+func (b *Backend) prepareVolumes(ctx context.Context, spec vm.Spec, boot storage.StemcellBoot, configDrive []byte, undo *undoList) (xmldef.Plan, error) {
 	domainType, err := b.domainType()
 	if err != nil {
 		return xmldef.Plan{}, err
 	}
 	plan := xmldef.NewPlan(spec, b.profile, domainType, b.cfg.Machine, b.cfg.HotplugSlots, b.consoleLogPath(spec.CID))
+	plan.WithBoot(boot.Firmware, hypervisor.Delivery(boot.Delivery))
 	if plan.RootPath, err = b.createRootOverlay(ctx, spec, undo); err != nil {
 		return xmldef.Plan{}, err
 	}
@@ -544,21 +549,61 @@ func (b *Backend) UpdateSettings(ctx context.Context, cid string, settings agent
 	if b.containers() {
 		return b.updateContainerSettings(cid, settings)
 	}
-	iso, err := b.settingsImage(cid, settings, publicKeys)
+	_, marker, err := b.lookupOwnedDomainMarker(cid)
+	if err != nil {
+		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)
+	}
+	iso, err := b.settingsImage(cid, b.deliveryOf(marker), settings, publicKeys)
 	if err != nil {
 		return fmt.Errorf("updating settings of VM '%s': %w", cid, err)
 	}
 	return b.replaceConfigDrive(ctx, cid, iso)
 }
 
-// settingsImage is the image the hypervisor's stemcells read their
-// settings from; config-2 (OpenStack stemcells) is the only delivery on a
-// disk image so far.
-func (b *Backend) settingsImage(cid string, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
-	if b.profile.Delivery != hypervisor.DeliveryConfigDrive {
-		return nil, fmt.Errorf("settings delivery '%s' of hypervisor '%s' has no image in the libvirt runtime: %w", b.profile.Delivery, b.profile.Driver, cpierr.ErrNotSupported)
+// settingsImage is the disc image the VM's stemcell reads its settings
+// from: a config-2 drive (OpenStack stemcells) or the env file on a
+// CD-ROM (vSphere stemcells).
+func (b *Backend) settingsImage(cid string, delivery hypervisor.Delivery, settings agentsettings.Settings, publicKeys []string) ([]byte, error) {
+	switch delivery {
+	case hypervisor.DeliveryConfigDrive:
+		return configdrive.Build(settings, agentsettings.NewMetaData(cid, publicKeys))
+	case hypervisor.DeliveryCDROMEnv:
+		return configdrive.BuildEnvDisc(settings)
 	}
-	return configdrive.Build(settings, agentsettings.NewMetaData(cid, publicKeys))
+	return nil, fmt.Errorf("settings delivery '%s' has no disc image in the libvirt runtime of hypervisor '%s': %w", delivery, b.profile.Driver, cpierr.ErrNotSupported)
+}
+
+// deliveryOf is the settings delivery a VM's marker records; VMs made
+// before it was recorded have the profile's.
+func (b *Backend) deliveryOf(marker xmldef.Marker) hypervisor.Delivery {
+	if marker.Delivery == "" {
+		return b.profile.Delivery
+	}
+	return hypervisor.Delivery(marker.Delivery)
+}
+
+// bootOf decides how the VM boots and reads its settings: the stemcell's
+// record says (a vSphere stemcell: the env CD-ROM and, as its OVF says,
+// UEFI); cloud_properties' firmware may choose UEFI for any stemcell
+// whose image supports it, but never BIOS for a UEFI-only one. Stemcells
+// without a record (imported before it existed) are BIOS and config-2.
+func (b *Backend) bootOf(ctx context.Context, spec vm.Spec) (storage.StemcellBoot, error) {
+	doc, err := b.ReadMeta(ctx, spec.StemcellCID)
+	if err != nil {
+		return storage.StemcellBoot{}, fmt.Errorf("reading how stemcell '%s' boots: %w", spec.StemcellCID, err)
+	}
+	boot := storage.StemcellBoot{Firmware: vm.FirmwareBIOS, Delivery: string(b.profile.Delivery)}
+	if doc.Boot != nil {
+		boot = *doc.Boot
+	}
+	switch want := spec.Props.Firmware; {
+	case want == "" || want == boot.Firmware:
+	case want == vm.FirmwareBIOS:
+		return storage.StemcellBoot{}, fmt.Errorf("VM cloud_properties ask for firmware 'bios', but stemcell '%s' boots with '%s' only (its OVF says so): %w", spec.StemcellCID, boot.Firmware, cpierr.ErrImpossible)
+	default:
+		boot.Firmware = want
+	}
+	return boot, nil
 }
 
 // replaceConfigDrive writes iso into the VM's config drive volume, sized

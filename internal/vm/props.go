@@ -32,7 +32,16 @@ type Props struct {
 	EphemeralDiskMiB int `json:"ephemeral_disk"`
 	// SSHPublicKey joins cpi.json's in the VM's meta-data public-keys.
 	SSHPublicKey string `json:"ssh_public_key"`
+	// Firmware is "efi" or "bios"; empty means what the stemcell boots
+	// with (efi when its OVF says so, else bios).
+	Firmware string `json:"firmware"`
 }
+
+// Firmware values of VM cloud_properties.
+const (
+	FirmwareEFI  = "efi"
+	FirmwareBIOS = "bios"
+)
 
 // rawProps also accepts cpu/ram/disk, the names bosh-deployment's cloud
 // configs (and calculate_vm_cloud_properties' input) use.
@@ -44,6 +53,7 @@ type rawProps struct {
 	RAM              *int   `json:"ram"`
 	Disk             *int   `json:"disk"`
 	SSHPublicKey     string `json:"ssh_public_key"`
+	Firmware         string `json:"firmware"`
 }
 
 // ParseProps decodes and validates VM cloud_properties.
@@ -52,7 +62,10 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 	if err := cloudprops.Decode(src, &raw, "VM cloud_properties"); err != nil {
 		return Props{}, err
 	}
-	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey}
+	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey, Firmware: raw.Firmware}
+	if props.Firmware != "" && props.Firmware != FirmwareEFI && props.Firmware != FirmwareBIOS {
+		return Props{}, fmt.Errorf("VM cloud_properties: 'firmware' must be '%s' or '%s', got '%s'", FirmwareEFI, FirmwareBIOS, props.Firmware)
+	}
 	if props.SSHPublicKey != "" {
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(props.SSHPublicKey)); err != nil {
 			return Props{}, fmt.Errorf("VM cloud_properties: 'ssh_public_key' is not an SSH public key in authorized_keys form: %v", err)

@@ -32,6 +32,10 @@ func TestParseProps(t *testing.T) {
 		{`{"ephemeral_disk":17592186044416}`, Props{}, "more than"},
 		{`{"memory":9223372036854775807}`, Props{}, "more than"},
 		{`{"cpus":100000}`, Props{}, "more than"},
+		{`{"firmware":"efi"}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Firmware: FirmwareEFI}, ""},
+		{`{"firmware":"bios"}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Firmware: FirmwareBIOS}, ""},
+		{`{"firmware":"uefi"}`, Props{}, "'firmware' must be 'efi' or 'bios'"},
+		{`{"firmware":1}`, Props{}, "firmware"},
 	}
 	for _, tc := range cases {
 		got, err := ParseProps(rawSource(tc.in))

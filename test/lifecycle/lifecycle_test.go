@@ -63,6 +63,15 @@ type world struct {
 
 func newWorld(t *testing.T, name string, buildTags ...string) *world {
 	t.Helper()
+	w := newEmptyWorld(t, name, buildTags...)
+	w.stemcell = w.callString("create_stemcell", stemcellImage, stemcellProps)
+	t.Cleanup(func() { w.env.Client.Call("delete_stemcell", w.stemcell) })
+	return w
+}
+
+// newEmptyWorld is an environment with no stemcell imported yet.
+func newEmptyWorld(t *testing.T, name string, buildTags ...string) *world {
+	t.Helper()
 	env, err := devenv.New("../..", uri, name, buildTags...)
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +82,6 @@ func newWorld(t *testing.T, name string, buildTags ...string) *world {
 			t.Errorf("teardown: %v", err)
 		}
 	})
-	w.stemcell = w.callString("create_stemcell", stemcellImage, stemcellProps)
-	t.Cleanup(func() { w.env.Client.Call("delete_stemcell", w.stemcell) })
 	return w
 }
 

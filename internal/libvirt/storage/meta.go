@@ -46,6 +46,18 @@ type MetaDocument struct {
 	SnapshotOf string `json:"snapshot_of,omitempty"`
 	// Owner records that this CPI made the object, of which kind, when.
 	Owner *Owner `json:"owner,omitempty"`
+	// Boot is how a stemcell's VMs boot and read their settings; nil for
+	// disks, snapshots and stemcells imported before it was recorded
+	// (OpenStack ones: BIOS and the config drive).
+	Boot *StemcellBoot `json:"boot,omitempty"`
+}
+
+// StemcellBoot are the facts of a stemcell create_vm needs beyond its
+// volume: the firmware its disk boots with and how its agent reads
+// settings (a hypervisor.Delivery).
+type StemcellBoot struct {
+	Firmware string `json:"firmware"`
+	Delivery string `json:"delivery"`
 }
 
 // encodeMeta returns the JSON of doc.

@@ -10,7 +10,9 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 )
@@ -32,6 +34,7 @@ func (b *Pool) ImportStemcell(ctx context.Context, cid string, img *stemcell.Ima
 		return fmt.Errorf("importing stemcell '%s': %w", cid, err)
 	}
 	if err := b.importStemcell(ctx, cid, img); err != nil {
+		b.UndoVolume(ctx, StagingVolumeName(cid))
 		b.UndoVolume(ctx, cid)
 		b.UndoVolume(ctx, MetaVolumeName(cid))
 		if finishErr := finish(); finishErr != nil {
@@ -47,15 +50,25 @@ func (b *Pool) ImportStemcell(ctx context.Context, cid string, img *stemcell.Ima
 	return nil
 }
 
-// importStemcell writes the ownership record and uploads the image.
+// importStemcell writes the ownership record (with how the stemcell
+// boots) and uploads the image: as it is for qcow2 and raw, through a
+// staging volume converted on the libvirt host for a VMDK.
 func (b *Pool) importStemcell(ctx context.Context, cid string, img *stemcell.Image) error {
-	if err := b.WriteMeta(ctx, cid, MetaDocument{Owner: NewOwner(KindStemcell)}); err != nil {
+	if err := b.WriteMeta(ctx, cid, MetaDocument{Owner: NewOwner(KindStemcell), Boot: BootOf(img)}); err != nil {
 		return fmt.Errorf("importing stemcell '%s': writing its ownership record: %w", cid, err)
+	}
+	if img.Format == stemcell.FormatVMDK {
+		return b.importVMDK(ctx, cid, img)
 	}
 	vol, err := b.CreateVolume(ctx, stemcellVolumeDoc(cid, img))
 	if err != nil {
 		return fmt.Errorf("creating volume for stemcell '%s': %w", cid, err)
 	}
+	return b.uploadStemcell(ctx, cid, vol, img)
+}
+
+// uploadStemcell streams the image into vol.
+func (b *Pool) uploadStemcell(ctx context.Context, cid string, vol golibvirt.StorageVol, img *stemcell.Image) error {
 	progress := newProgressReader(ctx, img.Reader, img.Size, b.log.With("stemcell", cid))
 	if err := b.UploadVolume(ctx, vol, progress, uint64(img.Size)); err != nil {
 		return fmt.Errorf("uploading stemcell '%s' (%d bytes): %w", cid, img.Size, err)
@@ -67,6 +80,60 @@ func (b *Pool) importStemcell(ctx context.Context, cid string, img *stemcell.Ima
 	}
 	progress.finish()
 	return nil
+}
+
+// importVMDK uploads a vSphere stemcell's streamOptimized VMDK into a
+// staging volume and makes the stemcell volume from it as qcow2: libvirt
+// converts on its own host (qemu-img convert, run by libvirtd), so a
+// remote libvirtd works and the CPI runs no tool. A streamOptimized VMDK
+// cannot back a copy-on-write overlay; qcow2 can. The staging volume is
+// created as a VMDK, so libvirt reads the upload as one whenever it
+// looks; it is removed once the copy exists (the sweep removes it after
+// a killed call: it is one of the stemcell's volumes, see
+// StemcellVolumeNames).
+func (b *Pool) importVMDK(ctx context.Context, cid string, img *stemcell.Image) error {
+	staging, err := b.CreateVolume(ctx, ThinVolume(StagingVolumeName(cid), img.VirtualSize, disk.Format(stemcell.FormatVMDK)))
+	if err != nil {
+		return fmt.Errorf("creating staging volume for stemcell '%s': %w", cid, err)
+	}
+	if err := b.uploadStemcell(ctx, cid, staging, img); err != nil {
+		return err
+	}
+	started := time.Now()
+	if _, err := b.CloneVolume(ctx, ThinVolume(cid, img.VirtualSize, disk.FormatQcow2), staging); err != nil {
+		return fmt.Errorf("converting stemcell '%s' from VMDK to qcow2 on the libvirt host: %w", cid, err)
+	}
+	b.log.Info("converted stemcell to qcow2", "stemcell", cid, "seconds", fmt.Sprintf("%.2f", time.Since(started).Seconds()))
+	if err := b.DeleteVolume(staging); err != nil && !cpierr.IsNotFound(err) {
+		return fmt.Errorf("removing staging volume of stemcell '%s': %w", cid, err)
+	}
+	return nil
+}
+
+// stagingSuffix names the VMDK a vSphere stemcell is uploaded into before
+// its conversion. A '.' never occurs in a CID.
+const stagingSuffix = ".vmdk"
+
+// StagingVolumeName is the staging volume of stemcell cid.
+func StagingVolumeName(cid string) string { return cid + stagingSuffix }
+
+// StemcellVolumeNames are every volume create_stemcell makes for cid.
+func StemcellVolumeNames(cid string) []string {
+	return []string{cid, MetaVolumeName(cid), StagingVolumeName(cid)}
+}
+
+// BootOf is how img's VMs boot: vSphere stemcells (a VMDK) read the env
+// file on a CD-ROM and boot the firmware their OVF names; the others
+// boot BIOS and read the config drive.
+func BootOf(img *stemcell.Image) *StemcellBoot {
+	boot := &StemcellBoot{Firmware: string(stemcell.FirmwareBIOS), Delivery: string(hypervisor.DeliveryConfigDrive)}
+	if img.Firmware != "" {
+		boot.Firmware = string(img.Firmware)
+	}
+	if img.Format == stemcell.FormatVMDK {
+		boot.Delivery = string(hypervisor.DeliveryCDROMEnv)
+	}
+	return boot
 }
 
 // stemcellVolumeDoc: capacity is the guest-visible size; the upload then

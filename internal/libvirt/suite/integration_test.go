@@ -25,6 +25,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/storage"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
@@ -61,6 +62,23 @@ func TestStemcellImportFailureLeavesNothing(t *testing.T) {
 	for _, name := range e.volumeNames() {
 		if name == cid {
 			t.Errorf("volume %s left behind after a failed import", cid)
+		}
+	}
+}
+
+// TestVMDKImportFailureLeavesNothing: a vSphere stemcell's upload that
+// fails leaves neither the staging VMDK nor the stemcell nor its record.
+func TestVMDKImportFailureLeavesNothing(t *testing.T) {
+	e := newTestEnv(t)
+	cid := stemcell.NewCID()
+	img := &stemcell.Image{Format: stemcell.FormatVMDK, Firmware: stemcell.FirmwareEFI, Size: 1 << 20, VirtualSize: 1 << 20, Reader: strings.NewReader("short")}
+	if err := e.b.ImportStemcell(context.Background(), cid, img); err == nil {
+		t.Fatal("ImportStemcell of a truncated VMDK stream succeeded")
+	}
+	names := e.volumeNames()
+	for _, name := range storage.StemcellVolumeNames(cid) {
+		if slices.Contains(names, name) {
+			t.Errorf("volume %s left behind after a failed VMDK import (pool: %v)", name, names)
 		}
 	}
 }

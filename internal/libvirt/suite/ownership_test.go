@@ -117,6 +117,11 @@ func TestSweepRemovesOrphansOnly(t *testing.T) {
 	// A create_disk killed after its sidecar and data were made.
 	diskCID := disk.NewCID()
 	diskRecord := e.plantCreationRecord(diskCID, old, diskCID, storage.MetaVolumeName(diskCID))
+	// A create_stemcell of a vSphere stemcell killed during its VMDK's
+	// conversion: the sidecar, the staging VMDK and the half-made qcow2.
+	ovfCID := stemcell.NewCID()
+	ovfVolumes := storage.StemcellVolumeNames(ovfCID)
+	ovfRecord := e.plantCreationRecord(ovfCID, old, ovfVolumes...)
 	// A create_vm killed after its domain started: made for real, then
 	// its record put back as the kill would have left it.
 	running := e.vmSpec(scCID, netName)
@@ -135,7 +140,7 @@ func TestSweepRemovesOrphansOnly(t *testing.T) {
 		t.Fatalf("CreateVM: %v", err)
 	}
 	e.trackDomain(next.CID)
-	e.assertVolumes(false, slices.Concat(vmVolumes, []string{vmRecord, diskRecord, diskCID, storage.MetaVolumeName(diskCID), runningRecord})...)
+	e.assertVolumes(false, slices.Concat(vmVolumes, ovfVolumes, []string{vmRecord, diskRecord, diskCID, storage.MetaVolumeName(diskCID), runningRecord, ovfRecord})...)
 	e.assertNothingLeftOf(running.CID)
 	e.assertVolumes(true, freshRecord, xmldef.RootVolumeName(freshCID), complete, storage.MetaVolumeName(complete))
 	e.assertVolumes(true, xmldef.OwnedVolumeNames(next.CID)...)

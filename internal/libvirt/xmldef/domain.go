@@ -27,9 +27,12 @@ type Plan struct {
 	CPUs          int
 	RootPath      string // qcow2 overlay on the stemcell
 	EphemeralPath string
-	ConfigPath    string // raw ISO9660 image, label config-2
-	ConsoleLog    string
-	NICs          []vm.NIC
+	ConfigPath    string // raw ISO9660 image: a config-2 drive or an env disc
+	// Firmware is "efi" (UEFI, chosen by libvirt's firmware
+	// auto-selection) or "bios"/empty (SeaBIOS, QEMU's default).
+	Firmware   string
+	ConsoleLog string
+	NICs       []vm.NIC
 	// PersistentDisks are ready <disk> elements (see PersistentDiskDevice).
 	PersistentDisks []libvirtxml.DomainDisk
 	Marker          Marker
@@ -58,6 +61,15 @@ func NewPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine strin
 		NICs:         spec.NICs,
 		Marker:       Marker{AgentID: spec.AgentID, StemcellCID: spec.StemcellCID},
 	}
+}
+
+// WithBoot records how the VM boots and reads its settings (from its
+// stemcell and cloud_properties) in the plan and in the domain's marker.
+func (p *Plan) WithBoot(firmware string, delivery hypervisor.Delivery) {
+	p.Firmware = firmware
+	p.Profile.Delivery = delivery
+	p.Marker.Firmware = firmware
+	p.Marker.Delivery = string(delivery)
 }
 
 // Role suffixes of the volumes a VM owns. DeleteVM removes exactly these.

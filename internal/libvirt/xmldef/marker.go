@@ -22,10 +22,15 @@ const (
 // namespace (the namespace was the lookup key), so parsing accepts any;
 // marshal always writes MetadataNS.
 type Marker struct {
-	XMLName     xml.Name    `xml:"vm"`
-	AgentID     string      `xml:"agent_id"`
-	StemcellCID string      `xml:"stemcell"`
-	Tags        []MarkerTag `xml:"tag,omitempty"`
+	XMLName     xml.Name `xml:"vm"`
+	AgentID     string   `xml:"agent_id"`
+	StemcellCID string   `xml:"stemcell"`
+	// Firmware ("efi" or "bios") and Delivery (a hypervisor.Delivery) are
+	// how the VM boots and reads its settings, decided at create_vm from
+	// its stemcell; empty on VMs made before they were recorded.
+	Firmware string      `xml:"firmware,omitempty"`
+	Delivery string      `xml:"delivery,omitempty"`
+	Tags     []MarkerTag `xml:"tag,omitempty"`
 }
 
 // MarkerTag is one key of set_vm_metadata.

@@ -7,6 +7,10 @@ import "libvirt.org/go/libvirtxml"
 // PCIe root ports that hot-plugging needs on q35.
 func decorateQEMU(dom *libvirtxml.Domain, p Plan) {
 	dom.OS = &libvirtxml.DomainOS{Type: &libvirtxml.DomainOSType{Type: "hvm", Machine: p.Machine}}
+	if p.Firmware == FirmwareEFI {
+		dom.OS.Firmware = FirmwareEFI
+		dom.OS.FirmwareInfo = uefiWithoutSecureBoot()
+	}
 	dom.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}}
 	dom.CPU = CPUFor(p.DomainType)
 	devices := dom.Devices
@@ -22,6 +26,22 @@ func decorateQEMU(dom *libvirtxml.Domain, p Plan) {
 		Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
 	}}
 	devices.Controllers = ControllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(devices.Disks, devices.Interfaces))
+}
+
+// FirmwareEFI is the firmware value of a UEFI domain.
+const FirmwareEFI = "efi"
+
+// uefiWithoutSecureBoot asks libvirt's firmware auto-selection for a UEFI
+// build without Secure Boot: Debian's ovmf also describes builds with
+// Microsoft's keys enrolled (which would refuse a stemcell's unsigned boot
+// loader) and ones that need SMM. The NVRAM (variable store) libvirt makes
+// from the template beside the firmware goes with the domain on undefine
+// (DomainUndefineNvram).
+func uefiWithoutSecureBoot() *libvirtxml.DomainOSFirmwareInfo {
+	return &libvirtxml.DomainOSFirmwareInfo{Features: []libvirtxml.DomainOSFirmwareFeature{
+		{Enabled: "no", Name: "secure-boot"},
+		{Enabled: "no", Name: "enrolled-keys"},
+	}}
 }
 
 // CPUFor: KVM passes the host CPU through; TCG cannot, and 'maximum' gives
