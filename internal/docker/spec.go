@@ -33,7 +33,8 @@ func containerSpecFor(spec vm.Spec) (containerSpec, error) {
 		// container takes them the same way, not at creation.
 		return containerSpec{}, fmt.Errorf("Docker runtime: persistent disks at creation (%d given) are not taken; attach them with attach_disk: %w", len(spec.Disks), cpierr.ErrNotSupported)
 	}
-	cs := containerSpec{CID: spec.CID, StemcellCID: spec.StemcellCID, CPUs: spec.Props.CPUs, MemoryMiB: spec.Props.MemoryMiB}
+	cs := containerSpec{CID: spec.CID, StemcellCID: spec.StemcellCID, CPUs: spec.Props.CPUs, MemoryMiB: spec.Props.MemoryMiB,
+		Init: spec.Props.Container.Init, Privileged: spec.Props.Container.Privileged}
 	for _, n := range spec.NICs {
 		nic, err := nicSpecFor(n)
 		if err != nil {

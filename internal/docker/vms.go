@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -38,21 +39,42 @@ type containerSpec struct {
 	NICs        []nicSpec
 	// Command is the container's PID 1; default /sbin/init.
 	Command []string
-	// Systemd: the stemcell runs systemd as PID 1 (noble). The container
-	// is then privileged, gets tmpfs at /run and /run/lock, the
-	// container=docker environment systemd checks, and SIGRTMIN+3 as its
-	// stop signal (systemd's clean shutdown).
+	// Init is vm.InitSystemd or vm.InitPlain to override what the
+	// stemcell's LabelInit says; "" follows the label.
+	Init string
+	// Systemd (resolved from Init and the stemcell at create_vm): systemd
+	// runs as PID 1 unprivileged: systemdCaps, tmpfs at /run and /run/lock,
+	// the host's /sys/fs/cgroup bound read-only, the container=docker
+	// environment systemd checks, and SIGRTMIN+3 as its stop signal
+	// (systemd's clean shutdown).
 	Systemd bool
-	// Privileged: the agent mounts (the persistent disk bind mount, its
-	// tmpfs) and configures the system, which real stemcells need; a test
-	// rootfs does not. Docker's privileged mode asks for every capability;
-	// where dockerd's own bounding set lacks one (dockerd in a restricted
-	// container: this project's test machines lack CAP_SYS_RESOURCE) such
-	// a container cannot start, and CapAdd is the way.
+	// Privileged only on explicit request (VM cloud_properties
+	// container.privileged): Docker's privileged mode asks for every
+	// capability, and where dockerd's own bounding set lacks one (dockerd
+	// in a restricted container: this project's test machines lack
+	// CAP_SYS_RESOURCE) such a container cannot start.
 	Privileged bool
 	// CapAdd are capabilities beyond Docker's default set (e.g.
 	// SYS_ADMIN, which lets the agent mount).
 	CapAdd []string
+}
+
+// systemdCaps is what a systemd stemcell's bosh-agent needs beyond
+// Docker's default set, measured with the agent stemcell (see README):
+// SYS_ADMIN for its mounts (the persistent disk's bind mount, tmpfs) and
+// the hostname, NET_ADMIN for its network setup.
+var systemdCaps = []string{"SYS_ADMIN", "NET_ADMIN"}
+
+// resolveInit decides whether the container runs systemd: the VM's
+// cloud_properties (container.init) win over the stemcell's LabelInit.
+func resolveInit(override string, labels map[string]string) bool {
+	switch override {
+	case vm.InitSystemd:
+		return true
+	case vm.InitPlain:
+		return false
+	}
+	return labels[LabelInit] == InitSystemd
 }
 
 // NIC is one BOSH network's interface.
@@ -89,6 +111,7 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
+	spec.Systemd = resolveInit(spec.Init, img.Config.Labels)
 	plan, settings, err := r.planNICs(spec, settings)
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
@@ -121,7 +144,7 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 	}
 	if err := r.api.ContainerStart(ctx, r.name(spec.CID), container.StartOptions{}); err != nil {
 		if strings.Contains(err.Error(), "unable to apply caps") {
-			return settings, r.fail(err, "creating VM '%s': starting container (privileged=%t, cap_add=%v): dockerd's capability bounding set lacks some asked for", spec.CID, spec.Privileged || spec.Systemd, spec.CapAdd)
+			return settings, r.fail(err, "creating VM '%s': starting container (privileged=%t, cap_add=%v): dockerd's capability bounding set lacks some asked for", spec.CID, spec.Privileged, capsFor(spec))
 		}
 		return settings, r.fail(err, "creating VM '%s': starting container", spec.CID)
 	}
@@ -139,8 +162,8 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(plan[0].network),
 		Mounts:      mounts,
-		Privileged:  spec.Privileged || spec.Systemd,
-		CapAdd:      spec.CapAdd,
+		Privileged:  spec.Privileged,
+		CapAdd:      capsFor(spec),
 		Resources:   container.Resources{Memory: int64(spec.MemoryMiB) << 20, NanoCPUs: int64(spec.CPUs) * 1e9},
 	}
 	if spec.MemoryMiB > 0 {
@@ -150,6 +173,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 		cfg.Env = append(cfg.Env, "container=docker")
 		cfg.StopSignal = "SIGRTMIN+3"
 		host.Tmpfs = map[string]string{"/run": "rw,exec", "/run/lock": "rw"}
+		// systemd reads the hierarchy to place its units; read-only keeps
+		// the host's cgroups out of the guest's reach.
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: "/sys/fs/cgroup", Target: "/sys/fs/cgroup", ReadOnly: true})
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{plan[0].network: plan[0].endpoint(r.apiVer)}}
 	if !perEndpointMAC(r.apiVer) {
@@ -166,6 +192,19 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 		return r.api.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
 	})
 	return nil
+}
+
+// capsFor is what the container gets beyond Docker's default set.
+func capsFor(spec containerSpec) []string {
+	caps := append([]string(nil), spec.CapAdd...)
+	if spec.Systemd && !spec.Privileged {
+		for _, c := range systemdCaps {
+			if !slices.Contains(caps, c) {
+				caps = append(caps, c)
+			}
+		}
+	}
+	return caps
 }
 
 // prepareMounts makes the ephemeral volume and, on a local host, the VM's

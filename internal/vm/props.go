@@ -32,18 +32,38 @@ type Props struct {
 	EphemeralDiskMiB int `json:"ephemeral_disk"`
 	// SSHPublicKey joins cpi.json's in the VM's meta-data public-keys.
 	SSHPublicKey string `json:"ssh_public_key"`
+	// Container is for container runtimes (Docker) only; VMs ignore it.
+	Container ContainerProps `json:"container"`
+}
+
+// Init values of ContainerProps.
+const (
+	InitAuto    = ""        // decided from the stemcell's /sbin/init
+	InitSystemd = "systemd" // systemd as PID 1 (tmpfs /run, SIGRTMIN+3, ...)
+	InitPlain   = "plain"   // any other PID 1, run as it is
+)
+
+// ContainerProps override what a container runtime decides by itself.
+type ContainerProps struct {
+	// Init is InitAuto, InitSystemd or InitPlain.
+	Init string `json:"init"`
+	// Privileged asks for a privileged container (every capability, all
+	// devices); only on explicit request, since a daemon whose own
+	// bounding set is short of a capability cannot start one.
+	Privileged bool `json:"privileged"`
 }
 
 // rawProps also accepts cpu/ram/disk, the names bosh-deployment's cloud
 // configs (and calculate_vm_cloud_properties' input) use.
 type rawProps struct {
-	CPUs             *int   `json:"cpus"`
-	MemoryMiB        *int   `json:"memory"`
-	EphemeralDiskMiB *int   `json:"ephemeral_disk"`
-	CPU              *int   `json:"cpu"`
-	RAM              *int   `json:"ram"`
-	Disk             *int   `json:"disk"`
-	SSHPublicKey     string `json:"ssh_public_key"`
+	CPUs             *int           `json:"cpus"`
+	MemoryMiB        *int           `json:"memory"`
+	EphemeralDiskMiB *int           `json:"ephemeral_disk"`
+	CPU              *int           `json:"cpu"`
+	RAM              *int           `json:"ram"`
+	Disk             *int           `json:"disk"`
+	SSHPublicKey     string         `json:"ssh_public_key"`
+	Container        ContainerProps `json:"container"`
 }
 
 // ParseProps decodes and validates VM cloud_properties.
@@ -52,7 +72,12 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 	if err := cloudprops.Decode(src, &raw, "VM cloud_properties"); err != nil {
 		return Props{}, err
 	}
-	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey}
+	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey, Container: raw.Container}
+	switch props.Container.Init {
+	case InitAuto, InitSystemd, InitPlain:
+	default:
+		return Props{}, fmt.Errorf("VM cloud_properties: 'container.init' is %q; want %q, %q or none (decided from the stemcell)", props.Container.Init, InitSystemd, InitPlain)
+	}
 	if props.SSHPublicKey != "" {
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(props.SSHPublicKey)); err != nil {
 			return Props{}, fmt.Errorf("VM cloud_properties: 'ssh_public_key' is not an SSH public key in authorized_keys form: %v", err)

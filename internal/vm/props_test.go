@@ -32,6 +32,10 @@ func TestParseProps(t *testing.T) {
 		{`{"ephemeral_disk":17592186044416}`, Props{}, "more than"},
 		{`{"memory":9223372036854775807}`, Props{}, "more than"},
 		{`{"cpus":100000}`, Props{}, "more than"},
+		{`{"container":{"init":"systemd","privileged":true}}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Container: ContainerProps{Init: InitSystemd, Privileged: true}}, ""},
+		{`{"container":{"init":"plain"}}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Container: ContainerProps{Init: InitPlain}}, ""},
+		{`{"container":{"init":"upstart"}}`, Props{}, "container.init"},
+		{`{"container":{"inti":"systemd"}}`, Props{}, "inti"},
 	}
 	for _, tc := range cases {
 		got, err := ParseProps(rawSource(tc.in))
