@@ -121,6 +121,7 @@ sha1: $(sha1sum "$dir/image" | cut -d' ' -f1)
 cloud_properties: {}
 MF
   mkdir -p "$(dirname "$out")"
-  tar -cf "$out.tmp" -C "$dir" stemcell.MF image
+  # The CLI unpacks every stemcell with tar -xz; the image is gzipped already.
+  tar -cf - -C "$dir" stemcell.MF image | gzip -1 >"$out.tmp"
   mv "$out.tmp" "$out"
 }
