@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"maps"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -37,6 +39,12 @@ type containerSpec struct {
 	CPUs        int
 	MemoryMiB   int
 	NICs        []nicSpec
+	// Disks are persistent disks mounted before the container starts (the
+	// bosh CLI names a recreated VM's disk at create_vm; attach_disk
+	// follows and finds it attached). DisksInSettings: their hints go into
+	// the settings too (stemcell API 1).
+	Disks           []string
+	DisksInSettings bool
 	// Command is the container's PID 1; default /sbin/init.
 	Command []string
 	// Init is vm.InitSystemd or vm.InitPlain to override what the
@@ -133,6 +141,9 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 			return settings, r.fail(err, "creating VM '%s': connecting network '%s' (BOSH network '%s')", spec.CID, n.network, n.bosh)
 		}
 	}
+	if settings, err = r.attachAtCreation(ctx, spec, settings, u); err != nil {
+		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+	}
 	written := &settings
 	if r.tamperSettings != nil {
 		written = r.tamperSettings(settings)
@@ -192,6 +203,28 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 		return r.api.ContainerRemove(ctx, created.ID, container.RemoveOptions{Force: true})
 	})
 	return nil
+}
+
+// attachAtCreation mounts the spec's disks into the created container's
+// disk directory, as attach_disk would, before it starts.
+func (r *Runtime) attachAtCreation(ctx context.Context, spec containerSpec, settings agentsettings.Settings, u *undo) (agentsettings.Settings, error) {
+	if len(spec.Disks) > 0 && spec.DisksInSettings {
+		settings.Disks.Persistent = maps.Clone(settings.Disks.Persistent)
+		if settings.Disks.Persistent == nil {
+			settings.Disks.Persistent = map[string]disk.Hint{}
+		}
+	}
+	for _, d := range spec.Disks {
+		hint, err := r.AttachDisk(ctx, spec.CID, d)
+		if err != nil {
+			return settings, err
+		}
+		u.add("unmounting disk "+d, func(context.Context) error { return r.unmountDisk(spec.CID, d) })
+		if spec.DisksInSettings {
+			settings.Disks.Persistent[d] = hint
+		}
+	}
+	return settings, nil
 }
 
 // capsFor is what the container gets beyond Docker's default set.
