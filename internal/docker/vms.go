@@ -129,7 +129,9 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 			return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 		}
 	}
-	mounts, err := r.prepareMounts(ctx, spec.CID, u)
+	// A test's tampering may omit the settings file: no file, no mount.
+	omitSettings := r.tamperSettings != nil && r.tamperSettings(settings) == nil
+	mounts, err := r.prepareMounts(ctx, spec.CID, !omitSettings, u)
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -242,8 +244,9 @@ func capsFor(spec containerSpec) []string {
 
 // prepareMounts makes the ephemeral volume and, on a local host, the VM's
 // shared disk directory (persistent disks are mounted into it later and
-// appear in the running container without recreating it).
-func (r *Runtime) prepareMounts(ctx context.Context, cid string, u *undo) ([]mount.Mount, error) {
+// appear in the running container without recreating it) and its settings
+// file (withSettings).
+func (r *Runtime) prepareMounts(ctx context.Context, cid string, withSettings bool, u *undo) ([]mount.Mount, error) {
 	eph := r.name(cid) + "-ephemeral"
 	if _, err := r.api.VolumeCreate(ctx, volume.CreateOptions{Name: eph, Labels: r.labels("ephemeral", cid)}); err != nil {
 		return nil, r.fail(err, "creating ephemeral volume '%s'", eph)
@@ -260,8 +263,16 @@ func (r *Runtime) prepareMounts(ctx context.Context, cid string, u *undo) ([]mou
 		return nil, err
 	}
 	u.add("unmounting "+disks, func(context.Context) error { return unmount(disks) })
-	return append(mounts, mount.Mount{Type: mount.TypeBind, Source: disks, Target: DiskHintDir,
-		BindOptions: &mount.BindOptions{Propagation: mount.PropagationRSlave}}), nil
+	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: disks, Target: DiskHintDir,
+		BindOptions: &mount.BindOptions{Propagation: mount.PropagationRSlave}})
+	if !withSettings {
+		return mounts, nil
+	}
+	settingsMount, err := r.settingsMount(cid)
+	if err != nil {
+		return nil, err
+	}
+	return append(mounts, settingsMount), nil
 }
 
 // inspectVM finds a container of ours; ErrNotFound otherwise.
