@@ -104,6 +104,8 @@ type Runtime struct {
 	// place of the real ones (nil: no settings file at all). CreateVM
 	// still returns the real settings.
 	tamperSettings func(agentsettings.Settings) *agentsettings.Settings
+	// sweepAge, set by tests only, replaces killedImportAge.
+	sweepAge *time.Duration
 }
 
 // Open connects and negotiates the API version. ErrUnreachable when the

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -46,7 +48,8 @@ func (r *Runtime) importRootfs(ctx context.Context, cid string, rootfsTgz io.Rea
 	for k, v := range r.labels("stemcell", cid) {
 		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, v))
 	}
-	ref, staging := r.imageRef(cid), r.imageRef(cid)+".importing"
+	r.sweepKilledImports(ctx)
+	ref, staging := r.imageRef(cid), r.imageRef(cid)+stagingSuffix
 	out, err := r.api.ImageImport(ctx, image.ImportSource{Source: rootfsTgz, SourceName: "-"}, staging,
 		image.ImportOptions{Changes: changes, Message: "bosh stemcell " + cid})
 	if err != nil {
@@ -96,6 +99,67 @@ func (r *Runtime) labelInit(ctx context.Context, cid, staging, ref string) (stri
 		return "", r.fail(err, "importing stemcell '%s': labelling its image", cid)
 	}
 	return init, nil
+}
+
+// stagingSuffix tags an image whose import has not finished labelling.
+const stagingSuffix = ".importing"
+
+// killedImportAge is how old an import's leftovers must be before a later
+// create_stemcell removes them: a younger one may be an import under way
+// (a stemcell of a few hundred MiB imports in well under a minute).
+const killedImportAge = 30 * time.Minute
+
+// sweepKilledImports removes what create_stemcell calls killed between the
+// import and the label left: images of ours tagged '<ref>.importing' and
+// their unstarted probe containers, older than killedImportAge. Failures
+// are logged only: they must not fail the import that found them.
+func (r *Runtime) sweepKilledImports(ctx context.Context) {
+	cutoff := time.Now().Add(-r.importSweepAge())
+	imgs, err := r.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("reference", imageRepo+":"+r.name("")+"*"+stagingSuffix), filters.Arg("label", LabelOwner+"="+OwnerValue))})
+	if err != nil {
+		r.log.Warn("listing leftovers of killed stemcell imports failed", "err", err)
+	}
+	for _, img := range imgs {
+		if time.Unix(img.Created, 0).After(cutoff) {
+			continue
+		}
+		for _, tag := range img.RepoTags {
+			if !strings.HasSuffix(tag, stagingSuffix) {
+				continue
+			}
+			r.removeProbes(ctx, img.ID)
+			if _, err := r.api.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true}); err != nil {
+				r.log.Warn("removing a killed stemcell import failed", "tag", tag, "err", err)
+				continue
+			}
+			r.log.Info("removed a killed stemcell import", "tag", tag)
+		}
+	}
+}
+
+// removeProbes removes the probe containers of an image of ours.
+func (r *Runtime) removeProbes(ctx context.Context, imageID string) {
+	probes, err := r.api.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("ancestor", imageID), filters.Arg("label", LabelOwner+"="+OwnerValue), filters.Arg("label", LabelKind+"=stemcell"))})
+	if err != nil {
+		r.log.Warn("listing probe containers failed", "image", imageID, "err", err)
+		return
+	}
+	for _, p := range probes {
+		if strings.HasSuffix(containerName(p), "-probe") && p.State == "created" {
+			if err := r.api.ContainerRemove(ctx, p.ID, container.RemoveOptions{Force: true}); err != nil {
+				r.log.Warn("removing a probe container failed", "container", containerName(p), "err", err)
+			}
+		}
+	}
+}
+
+func (r *Runtime) importSweepAge() time.Duration {
+	if r.sweepAge != nil {
+		return *r.sweepAge
+	}
+	return killedImportAge
 }
 
 // Values of LabelInit.

@@ -10,7 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
@@ -393,5 +396,51 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := Open(t.Context(), Config{Host: host}, testLogger(t))
 	if !errors.Is(err, cpierr.ErrUnreachable) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("want ErrUnreachable naming %s, got %v", host, err)
+	}
+}
+
+// What a create_stemcell killed between its import and its label leaves (an
+// image tagged '.importing' and its unstarted probe container) is removed by
+// a later create_stemcell once older than the sweep age, and kept while it
+// could still be an import under way; it is never a stemcell.
+func TestKilledImportSwept(t *testing.T) {
+	e := newTestEnv(t)
+	killed := stemcell.NewCID()
+	staging := e.r.imageRef(killed) + stagingSuffix
+	changes := []string{}
+	for k, v := range e.r.labels("stemcell", killed) {
+		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, v))
+	}
+	out, err := e.r.api.ImageImport(e.ctx, image.ImportSource{Source: bytes.NewReader(rootfsTgz(t)), SourceName: "-"}, staging, image.ImportOptions{Changes: changes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readProgress(out); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	probe, err := e.r.api.ContainerCreate(e.ctx, &container.Config{Image: staging, Cmd: []string{"/sbin/init"}}, nil, nil, nil, e.r.name(killed)+"-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.r.HasStemcell(e.ctx, killed); ok || err != nil {
+		t.Fatalf("a killed import is a stemcell: %v %v", ok, err)
+	}
+	leftovers := func() (img, ctr bool) {
+		_, _, ierr := e.r.api.ImageInspectWithRaw(e.ctx, staging)
+		_, cerr := e.r.api.ContainerInspect(e.ctx, probe.ID)
+		return ierr == nil, cerr == nil
+	}
+	e.stemcell() // an import while the leftovers are young
+	if img, ctr := leftovers(); !img || !ctr {
+		t.Fatalf("a young import's leftovers were removed (image %t, probe %t): it may be under way", img, ctr)
+	}
+	zero := time.Duration(0)
+	e.r.sweepAge = &zero
+	if err := e.r.importRootfs(e.ctx, stemcell.NewCID(), bytes.NewReader(rootfsTgz(t))); err != nil {
+		t.Fatal(err)
+	}
+	if img, ctr := leftovers(); img || ctr {
+		t.Fatalf("an old killed import's leftovers stayed (image %t, probe %t)", img, ctr)
 	}
 }
