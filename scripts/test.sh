@@ -57,7 +57,7 @@ if [ "$fuzztime" != 0 ]; then
 fi
 # The real bosh create-env on the real agent, on a private libvirtd in
 # namespaces of its own, then on a private dockerd in namespaces of its own
-# (TestCreateEnvDocker, ~4 min); -v so that the CLI's stage times and the
+# (TestCreateEnvDocker, ~5 min); -v so that the CLI's stage times and the
 # suite's FIGURE lines are in the log. It runs the full sequence; -short or
 # BOSH_LIBVIRT_CPI_CREATEENV=reduced runs only create-env + delete-env.
 echo "== create-env with the real bosh-agent on QEMU and on Docker (test/createenv)"

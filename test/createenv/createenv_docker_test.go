@@ -27,7 +27,8 @@ const dockerNetwork = "createenv"
 // network and mount namespaces of its own: create-env (the agent answers
 // at the container's IP, compiles the marker package, mounts the persistent
 // disk through its hint, the job runs under monit), in full mode a recreate
-// that keeps the disk and its data, then delete-env leaving no container,
+// that keeps the disk and its data and a reboot_vm after which the agent
+// answers and the disk is at its hint again, then delete-env leaving no container,
 // volume, image or disk file.
 func TestCreateEnvDocker(t *testing.T) {
 	if os.Getenv(insideEnv) != "" {
@@ -94,6 +95,21 @@ func runInsideDocker(t *testing.T, p prepared) {
 		}
 		d.checkContainerRunning(secondVM)
 		d.waitMarker(secondVM, 2, 2*time.Minute)
+
+		// reboot_vm restarts the container: the agent comes up again from
+		// the same settings and answers, the disk is at its hint again.
+		// (bosh-agent's bootstrap remounts only a partitioned disk, `sfdisk
+		// -d` of the hint: a warden stemcell's bind-mounted disk waits for
+		// the director's mount_disk, which this suite does not send.)
+		d.timed("reboot_vm to agent (docker)", func() {
+			d.cpiCall("reboot_vm", secondVM)
+			d.checkContainerRunning(secondVM)
+			d.pingAgent(3 * time.Minute)
+		})
+		hint := "/warden-cpi-dev/" + firstDisk
+		if src := strings.TrimSpace(d.docker("exec", secondVM, "findmnt", "-n", "-o", "SOURCE", hint)); !d.storeSource().MatchString(src) {
+			t.Fatalf("after reboot_vm the disk's hint %s is mounted from %q, want its loop device", hint, src)
+		}
 	}
 
 	d.timed("delete-env (docker)", func() { d.mustBosh(10*time.Minute, "delete-env", d.manifestArgs(1280, 1024)...) })

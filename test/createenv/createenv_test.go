@@ -598,8 +598,13 @@ func (d *deployment) cpiCall(method string, args ...any) {
 		d.t.Fatalf("want one installed CPI under %s/.bosh/installations, found %v", d.home, cpis)
 	}
 	config := filepath.Join(d.p.Scratch, "cpi.json")
-	raw, _ := json.Marshal(map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
-		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}})
+	cfg := map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
+		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}}
+	if d.dockerHost != "" {
+		cfg = map[string]any{"runtime": "docker", "docker": map[string]any{"host": d.dockerHost}, "store_dir": d.storeDir,
+			"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}}
+	}
+	raw, _ := json.Marshal(cfg)
 	if err := os.WriteFile(config, raw, 0o600); err != nil {
 		d.t.Fatal(err)
 	}
