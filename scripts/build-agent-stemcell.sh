@@ -9,6 +9,13 @@
 # bosh_go_agent, bosh_openstack_agent_settings), console on ttyS0.
 #
 #   scripts/build-agent-stemcell.sh [OUT]    default OUT: build/agent-stemcell.tgz
+#   scripts/build-agent-stemcell.sh --warden [OUT]
+#       the same root filesystem as a warden stemcell (warden-tar, general-tar:
+#       the image is the rootfs tgz) for container runtimes (Docker), default
+#       OUT build/agent-stemcell-warden.tgz: the agent reads its settings from
+#       /var/vcap/bosh/warden-cpi-agent-env.json and bind-mounts the persistent
+#       disk from its hint, as bosh-linux-stemcell-builder's warden stage sets
+#       the agent up; no kernel, boot disk or udev.
 #
 # The slow part, the debootstrap rootfs (~8 min), is cached as a tarball under
 # $BOSH_LIBVIRT_CPI_CACHE (default /var/cache/bosh-libvirt-cpi), keyed by a
@@ -19,8 +26,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/go-env.sh
 
-out=${1:-build/agent-stemcell.tgz}
-work=build/agent-stemcell
+form=openstack
+if [ "${1:-}" = "--warden" ]; then form=warden; shift; fi
+if [ $form = warden ]; then
+  out=${1:-build/agent-stemcell-warden.tgz}
+  work=build/agent-stemcell-warden
+else
+  out=${1:-build/agent-stemcell.tgz}
+  work=build/agent-stemcell
+fi
 cache=${BOSH_LIBVIRT_CPI_CACHE:-/var/cache/bosh-libvirt-cpi}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
@@ -289,6 +303,18 @@ ln -sf /lib/systemd/system/bosh-agent.service "$root/etc/systemd/system/agent.se
 step "system files"
 echo bosh-stemcell >"$root/etc/hostname"
 : >"$root/etc/machine-id"
+
+if [ $form = warden ]; then
+  . scripts/stemcell-lib.sh
+  warden_agent_settings "$root"
+  mkdir -p "$work/stemcell"
+  step "rootfs tarball (warden-tar)"
+  tar -C "$root" --numeric-owner -cf - . | gzip -1 >"$work/stemcell/image"
+  write_warden_stemcell "$work/stemcell" "$out" "$name-warden" "$version" 3 "debian-$suite"
+  rm -rf "$root"
+  echo "agent stemcell (warden): $out (bosh-agent $agent_version, $(du -m "$out" | cut -f1) MiB)"
+  exit 0
+fi
 cat >"$root/etc/fstab" <<FSTAB
 LABEL=$root_label / ext4 defaults,errors=remount-ro 0 1
 FSTAB

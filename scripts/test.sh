@@ -27,6 +27,8 @@ echo "== vSphere test stemcell (OVF + streamOptimized VMDK, UEFI)"
 make vsphere-test-stemcell
 echo "== agent stemcell (the real bosh-agent; debootstrap rootfs cached under /var/cache/bosh-libvirt-cpi)"
 make agent-stemcell
+echo "== agent stemcell, warden form (the same rootfs, for create-env on Docker)"
+make agent-warden-stemcell
 echo "== go vet"
 go vet ./...
 # A module of its own (bosh-agent stays out of the CPI's go.mod): the
@@ -54,8 +56,9 @@ if [ "$fuzztime" != 0 ]; then
   done
 fi
 # The real bosh create-env on the real agent, on a private libvirtd in
-# namespaces of its own; -v so that the CLI's stage times and the suite's
-# FIGURE lines are in the log. It runs the full sequence; -short or
+# namespaces of its own, then on a private dockerd in namespaces of its own
+# (TestCreateEnvDocker, ~5 min); -v so that the CLI's stage times and the
+# suite's FIGURE lines are in the log. It runs the full sequence; -short or
 # BOSH_LIBVIRT_CPI_CREATEENV=reduced runs only create-env + delete-env.
-echo "== create-env with the real bosh-agent (test/createenv)"
+echo "== create-env with the real bosh-agent on QEMU and on Docker (test/createenv)"
 go test -count=1 -timeout 60m -v "$@" ./test/createenv

@@ -28,7 +28,7 @@ func main() {
 	runs := flag.Int("runs", 5, "samples per latency figure")
 	stemcell := flag.String("stemcell", "build/test-stemcell.tgz", "bootable stemcell for the disk figures (hot-unplug needs a guest that acknowledges it)")
 	dataMiB := flag.Int("stemcell-data", 512, "MiB of data in the stemcell used for the create_stemcell figure")
-	only := flag.String("only", "", "'vm': only the create_vm/delete_vm figures (QEMU, and LXC when its libvirtd is given); 'lxc': only LXC's")
+	only := flag.String("only", "", "'vm': only the create_vm/delete_vm figures (QEMU, and LXC when its libvirtd is given); 'lxc': only LXC's; 'docker': only Docker's")
 	flag.Parse()
 	if err := run(*uri, *runs, *stemcell, *dataMiB, *only); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -63,8 +63,11 @@ func run(uri string, runs int, stemcellTarball string, dataMiB int, only string)
 			func() error { return b.diskLatency(stemcellTarball) },
 			b.dockerLatency,
 		}
-		if only == "vm" {
+		switch only {
+		case "vm":
 			steps = []func() error{b.vmLatency}
+		case "docker":
+			steps = []func() error{b.dockerLatency}
 		}
 		for _, step := range steps {
 			if err := step(); err != nil {

@@ -243,3 +243,50 @@ func readFromImage(t *testing.T, img, file string) string {
 	}
 	return string(b)
 }
+
+// Disks named at create_vm (the bosh CLI names a recreated VM's disk) are
+// mounted at their hints before init runs, the settings carry the hints
+// when asked (stemcell API 1), and the attach_disk that follows finds the
+// disk attached. A create_vm whose disk is attached elsewhere fails
+// leaving nothing, and the disk stays with its holder.
+func TestDiskAtCreation(t *testing.T) {
+	e := newTestEnv(t)
+	d := disk.NewCID()
+	if err := e.r.createDisk(e.ctx, d, 16); err != nil {
+		t.Fatal(err)
+	}
+	spec := e.vmSpec()
+	spec.Disks, spec.DisksInSettings = []string{d}, true
+	settings := e.createVM(e.r, spec)
+	hint := disk.Hint{ID: d, Path: DiskHintDir + "/" + d}
+	if got := settings.Disks.Persistent[d]; got != hint {
+		t.Errorf("settings hint for %s: %+v, want %+v", d, got, hint)
+	}
+	if !mountLine(e.mustExec(spec.CID, "cat", "/proc/mounts"), hint.Path, "ext4", "") {
+		t.Errorf("disk %s is not mounted at %s in the container", d, hint.Path)
+	}
+	if again, err := e.r.AttachDisk(e.ctx, spec.CID, d); err != nil || again != hint {
+		t.Errorf("attach_disk after create_vm: %+v %v", again, err)
+	}
+
+	other := e.vmSpec()
+	other.Disks = []string{d}
+	if _, err := e.r.createContainerVM(e.ctx, other, settingsFor(other.CID, other.NICs...)); !errors.Is(err, cpierr.ErrInUse) {
+		t.Fatalf("create_vm with a disk attached elsewhere: want ErrInUse, got %v", err)
+	}
+	if ok, _ := e.r.HasVM(e.ctx, other.CID); ok {
+		t.Error("the failed create_vm left its container")
+	}
+	if _, err := os.Stat(e.r.vmDir(other.CID)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed create_vm left its directory: %v", err)
+	}
+	if holders, err := e.r.DiskHolders(e.ctx, d); err != nil || fmt.Sprint(holders) != fmt.Sprint([]string{spec.CID}) {
+		t.Errorf("disk holders after the failed create_vm: %v %v", holders, err)
+	}
+	if err := e.r.DeleteVM(e.ctx, spec.CID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.DeleteDisk(e.ctx, d); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -87,6 +87,9 @@ const (
 	LabelKind  = "io.bosh-libvirt-cpi.kind"
 	// LabelStemcell on a container names the stemcell CID it runs.
 	LabelStemcell = "io.bosh-libvirt-cpi.stemcell"
+	// LabelInit on a stemcell image says what its /sbin/init is: InitSystemd
+	// or InitPlain (see stemcells.go).
+	LabelInit = "io.bosh-libvirt-cpi.init"
 )
 
 // Runtime is one connection to a Docker daemon, for one CPI call.
@@ -101,6 +104,8 @@ type Runtime struct {
 	// place of the real ones (nil: no settings file at all). CreateVM
 	// still returns the real settings.
 	tamperSettings func(agentsettings.Settings) *agentsettings.Settings
+	// sweepAge, set by tests only, replaces killedImportAge.
+	sweepAge *time.Duration
 }
 
 // Open connects and negotiates the API version. ErrUnreachable when the

@@ -83,6 +83,10 @@ func (r *Runtime) planNICs(spec containerSpec, settings agentsettings.Settings) 
 			p.mac = randomMAC()
 		}
 		sn.MAC = p.mac
+		// Docker gives the NIC its address and route: the agent must not
+		// configure it (bosh-agent skips network setup when every non-vip
+		// network is preconfigured, as the warden CPI marks them).
+		sn.Preconfigured = true
 		settings.Networks[p.bosh] = sn
 		plan = append(plan, p)
 	}

@@ -9,22 +9,57 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 )
 
+// settingsFile is, on a local host, the VM's settings on the host, bound
+// into the container at SettingsPath (see settingsMount).
+func (r *Runtime) settingsFile(cid string) string {
+	return filepath.Join(r.vmDir(cid), "agent-env.json")
+}
+
+// settingsMount makes the VM's (empty) settings file on the host and binds
+// it at SettingsPath: writing the settings is then a local file write, not
+// a copy into the container's filesystem through the daemon (which mounts
+// the container's root for it: a quarter of a plain create+start here).
+func (r *Runtime) settingsMount(cid string) (mount.Mount, error) {
+	f, err := os.OpenFile(r.settingsFile(cid), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return mount.Mount{}, fmt.Errorf("creating the agent settings file of VM '%s': %w", cid, err)
+	}
+	if err := f.Close(); err != nil {
+		return mount.Mount{}, err
+	}
+	return mount.Mount{Type: mount.TypeBind, Source: r.settingsFile(cid), Target: SettingsPath, ReadOnly: true}, nil
+}
+
 // writeSettings puts the settings at SettingsPath in the container (created
-// or running), making the directories the image lacks. The file is 0600:
+// or running). On a local host whose VM binds the settings file, the file is
+// rewritten in place (a bind-mounted file keeps its inode: a rename would
+// leave the container with the old one); otherwise they are copied into
+// the container, making the directories the image lacks. The file is 0600:
 // it holds the mbus credentials. Its content is never logged.
 func (r *Runtime) writeSettings(ctx context.Context, cid string, settings agentsettings.Settings) error {
 	body, err := json.Marshal(settings)
 	if err != nil {
 		return fmt.Errorf("encoding agent settings of VM '%s': %w", cid, err)
+	}
+	if r.local {
+		if _, err := os.Stat(r.settingsFile(cid)); err == nil {
+			if err := writeInPlace(r.settingsFile(cid), body); err != nil {
+				return fmt.Errorf("writing agent settings of VM '%s': %w", cid, err)
+			}
+			r.log.Debug("agent settings written", "cid", cid, "path", r.settingsFile(cid), "bytes", len(body))
+			return nil
+		}
 	}
 	base, err := r.deepestDir(ctx, cid, path.Dir(SettingsPath))
 	if err != nil {
@@ -80,6 +115,23 @@ func settingsTar(base, file string, body []byte) (*bytes.Buffer, error) {
 		return nil, err
 	}
 	return &buf, tw.Close()
+}
+
+// writeInPlace replaces file's content keeping its inode, synced.
+func writeInPlace(file string, body []byte) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func writeJSON(file string, v any) error {

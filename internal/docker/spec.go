@@ -10,7 +10,8 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
-// CreateVM creates and starts the VM's container from the CPI's spec:
+// CreateVM creates and starts the VM's container from the CPI's spec
+// (disks given are mounted into it before it starts, as attach_disk does):
 // cpus and memory become the container's CPU quota and memory limit (with
 // no swap beyond it), both enforced by the kernel; ephemeral_disk is not
 // enforced (the ephemeral volume has no size on overlay2 over ext4, see
@@ -28,12 +29,11 @@ func (r *Runtime) CreateVM(ctx context.Context, spec vm.Spec, settings agentsett
 
 // containerSpecFor maps the CPI's VM spec onto a container.
 func containerSpecFor(spec vm.Spec) (containerSpec, error) {
-	if len(spec.Disks) > 0 {
-		// The director attaches disks with attach_disk after create_vm; a
-		// container takes them the same way, not at creation.
-		return containerSpec{}, fmt.Errorf("Docker runtime: persistent disks at creation (%d given) are not taken; attach them with attach_disk: %w", len(spec.Disks), cpierr.ErrNotSupported)
+	cs := containerSpec{CID: spec.CID, StemcellCID: spec.StemcellCID, CPUs: spec.Props.CPUs, MemoryMiB: spec.Props.MemoryMiB,
+		Init: spec.Props.Container.Init, Privileged: spec.Props.Container.Privileged, DisksInSettings: spec.PersistentDisksInSettings}
+	for _, d := range spec.Disks {
+		cs.Disks = append(cs.Disks, d.DiskCID)
 	}
-	cs := containerSpec{CID: spec.CID, StemcellCID: spec.StemcellCID, CPUs: spec.Props.CPUs, MemoryMiB: spec.Props.MemoryMiB}
 	for _, n := range spec.NICs {
 		nic, err := nicSpecFor(n)
 		if err != nil {

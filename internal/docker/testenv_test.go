@@ -139,6 +139,14 @@ func rootfsTgz(t *testing.T) []byte {
 // rootfsTgzWith is the busybox rootfs with init as /sbin/init.
 func rootfsTgzWith(t *testing.T, init []byte) []byte {
 	t.Helper()
+	return buildRootfsTgz(t, init, false)
+}
+
+// buildRootfsTgz is the busybox rootfs; with systemdLayout, init is
+// /usr/lib/systemd/systemd behind Debian's links (/lib -> usr/lib,
+// /sbin/init -> /lib/systemd/systemd), as a systemd stemcell has it.
+func buildRootfsTgz(t *testing.T, init []byte, systemdLayout bool) []byte {
+	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatalf("busybox-static is needed for the test rootfs: %v", err)
@@ -165,7 +173,16 @@ func rootfsTgzWith(t *testing.T, init []byte) []byte {
 	for _, c := range []string{"sh", "cat", "ls", "ip", "sleep", "df", "dd", "sync", "stat", "head", "wc", "mkdir", "echo", "grep", "rm", "sha256sum", "mount", "umount"} {
 		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + c, Linkname: "busybox"}, nil)
 	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, init)
+	if systemdLayout {
+		add(&tar.Header{Typeflag: tar.TypeDir, Name: "usr/"}, nil)
+		add(&tar.Header{Typeflag: tar.TypeDir, Name: "usr/lib/"}, nil)
+		add(&tar.Header{Typeflag: tar.TypeDir, Name: "usr/lib/systemd/"}, nil)
+		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "lib", Linkname: "usr/lib"}, nil)
+		add(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/lib/systemd/systemd"}, init)
+		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "sbin/init", Linkname: "/lib/systemd/systemd"}, nil)
+	} else {
+		add(&tar.Header{Typeflag: tar.TypeReg, Name: "sbin/init"}, init)
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}

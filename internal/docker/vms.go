@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
@@ -36,23 +39,50 @@ type containerSpec struct {
 	CPUs        int
 	MemoryMiB   int
 	NICs        []nicSpec
+	// Disks are persistent disks mounted before the container starts (the
+	// bosh CLI names a recreated VM's disk at create_vm; attach_disk
+	// follows and finds it attached). DisksInSettings: their hints go into
+	// the settings too (stemcell API 1).
+	Disks           []string
+	DisksInSettings bool
 	// Command is the container's PID 1; default /sbin/init.
 	Command []string
-	// Systemd: the stemcell runs systemd as PID 1 (noble). The container
-	// is then privileged, gets tmpfs at /run and /run/lock, the
-	// container=docker environment systemd checks, and SIGRTMIN+3 as its
-	// stop signal (systemd's clean shutdown).
+	// Init is vm.InitSystemd or vm.InitPlain to override what the
+	// stemcell's LabelInit says; "" follows the label.
+	Init string
+	// Systemd (resolved from Init and the stemcell at create_vm): systemd
+	// runs as PID 1 unprivileged: systemdCaps, tmpfs at /run and /run/lock,
+	// the host's /sys/fs/cgroup bound read-only, the container=docker
+	// environment systemd checks, and SIGRTMIN+3 as its stop signal
+	// (systemd's clean shutdown).
 	Systemd bool
-	// Privileged: the agent mounts (the persistent disk bind mount, its
-	// tmpfs) and configures the system, which real stemcells need; a test
-	// rootfs does not. Docker's privileged mode asks for every capability;
-	// where dockerd's own bounding set lacks one (dockerd in a restricted
-	// container: this project's test machines lack CAP_SYS_RESOURCE) such
-	// a container cannot start, and CapAdd is the way.
+	// Privileged only on explicit request (VM cloud_properties
+	// container.privileged): Docker's privileged mode asks for every
+	// capability, and where dockerd's own bounding set lacks one (dockerd
+	// in a restricted container: this project's test machines lack
+	// CAP_SYS_RESOURCE) such a container cannot start.
 	Privileged bool
 	// CapAdd are capabilities beyond Docker's default set (e.g.
 	// SYS_ADMIN, which lets the agent mount).
 	CapAdd []string
+}
+
+// systemdCaps is what a systemd stemcell's bosh-agent needs beyond
+// Docker's default set, measured with the agent stemcell (see README):
+// SYS_ADMIN for its mounts (the persistent disk's bind mount, tmpfs) and
+// the hostname, NET_ADMIN for its network setup.
+var systemdCaps = []string{"SYS_ADMIN", "NET_ADMIN"}
+
+// resolveInit decides whether the container runs systemd: the VM's
+// cloud_properties (container.init) win over the stemcell's LabelInit.
+func resolveInit(override string, labels map[string]string) bool {
+	switch override {
+	case vm.InitSystemd:
+		return true
+	case vm.InitPlain:
+		return false
+	}
+	return labels[LabelInit] == InitSystemd
 }
 
 // NIC is one BOSH network's interface.
@@ -89,6 +119,7 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
+	spec.Systemd = resolveInit(spec.Init, img.Config.Labels)
 	plan, settings, err := r.planNICs(spec, settings)
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
@@ -98,7 +129,9 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 			return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 		}
 	}
-	mounts, err := r.prepareMounts(ctx, spec.CID, u)
+	// A test's tampering may omit the settings file: no file, no mount.
+	omitSettings := r.tamperSettings != nil && r.tamperSettings(settings) == nil
+	mounts, err := r.prepareMounts(ctx, spec.CID, !omitSettings, u)
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -109,6 +142,9 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 		if err := r.api.NetworkConnect(ctx, n.network, r.name(spec.CID), n.endpoint(r.apiVer)); err != nil {
 			return settings, r.fail(err, "creating VM '%s': connecting network '%s' (BOSH network '%s')", spec.CID, n.network, n.bosh)
 		}
+	}
+	if settings, err = r.attachAtCreation(ctx, spec, settings, u); err != nil {
+		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
 	written := &settings
 	if r.tamperSettings != nil {
@@ -121,7 +157,7 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 	}
 	if err := r.api.ContainerStart(ctx, r.name(spec.CID), container.StartOptions{}); err != nil {
 		if strings.Contains(err.Error(), "unable to apply caps") {
-			return settings, r.fail(err, "creating VM '%s': starting container (privileged=%t, cap_add=%v): dockerd's capability bounding set lacks some asked for", spec.CID, spec.Privileged || spec.Systemd, spec.CapAdd)
+			return settings, r.fail(err, "creating VM '%s': starting container (privileged=%t, cap_add=%v): dockerd's capability bounding set lacks some asked for", spec.CID, spec.Privileged, capsFor(spec))
 		}
 		return settings, r.fail(err, "creating VM '%s': starting container", spec.CID)
 	}
@@ -139,8 +175,8 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 	host := &container.HostConfig{
 		NetworkMode: container.NetworkMode(plan[0].network),
 		Mounts:      mounts,
-		Privileged:  spec.Privileged || spec.Systemd,
-		CapAdd:      spec.CapAdd,
+		Privileged:  spec.Privileged,
+		CapAdd:      capsFor(spec),
 		Resources:   container.Resources{Memory: int64(spec.MemoryMiB) << 20, NanoCPUs: int64(spec.CPUs) * 1e9},
 	}
 	if spec.MemoryMiB > 0 {
@@ -150,6 +186,9 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 		cfg.Env = append(cfg.Env, "container=docker")
 		cfg.StopSignal = "SIGRTMIN+3"
 		host.Tmpfs = map[string]string{"/run": "rw,exec", "/run/lock": "rw"}
+		// systemd reads the hierarchy to place its units; read-only keeps
+		// the host's cgroups out of the guest's reach.
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeBind, Source: "/sys/fs/cgroup", Target: "/sys/fs/cgroup", ReadOnly: true})
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{plan[0].network: plan[0].endpoint(r.apiVer)}}
 	if !perEndpointMAC(r.apiVer) {
@@ -168,10 +207,46 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 	return nil
 }
 
+// attachAtCreation mounts the spec's disks into the created container's
+// disk directory, as attach_disk would, before it starts.
+func (r *Runtime) attachAtCreation(ctx context.Context, spec containerSpec, settings agentsettings.Settings, u *undo) (agentsettings.Settings, error) {
+	if len(spec.Disks) > 0 && spec.DisksInSettings {
+		settings.Disks.Persistent = maps.Clone(settings.Disks.Persistent)
+		if settings.Disks.Persistent == nil {
+			settings.Disks.Persistent = map[string]disk.Hint{}
+		}
+	}
+	for _, d := range spec.Disks {
+		hint, err := r.AttachDisk(ctx, spec.CID, d)
+		if err != nil {
+			return settings, err
+		}
+		u.add("unmounting disk "+d, func(context.Context) error { return r.unmountDisk(spec.CID, d) })
+		if spec.DisksInSettings {
+			settings.Disks.Persistent[d] = hint
+		}
+	}
+	return settings, nil
+}
+
+// capsFor is what the container gets beyond Docker's default set.
+func capsFor(spec containerSpec) []string {
+	caps := append([]string(nil), spec.CapAdd...)
+	if spec.Systemd && !spec.Privileged {
+		for _, c := range systemdCaps {
+			if !slices.Contains(caps, c) {
+				caps = append(caps, c)
+			}
+		}
+	}
+	return caps
+}
+
 // prepareMounts makes the ephemeral volume and, on a local host, the VM's
 // shared disk directory (persistent disks are mounted into it later and
-// appear in the running container without recreating it).
-func (r *Runtime) prepareMounts(ctx context.Context, cid string, u *undo) ([]mount.Mount, error) {
+// appear in the running container without recreating it) and its settings
+// file (withSettings).
+func (r *Runtime) prepareMounts(ctx context.Context, cid string, withSettings bool, u *undo) ([]mount.Mount, error) {
 	eph := r.name(cid) + "-ephemeral"
 	if _, err := r.api.VolumeCreate(ctx, volume.CreateOptions{Name: eph, Labels: r.labels("ephemeral", cid)}); err != nil {
 		return nil, r.fail(err, "creating ephemeral volume '%s'", eph)
@@ -188,8 +263,16 @@ func (r *Runtime) prepareMounts(ctx context.Context, cid string, u *undo) ([]mou
 		return nil, err
 	}
 	u.add("unmounting "+disks, func(context.Context) error { return unmount(disks) })
-	return append(mounts, mount.Mount{Type: mount.TypeBind, Source: disks, Target: DiskHintDir,
-		BindOptions: &mount.BindOptions{Propagation: mount.PropagationRSlave}}), nil
+	mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: disks, Target: DiskHintDir,
+		BindOptions: &mount.BindOptions{Propagation: mount.PropagationRSlave}})
+	if !withSettings {
+		return mounts, nil
+	}
+	settingsMount, err := r.settingsMount(cid)
+	if err != nil {
+		return nil, err
+	}
+	return append(mounts, settingsMount), nil
 }
 
 // inspectVM finds a container of ours; ErrNotFound otherwise.

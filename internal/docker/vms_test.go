@@ -6,8 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
@@ -45,6 +52,130 @@ func TestStemcellLifecycle(t *testing.T) {
 	if ok, err := e.r.HasStemcell(e.ctx, sc); ok || err != nil {
 		t.Errorf("has stemcell after delete: %v %v", ok, err)
 	}
+}
+
+// A stemcell whose /sbin/init is systemd is labelled so at create_stemcell,
+// and its VMs get a container made for systemd, unprivileged: the agent's
+// capabilities, tmpfs /run and /run/lock, the cgroup hierarchy read-only,
+// container=docker, SIGRTMIN+3; container.init in cloud_properties
+// overrides the label both ways, container.privileged is asked for only
+// explicitly. Checked from inside the container (PID 1's capabilities and
+// environment, the mounts) as well as through inspect.
+func TestSystemdStemcell(t *testing.T) {
+	e := newTestEnv(t)
+	systemdSC, plainSC := stemcell.NewCID(), e.stemcell()
+	if err := e.r.importRootfs(e.ctx, systemdSC, bytes.NewReader(buildRootfsTgz(t, []byte(initScript), true))); err != nil {
+		t.Fatal(err)
+	}
+	for sc, want := range map[string]string{systemdSC: InitSystemd, plainSC: InitPlain} {
+		img, err := e.r.stemcellImage(e.ctx, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := img.Config.Labels[LabelInit]; got != want || img.Config.Labels[LabelCID] != sc {
+			t.Errorf("stemcell %s: labels %v, want %s=%s", sc, img.Config.Labels, LabelInit, want)
+		}
+	}
+	cases := []struct {
+		name, stemcell, init string
+		wantSystemd          bool
+	}{
+		{"systemd stemcell", systemdSC, "", true},
+		{"systemd stemcell, init plain", systemdSC, vm.InitPlain, false},
+		{"plain stemcell, init systemd", plainSC, vm.InitSystemd, true},
+		{"plain stemcell", plainSC, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			spec := e.vmSpec()
+			spec.StemcellCID, spec.Init = c.stemcell, c.init
+			e.createVM(e.r, spec)
+			defer e.r.DeleteVM(e.ctx, spec.CID)
+			ct, err := e.r.inspectVM(e.ctx, spec.CID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ct.HostConfig.Privileged {
+				t.Error("container is privileged without container.privileged")
+			}
+			capEff := strings.Fields(e.mustExec(spec.CID, "grep", "CapEff", "/proc/1/status"))
+			eff, err := strconv.ParseUint(capEff[len(capEff)-1], 16, 64)
+			if err != nil {
+				t.Fatalf("PID 1's CapEff %v: %v", capEff, err)
+			}
+			const capNetAdmin, capSysAdmin = 12, 21
+			hasCaps := eff&(1<<capNetAdmin) != 0 && eff&(1<<capSysAdmin) != 0
+			env := e.mustExec(spec.CID, "cat", "/proc/1/environ")
+			mounts := e.mustExec(spec.CID, "cat", "/proc/mounts")
+			got := map[string]bool{
+				"NET_ADMIN+SYS_ADMIN in PID 1's CapEff": hasCaps,
+				"container=docker in PID 1's env":       strings.Contains(env, "container=docker"),
+				"tmpfs /run":                            mountLine(mounts, "/run", "tmpfs", ""),
+				"tmpfs /run/lock":                       mountLine(mounts, "/run/lock", "tmpfs", ""),
+				"/sys/fs/cgroup read-only":              ct.HostConfig.Mounts != nil && hasMount(ct.HostConfig.Mounts, "/sys/fs/cgroup", true) && mountLine(mounts, "/sys/fs/cgroup", "", "ro"),
+				"stop signal SIGRTMIN+3":                ct.Config.StopSignal == "SIGRTMIN+3",
+			}
+			for what, ok := range got {
+				if ok != c.wantSystemd {
+					t.Errorf("%s: %t, want %t", what, ok, c.wantSystemd)
+				}
+			}
+		})
+	}
+	if err := e.r.DeleteStemcell(e.ctx, systemdSC); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A privileged container is made only on request; this host's dockerd may
+// be unable to start one (its bounding set), and the error must say so.
+func TestPrivilegedOnRequest(t *testing.T) {
+	e := newTestEnv(t)
+	spec := e.vmSpec()
+	spec.Privileged = true
+	_, err := e.r.createContainerVM(e.ctx, spec, settingsFor(spec.CID, spec.NICs...))
+	if err != nil {
+		if !strings.Contains(err.Error(), "privileged=true") {
+			t.Fatalf("a privileged container failed to start without saying it was privileged: %v", err)
+		}
+		t.Logf("this dockerd cannot start a privileged container: %v", err)
+		if left := e.leftovers(); len(left) > 0 {
+			t.Fatalf("failed create_vm left %v", left)
+		}
+		return
+	}
+	defer e.r.DeleteVM(e.ctx, spec.CID)
+	ct, err := e.r.inspectVM(e.ctx, spec.CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ct.HostConfig.Privileged {
+		t.Fatal("container.privileged did not make a privileged container")
+	}
+}
+
+// mountLine tells whether /proc/mounts has target mounted (with fstype and
+// option opt, when given).
+func mountLine(mounts, target, fstype, opt string) bool {
+	for _, l := range strings.Split(mounts, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 || f[1] != target {
+			continue
+		}
+		if (fstype == "" || f[2] == fstype) && (opt == "" || slices.Contains(strings.Split(f[3], ","), opt)) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasMount(ms []mount.Mount, target string, readOnly bool) bool {
+	for _, m := range ms {
+		if m.Target == target && m.ReadOnly == readOnly {
+			return true
+		}
+	}
+	return false
 }
 
 // A broken rootfs stream fails the import and leaves no image.
@@ -265,5 +396,51 @@ func TestOpenUnreachable(t *testing.T) {
 	_, err := Open(t.Context(), Config{Host: host}, testLogger(t))
 	if !errors.Is(err, cpierr.ErrUnreachable) || !strings.Contains(err.Error(), host) {
 		t.Fatalf("want ErrUnreachable naming %s, got %v", host, err)
+	}
+}
+
+// What a create_stemcell killed between its import and its label leaves (an
+// image tagged '.importing' and its unstarted probe container) is removed by
+// a later create_stemcell once older than the sweep age, and kept while it
+// could still be an import under way; it is never a stemcell.
+func TestKilledImportSwept(t *testing.T) {
+	e := newTestEnv(t)
+	killed := stemcell.NewCID()
+	staging := e.r.imageRef(killed) + stagingSuffix
+	changes := []string{}
+	for k, v := range e.r.labels("stemcell", killed) {
+		changes = append(changes, fmt.Sprintf("LABEL %s=%s", k, v))
+	}
+	out, err := e.r.api.ImageImport(e.ctx, image.ImportSource{Source: bytes.NewReader(rootfsTgz(t)), SourceName: "-"}, staging, image.ImportOptions{Changes: changes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readProgress(out); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	probe, err := e.r.api.ContainerCreate(e.ctx, &container.Config{Image: staging, Cmd: []string{"/sbin/init"}}, nil, nil, nil, e.r.name(killed)+"-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := e.r.HasStemcell(e.ctx, killed); ok || err != nil {
+		t.Fatalf("a killed import is a stemcell: %v %v", ok, err)
+	}
+	leftovers := func() (img, ctr bool) {
+		_, _, ierr := e.r.api.ImageInspectWithRaw(e.ctx, staging)
+		_, cerr := e.r.api.ContainerInspect(e.ctx, probe.ID)
+		return ierr == nil, cerr == nil
+	}
+	e.stemcell() // an import while the leftovers are young
+	if img, ctr := leftovers(); !img || !ctr {
+		t.Fatalf("a young import's leftovers were removed (image %t, probe %t): it may be under way", img, ctr)
+	}
+	zero := time.Duration(0)
+	e.r.sweepAge = &zero
+	if err := e.r.importRootfs(e.ctx, stemcell.NewCID(), bytes.NewReader(rootfsTgz(t))); err != nil {
+		t.Fatal(err)
+	}
+	if img, ctr := leftovers(); img || ctr {
+		t.Fatalf("an old killed import's leftovers stayed (image %t, probe %t)", img, ctr)
 	}
 }

@@ -122,3 +122,32 @@ func TestDocsNameANobleStemcell(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerOpsFile: manifests/docker.yml, on top of cpi.yml, makes both
+// CPIs (create-env's and the director's) runtime docker with cpi.json that
+// config parses, and asks the CPI to create the Docker network from the
+// manual network's subnet.
+func TestDockerOpsFile(t *testing.T) {
+	ops := readOpsFile(t, "docker.yml")
+	createEnv := map[string]any{
+		"libvirt_cpi": opAt(t, ops, "/cloud_provider/properties/libvirt_cpi?").Value,
+		"agent":       map[string]any{"mbus": testMbus},
+		"blobstore":   map[string]any{"provider": "local", "path": "/var/vcap/micro_bosh/data/cache"},
+	}
+	if cfg := renderedConfig(t, createEnv); cfg.Runtime != "docker" || cfg.Docker.Host != "unix:///var/run/docker.sock" {
+		t.Errorf("create-env CPI: runtime %q, docker host %q; want docker on the local socket", cfg.Runtime, cfg.Docker.Host)
+	}
+	director, _ := opAt(t, ops, "/instance_groups/name=bosh/jobs/name=libvirt_cpi/properties/libvirt_cpi?").Value.(map[string]any)
+	docker, _ := director["docker"].(map[string]any)
+	if docker["host"] != "((docker_host_from_director))" {
+		t.Fatalf("director's CPI: docker %v; want host ((docker_host_from_director))", docker)
+	}
+	director = map[string]any{"runtime": director["runtime"], "docker": map[string]any{"host": "tcp://10.245.0.1:2376"}}
+	if cfg := renderedConfig(t, map[string]any{"libvirt_cpi": director, "agent": map[string]any{"mbus": "nats://10.245.0.6:4222"}}); cfg.Runtime != "docker" {
+		t.Errorf("director's CPI: runtime %q; want docker", cfg.Runtime)
+	}
+	network, _ := opAt(t, ops, "/networks/name=default/subnets/0/cloud_properties?").Value.(map[string]any)
+	if network["name"] != "((docker_network))" || network["mode"] != "nat" {
+		t.Errorf("network cloud_properties %v; want name ((docker_network)), mode nat", network)
+	}
+}

@@ -35,6 +35,25 @@ type Props struct {
 	// Firmware is "efi" or "bios"; empty means what the stemcell boots
 	// with (efi when its OVF says so, else bios).
 	Firmware string `json:"firmware"`
+	// Container is for container runtimes (Docker) only; VMs ignore it.
+	Container ContainerProps `json:"container"`
+}
+
+// Init values of ContainerProps.
+const (
+	InitAuto    = ""        // decided from the stemcell's /sbin/init
+	InitSystemd = "systemd" // systemd as PID 1 (tmpfs /run, SIGRTMIN+3, ...)
+	InitPlain   = "plain"   // any other PID 1, run as it is
+)
+
+// ContainerProps override what a container runtime decides by itself.
+type ContainerProps struct {
+	// Init is InitAuto, InitSystemd or InitPlain.
+	Init string `json:"init"`
+	// Privileged asks for a privileged container (every capability, all
+	// devices); only on explicit request, since a daemon whose own
+	// bounding set is short of a capability cannot start one.
+	Privileged bool `json:"privileged"`
 }
 
 // Firmware values of VM cloud_properties.
@@ -46,14 +65,15 @@ const (
 // rawProps also accepts cpu/ram/disk, the names bosh-deployment's cloud
 // configs (and calculate_vm_cloud_properties' input) use.
 type rawProps struct {
-	CPUs             *int   `json:"cpus"`
-	MemoryMiB        *int   `json:"memory"`
-	EphemeralDiskMiB *int   `json:"ephemeral_disk"`
-	CPU              *int   `json:"cpu"`
-	RAM              *int   `json:"ram"`
-	Disk             *int   `json:"disk"`
-	SSHPublicKey     string `json:"ssh_public_key"`
-	Firmware         string `json:"firmware"`
+	CPUs             *int           `json:"cpus"`
+	MemoryMiB        *int           `json:"memory"`
+	EphemeralDiskMiB *int           `json:"ephemeral_disk"`
+	CPU              *int           `json:"cpu"`
+	RAM              *int           `json:"ram"`
+	Disk             *int           `json:"disk"`
+	SSHPublicKey     string         `json:"ssh_public_key"`
+	Firmware         string         `json:"firmware"`
+	Container        ContainerProps `json:"container"`
 }
 
 // ParseProps decodes and validates VM cloud_properties.
@@ -62,9 +82,14 @@ func ParseProps(src cloudprops.Source) (Props, error) {
 	if err := cloudprops.Decode(src, &raw, "VM cloud_properties"); err != nil {
 		return Props{}, err
 	}
-	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey, Firmware: raw.Firmware}
+	props := Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, SSHPublicKey: raw.SSHPublicKey, Firmware: raw.Firmware, Container: raw.Container}
 	if props.Firmware != "" && props.Firmware != FirmwareEFI && props.Firmware != FirmwareBIOS {
 		return Props{}, fmt.Errorf("VM cloud_properties: 'firmware' must be '%s' or '%s', got '%s'", FirmwareEFI, FirmwareBIOS, props.Firmware)
+	}
+	switch props.Container.Init {
+	case InitAuto, InitSystemd, InitPlain:
+	default:
+		return Props{}, fmt.Errorf("VM cloud_properties: 'container.init' is %q; want %q, %q or none (decided from the stemcell)", props.Container.Init, InitSystemd, InitPlain)
 	}
 	if props.SSHPublicKey != "" {
 		if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(props.SSHPublicKey)); err != nil {

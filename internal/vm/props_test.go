@@ -36,6 +36,10 @@ func TestParseProps(t *testing.T) {
 		{`{"firmware":"bios"}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Firmware: FirmwareBIOS}, ""},
 		{`{"firmware":"uefi"}`, Props{}, "'firmware' must be 'efi' or 'bios'"},
 		{`{"firmware":1}`, Props{}, "firmware"},
+		{`{"container":{"init":"systemd","privileged":true}}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Container: ContainerProps{Init: InitSystemd, Privileged: true}}, ""},
+		{`{"container":{"init":"plain"}}`, Props{CPUs: DefaultCPUs, MemoryMiB: DefaultMemoryMiB, EphemeralDiskMiB: DefaultEphemeralDiskMiB, Container: ContainerProps{Init: InitPlain}}, ""},
+		{`{"container":{"init":"upstart"}}`, Props{}, "container.init"},
+		{`{"container":{"inti":"systemd"}}`, Props{}, "inti"},
 	}
 	for _, tc := range cases {
 		got, err := ParseProps(rawSource(tc.in))

@@ -10,6 +10,10 @@
 // BOSH_LIBVIRT_CPI_CREATEENV=full (the default) runs create-env, a recreate,
 // a disk migration, reboot_vm and delete-env; =reduced (the default under
 // -short) runs create-env and delete-env only.
+//
+// TestCreateEnvDocker does the same on Docker (createenv_docker_test.go): the
+// warden form of the agent stemcell (make agent-warden-stemcell), the CPI
+// with runtime docker, a private dockerd in namespaces of its own.
 package createenv
 
 import (
@@ -31,6 +35,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,12 +74,20 @@ func TestCreateEnv(t *testing.T) {
 	} else if !run {
 		return
 	}
-	p := prepare(t)
+	p := prepare(t, "build/agent-stemcell.tgz", "libvirtd", "virtlogd", "virsh")
+	runInNamespaces(t, p, "^TestCreateEnv$", "in-namespace.sh", p.Scratch, hostIP)
+}
+
+// runInNamespaces re-runs the test named by run under `unshare --net
+// --mount`, through script (in test/createenv) with its arguments, which
+// starts the private daemons and then the test binary.
+func runInNamespaces(t *testing.T, p prepared, run, script string, args ...string) {
+	t.Helper()
 	start := time.Now()
 	env, _ := json.Marshal(p)
-	cmd := exec.Command("unshare", "--net", "--mount", "--propagation", "private",
-		filepath.Join(p.Root, "test/createenv/in-namespace.sh"), p.Scratch, hostIP,
-		os.Args[0], "-test.run", "^TestCreateEnv$", "-test.v", "-test.timeout", "45m")
+	argv := append([]string{"--net", "--mount", "--propagation", "private", filepath.Join(p.Root, "test/createenv", script)}, args...)
+	argv = append(argv, os.Args[0], "-test.run", run, "-test.v", "-test.timeout", "45m")
+	cmd := exec.Command("unshare", argv...)
 	cmd.Env = append(os.Environ(), insideEnv+"="+string(env))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -83,17 +96,32 @@ func TestCreateEnv(t *testing.T) {
 	t.Logf("FIGURE suite inside namespaces (%s): %s", p.Mode, time.Since(start).Round(time.Second))
 }
 
+// releases are built once per test binary: both suites deploy the same.
+var releases struct {
+	once                           sync.Once
+	dir, bosh, cpi, marker, failed string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if releases.dir != "" {
+		os.RemoveAll(releases.dir)
+	}
+	os.Exit(code)
+}
+
 // prepare builds everything that needs the host (the Go module proxy): the
-// CPI release, the marker release and the bosh CLI; the stemcell must exist.
-func prepare(t *testing.T) prepared {
+// CPI release, the marker release and the bosh CLI (once for both suites);
+// the stemcell (relative to the repository root) must exist.
+func prepare(t *testing.T, stemcellPath string, daemonTools ...string) prepared {
 	t.Helper()
-	for _, tool := range []string{"unshare", "libvirtd", "virtlogd", "virsh", "ip", "mount"} {
+	for _, tool := range append([]string{"unshare", "ip", "mount"}, daemonTools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("createenv needs %s: scripts/host.sh install", tool)
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Fatal("createenv needs root: it makes namespaces and bind mounts for a private libvirtd")
+		t.Fatal("createenv needs root: it makes namespaces and bind mounts for a private daemon")
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -109,9 +137,9 @@ func prepare(t *testing.T) prepared {
 	if mode != "full" && mode != "reduced" {
 		t.Fatalf("%s=%q: want full or reduced", modeEnv, mode)
 	}
-	stemcell := filepath.Join(root, "build/agent-stemcell.tgz")
+	stemcell := filepath.Join(root, stemcellPath)
 	if _, err := os.Stat(stemcell); err != nil {
-		t.Fatalf("no agent stemcell (make agent-stemcell; scripts/test.sh builds it): %v", err)
+		t.Fatalf("no agent stemcell %s (make agent-stemcell / agent-warden-stemcell; scripts/test.sh builds them): %v", stemcellPath, err)
 	}
 	scratch, err := os.MkdirTemp("", "createenv-")
 	if err != nil {
@@ -123,18 +151,35 @@ func prepare(t *testing.T) prepared {
 		t.Fatal(err)
 	}
 	p := prepared{Root: root, Scratch: scratch, Stemcell: stemcell, Mode: mode}
-
-	p.Bosh = strings.TrimSpace(mustRun(t, root, 10*time.Minute, nil, filepath.Join(root, "scripts/bosh-cli.sh")))
-	p.CPIRelease = filepath.Join(scratch, "cpi-release.tgz")
-	timed(t, "create-release (CPI)", func() {
-		mustRun(t, root, 15*time.Minute, []string{"RELEASE_DIR=" + filepath.Join(scratch, "cpi-release")},
-			filepath.Join(root, "scripts/create-release.sh"), p.CPIRelease)
-	})
-	markerDir := filepath.Join(scratch, "marker-release")
-	mustRun(t, root, time.Minute, nil, "cp", "-r", filepath.Join(root, "test/createenv/assets/release"), markerDir)
-	p.MarkerRelease = filepath.Join(scratch, "marker-release.tgz")
-	mustRun(t, markerDir, 2*time.Minute, nil, p.Bosh, "create-release", "--force", "--non-interactive", "--tarball="+p.MarkerRelease)
+	releases.once.Do(func() { buildReleases(t, root) })
+	if releases.failed != "" {
+		t.Fatalf("building the releases failed (in an earlier test): %s", releases.failed)
+	}
+	p.Bosh, p.CPIRelease, p.MarkerRelease = releases.bosh, releases.cpi, releases.marker
 	return p
+}
+
+// buildReleases makes the bosh CLI, the CPI release and the marker release
+// into a directory of their own, kept until TestMain ends.
+func buildReleases(t *testing.T, root string) {
+	t.Helper()
+	releases.failed = "did not finish"
+	dir, err := os.MkdirTemp("", "createenv-releases-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	releases.dir = dir
+	releases.bosh = strings.TrimSpace(mustRun(t, root, 10*time.Minute, nil, filepath.Join(root, "scripts/bosh-cli.sh")))
+	releases.cpi = filepath.Join(dir, "cpi-release.tgz")
+	timed(t, "create-release (CPI)", func() {
+		mustRun(t, root, 15*time.Minute, []string{"RELEASE_DIR=" + filepath.Join(dir, "cpi-release")},
+			filepath.Join(root, "scripts/create-release.sh"), releases.cpi)
+	})
+	markerDir := filepath.Join(dir, "marker-release")
+	mustRun(t, root, time.Minute, nil, "cp", "-r", filepath.Join(root, "test/createenv/assets/release"), markerDir)
+	releases.marker = filepath.Join(dir, "marker-release.tgz")
+	mustRun(t, markerDir, 2*time.Minute, nil, releases.bosh, "create-release", "--force", "--non-interactive", "--tarball="+releases.marker)
+	releases.failed = ""
 }
 
 // deployment is one create-env deployment inside the namespaces.
@@ -145,6 +190,8 @@ type deployment struct {
 	storeDir string
 	markerID string
 	cliLog   *os.File
+	// dockerHost is the private dockerd (TestCreateEnvDocker); "" on libvirt.
+	dockerHost string
 }
 
 func runInside(t *testing.T, p prepared) {
@@ -239,6 +286,9 @@ func runInside(t *testing.T, p prepared) {
 }
 
 func (d *deployment) manifestArgs(memory, diskSize int) []string {
+	if d.dockerHost != "" {
+		return d.dockerManifestArgs(memory, diskSize)
+	}
 	assets := filepath.Join(d.p.Root, "test/createenv/assets")
 	sum := sha1File(d.t, d.p.Stemcell)
 	return []string{
@@ -346,6 +396,9 @@ func (d *deployment) checkRunning(uri, vm string) {
 }
 
 func (d *deployment) consoleLog(vm string) string {
+	if d.dockerHost != "" {
+		return d.dockerMarkerLog(vm)
+	}
 	b, _ := os.ReadFile(filepath.Join(d.storeDir, "console", vm+".log"))
 	return string(b)
 }
@@ -380,8 +433,8 @@ func (d *deployment) waitMarker(vm string, starts int, timeout time.Duration) {
 			if m[1] != d.markerID {
 				d.t.Fatalf("marker start %d on %s reports id %q, want %q: the disk's data did not survive", starts, vm, m[1], d.markerID)
 			}
-			if !regexp.MustCompile(`^/dev/vd[a-z]+1$`).MatchString(m[3]) {
-				d.t.Fatalf("marker start %d: /var/vcap/store is %q, want the agent's partition /dev/vdX1", starts, m[3])
+			if want := d.storeSource(); !want.MatchString(m[3]) {
+				d.t.Fatalf("marker start %d: /var/vcap/store is %q, want %s", starts, m[3], want)
 			}
 			d.t.Logf("marker start %d on %s: store %s, compiled on %s", starts, vm, m[3], m[4])
 			return
@@ -391,6 +444,16 @@ func (d *deployment) waitMarker(vm string, starts int, timeout time.Duration) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+}
+
+// storeSource is what /var/vcap/store must be mounted from: the agent's
+// partition of the virtio disk on QEMU; on Docker the loop device of the
+// CPI's disk image, which the agent bind-mounted from its hint.
+func (d *deployment) storeSource() *regexp.Regexp {
+	if d.dockerHost != "" {
+		return regexp.MustCompile(`^/dev/loop[0-9]+(\[/\])?$`)
+	}
+	return regexp.MustCompile(`^/dev/vd[a-z]+1$`)
 }
 
 // markerStarts is the highest start count the marker job reported on vm.
@@ -535,8 +598,13 @@ func (d *deployment) cpiCall(method string, args ...any) {
 		d.t.Fatalf("want one installed CPI under %s/.bosh/installations, found %v", d.home, cpis)
 	}
 	config := filepath.Join(d.p.Scratch, "cpi.json")
-	raw, _ := json.Marshal(map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
-		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}})
+	cfg := map[string]any{"uri": os.Getenv(devenv.URIEnv), "store_dir": d.storeDir, "hypervisor": "qemu",
+		"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}}
+	if d.dockerHost != "" {
+		cfg = map[string]any{"runtime": "docker", "docker": map[string]any{"host": d.dockerHost}, "store_dir": d.storeDir,
+			"agent": map[string]any{"mbus": "https://mbus:unused@0.0.0.0:6868"}}
+	}
+	raw, _ := json.Marshal(cfg)
 	if err := os.WriteFile(config, raw, 0o600); err != nil {
 		d.t.Fatal(err)
 	}
