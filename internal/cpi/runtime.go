@@ -95,6 +95,13 @@ type Networks interface {
 	DeleteNetwork(ctx context.Context, name string) error
 }
 
+// Addresses is optional: a runtime without it reports no dynamic addresses.
+type Addresses interface {
+	// NICAddresses maps the MACs (lower case) of the VM's NICs to the IPv4
+	// address the host knows each has; a NIC without one is left out.
+	NICAddresses(ctx context.Context, cid string) (map[string]string, error)
+}
+
 // Runtime is one runtime, opened for the duration of one CPI call.
 type Runtime interface {
 	Stemcells
