@@ -22,6 +22,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpi"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/logging"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 )
 
 func main() {
@@ -111,11 +112,17 @@ func errorResponse(kind, message string) []byte {
 	return out
 }
 
-// actionFactory adds update_disk, which bosh-cpi-go's factory does not
-// route, and hands every other method to it.
+// actionFactory adds update_disk, create_network and delete_network, which
+// bosh-cpi-go's factory does not route, and hands every other method to it.
 type actionFactory struct {
 	inner rpc.ActionFactory
 	cpis  apiv1.CPIFactory
+}
+
+// networkCPI is the CPI's create_network/delete_network.
+type networkCPI interface {
+	CreateNetwork(network.Definition) (string, network.Addresses, map[string]any, error)
+	DeleteNetwork(string) error
 }
 
 func (f actionFactory) Create(method string, apiVersion int, ctx apiv1.CallContext) (interface{}, error) {
@@ -126,16 +133,33 @@ func (f actionFactory) Create(method string, apiVersion int, ctx apiv1.CallConte
 		// context key that is wrong).
 		return func(...interface{}) (interface{}, error) { return nil, err }, nil
 	}
-	if method != "update_disk" {
-		return f.inner.Create(method, apiVersion, ctx)
+	switch method {
+	case "update_disk":
+		updater, ok := c.(interface {
+			UpdateDisk(apiv1.DiskCID, int, apiv1.DiskCloudProps) (apiv1.DiskCID, error)
+		})
+		if !ok {
+			return nil, fmt.Errorf("update_disk is not available")
+		}
+		return func(cid apiv1.DiskCID, size int, props apiv1.CloudPropsImpl) (apiv1.DiskCID, error) {
+			return updater.UpdateDisk(cid, size, props)
+		}, nil
+	case "create_network", "delete_network":
+		nets, ok := c.(networkCPI)
+		if !ok {
+			return nil, fmt.Errorf("%s is not available", method)
+		}
+		if method == "delete_network" {
+			return func(cid string) (interface{}, error) { return nil, nets.DeleteNetwork(cid) }, nil
+		}
+		// The director reads the result as [cid, address properties, cloud_properties].
+		return func(def network.Definition) ([]any, error) {
+			cid, addrs, props, err := nets.CreateNetwork(def)
+			if err != nil {
+				return nil, err
+			}
+			return []any{cid, addrs, props}, nil
+		}, nil
 	}
-	updater, ok := c.(interface {
-		UpdateDisk(apiv1.DiskCID, int, apiv1.DiskCloudProps) (apiv1.DiskCID, error)
-	})
-	if !ok {
-		return nil, fmt.Errorf("update_disk is not available")
-	}
-	return func(cid apiv1.DiskCID, size int, props apiv1.CloudPropsImpl) (apiv1.DiskCID, error) {
-		return updater.UpdateDisk(cid, size, props)
-	}, nil
+	return f.inner.Create(method, apiVersion, ctx)
 }

@@ -17,6 +17,7 @@ import (
 var (
 	_ cpi.Runtime   = (*docker.Runtime)(nil)
 	_ cpi.Snapshots = (*docker.Runtime)(nil)
+	_ cpi.Networks  = (*libvirt.Backend)(nil)
 )
 
 // runtimeSelector is the one place that names every runtime: it picks the

@@ -65,6 +65,9 @@ type Config struct {
 	// RebootTimeout is how many seconds reboot_vm waits for a graceful
 	// shutdown before it resets the domain.
 	RebootTimeout int `json:"reboot_timeout"`
+	// DynamicIPWait is how many seconds create_vm waits for a dynamic
+	// network's address to be known (0: one look, no wait).
+	DynamicIPWait int `json:"dynamic_ip_wait"`
 	// Machine is the QEMU machine type (q35 or pc).
 	Machine string `json:"machine"`
 	// HotplugSlots is how many spare PCIe root ports a q35 domain gets so
@@ -279,6 +282,9 @@ func (c Config) Validate() error {
 	if !validLibvirtName(c.Network) {
 		add("key 'network': '%s' is not a valid libvirt network name", c.Network)
 	}
+	if c.DynamicIPWait < 0 || c.DynamicIPWait > 600 {
+		add("key 'dynamic_ip_wait': must be between 0 and 600 seconds; got %d", c.DynamicIPWait)
+	}
 	if c.RebootTimeout < 0 {
 		add("key 'reboot_timeout': must be a positive number of seconds; got %d", c.RebootTimeout)
 	}
@@ -339,7 +345,7 @@ func (c Config) PoolDir() string {
 // agent stay with the installed job.
 var overridableKeys = map[string]bool{
 	"runtime": true, "hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
-	"reboot_timeout": true, "machine": true, "hotplug_slots": true,
+	"reboot_timeout": true, "dynamic_ip_wait": true, "machine": true, "hotplug_slots": true,
 	// Each host of a multi-host director has its own uri and so its own keys.
 	"ssh": true, "tls": true,
 	// A host running Docker instead names its daemon.

@@ -6,6 +6,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
@@ -79,6 +80,26 @@ type Snapshots interface {
 	// SnapshotDisk makes a restorable point-in-time copy under snapCID.
 	SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) error
 	DeleteSnapshot(ctx context.Context, snapCID string) error
+}
+
+// Networks is optional: a runtime without it answers NotSupported to
+// create_network and delete_network.
+type Networks interface {
+	// CreateNetwork makes the planned network, or finds the one a
+	// previous call made from the same plan. A network of that name that
+	// the CPI did not make is refused and left alone.
+	CreateNetwork(ctx context.Context, plan *network.Plan) error
+	// DeleteNetwork removes a network the CPI made: ErrNotFound when it is
+	// not there, ErrInUse while a VM has a NIC on it; a network the CPI
+	// did not make is refused and left alone.
+	DeleteNetwork(ctx context.Context, name string) error
+}
+
+// Addresses is optional: a runtime without it reports no dynamic addresses.
+type Addresses interface {
+	// NICAddresses maps the MACs (lower case) of the VM's NICs to the IPv4
+	// address the host knows each has; a NIC without one is left out.
+	NICAddresses(ctx context.Context, cid string) (map[string]string, error)
 }
 
 // Runtime is one runtime, opened for the duration of one CPI call.

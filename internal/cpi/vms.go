@@ -47,8 +47,9 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 	for _, d := range spec.Disks {
 		diskLocks = append(diskLocks, d.DiskCID)
 	}
+	var completed agentsettings.Settings
 	err = c.withLocks(append([]string{spec.CID}, diskLocks...), func() error {
-		completed, err := b.CreateVM(c.ctx, spec, settings)
+		completed, err = b.CreateVM(c.ctx, spec, settings)
 		if err != nil {
 			return err
 		}
@@ -62,7 +63,7 @@ func (c *CPI) CreateVMV2(agentID apiv1.AgentID, stemcellCID apiv1.StemcellCID, p
 		return apiv1.VMCID{}, nil, failure
 	}
 	log.Info("created VM", "seconds", time.Since(start).Seconds(), "nics", len(spec.NICs), "persistent_disks", len(spec.Disks))
-	return apiv1.NewVMCID(spec.CID), networks, nil
+	return apiv1.NewVMCID(spec.CID), c.withDynamicAddresses(b, spec.CID, networks, completed), nil
 }
 
 // keepForRewritesOrUndo saves what a stemcell-API-v1 VM's settings

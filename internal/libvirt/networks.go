@@ -12,6 +12,7 @@ import (
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/host"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/libvirt/xmldef"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
@@ -23,7 +24,7 @@ import (
 // is under a lock and looks again inside it.
 func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 	p := nic.Create
-	unlock, err := b.locks.Lock(ctx, "network-"+p.Name)
+	unlock, err := b.locks.Lock(ctx, networkLock(p.Name))
 	if err != nil {
 		return err
 	}
@@ -31,6 +32,48 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 	if _, err := b.conn.NetworkLookupByName(p.Name); err == nil {
 		return nil
 	}
+	return b.defineNetwork(p, fmt.Sprintf("for BOSH network '%s'", nic.BOSHNetwork))
+}
+
+func networkLock(name string) string { return "network-" + name }
+
+// CreateNetwork makes the libvirt network of a managed subnet
+// (create_network). It is idempotent: a network of ours by that name with
+// the planned subnet is started if a killed call left it inactive and
+// answered as made; one that is not ours, or ours with another subnet, is
+// refused and left as it is.
+func (b *Backend) CreateNetwork(ctx context.Context, p *network.Plan) error {
+	unlock, err := b.locks.Lock(ctx, networkLock(p.Name))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	netw, err := b.conn.NetworkLookupByName(p.Name)
+	if host.IsCode(err, golibvirt.ErrNoNetwork) {
+		return b.defineNetwork(p, "for a managed network")
+	}
+	if err != nil {
+		return fmt.Errorf("looking up libvirt network '%s': %w", p.Name, host.Classify(err))
+	}
+	doc, err := b.networkDoc(netw)
+	if err != nil {
+		return fmt.Errorf("reading libvirt network '%s': %w", p.Name, host.Classify(err))
+	}
+	if !xmldef.OwnsNetwork(doc) {
+		return fmt.Errorf("libvirt network '%s' exists and was not made by this CPI, so it is left alone: name another in cloud_properties.name, or use it as an unmanaged network (cloud_properties name without mode)", p.Name)
+	}
+	if p.Subnet != nil {
+		subnets := xmldef.NetworkSubnets(doc)
+		if len(subnets) != 1 || subnets[0].String() != p.Subnet.String() {
+			return fmt.Errorf("libvirt network '%s' of this CPI has subnet %v, not %s: name the managed subnet's network another way (cloud_properties.name)", p.Name, subnets, p.Subnet)
+		}
+	}
+	return b.startNetwork(netw)
+}
+
+// defineNetwork defines, starts and autostarts p. Killed between define and
+// start, it leaves an inactive network of ours that the next call starts.
+func (b *Backend) defineNetwork(p *network.Plan, forWhat string) error {
 	if p.Subnet != nil {
 		if err := b.refuseOverlaps(p); err != nil {
 			return err
@@ -42,7 +85,7 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 	}
 	netw, err := b.conn.NetworkDefineXML(doc)
 	if err != nil {
-		return fmt.Errorf("defining libvirt network '%s' (for BOSH network '%s'): %w", p.Name, nic.BOSHNetwork, err)
+		return fmt.Errorf("defining libvirt network '%s' (%s): %w", p.Name, forWhat, host.Classify(err))
 	}
 	// Another create_vm may find the defined network inactive and start it
 	// first: "already active" is success.
@@ -50,13 +93,109 @@ func (b *Backend) createNetwork(ctx context.Context, nic vm.NIC) error {
 		if undefErr := b.conn.NetworkUndefine(netw); undefErr != nil {
 			b.log.Warn("could not undefine the network it failed to start", "network", p.Name, "error", undefErr)
 		}
-		return fmt.Errorf("starting new libvirt network '%s': %w", p.Name, err)
+		return fmt.Errorf("starting new libvirt network '%s': %w", p.Name, host.Classify(err))
 	}
 	if err := b.conn.NetworkSetAutostart(netw, 1); err != nil {
 		b.log.Warn("could not mark libvirt network autostart", "network", p.Name, "error", err)
 	}
 	b.log.Info("created libvirt network", "network", p.Name, "mode", p.Mode, "subnet", fmt.Sprint(p.Subnet), "gateway", fmt.Sprint(p.Gateway))
 	return nil
+}
+
+// startNetwork starts an inactive network and marks it autostart.
+func (b *Backend) startNetwork(netw golibvirt.Network) error {
+	if active, err := b.conn.NetworkIsActive(netw); err == nil && active == 1 {
+		return nil
+	}
+	if err := b.conn.NetworkCreate(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return fmt.Errorf("starting inactive libvirt network '%s': %w", netw.Name, host.Classify(err))
+	}
+	if err := b.conn.NetworkSetAutostart(netw, 1); err != nil {
+		b.log.Warn("could not mark libvirt network autostart", "network", netw.Name, "error", err)
+	}
+	b.log.Info("started libvirt network", "network", netw.Name)
+	return nil
+}
+
+// DeleteNetwork removes a libvirt network the CPI made (delete_network).
+// ErrNotFound when it is not there; refused, and left as it is, when it is
+// not ours or a domain (ours or not) still has a NIC on it.
+func (b *Backend) DeleteNetwork(ctx context.Context, name string) error {
+	unlock, err := b.locks.Lock(ctx, networkLock(name))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	netw, err := b.conn.NetworkLookupByName(name)
+	if host.IsCode(err, golibvirt.ErrNoNetwork) {
+		return fmt.Errorf("libvirt network '%s': %w", name, cpierr.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("looking up libvirt network '%s': %w", name, host.Classify(err))
+	}
+	doc, err := b.networkDoc(netw)
+	if err != nil {
+		return fmt.Errorf("reading libvirt network '%s': %w", name, host.Classify(err))
+	}
+	if !xmldef.OwnsNetwork(doc) {
+		return fmt.Errorf("libvirt network '%s' was not made by this CPI, so it is left alone", name)
+	}
+	users, err := b.domainsOnNetwork(name)
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("libvirt network '%s' is used by domains %s: %w", name, strings.Join(users, ", "), cpierr.ErrInUse)
+	}
+	// Killed after destroy, the next call finds it inactive and undefines it.
+	if active, _ := b.conn.NetworkIsActive(netw); active == 1 {
+		if err := b.conn.NetworkDestroy(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+			return fmt.Errorf("stopping libvirt network '%s': %w", name, host.Classify(err))
+		}
+	}
+	if err := b.conn.NetworkUndefine(netw); err != nil && !host.IsCode(err, golibvirt.ErrNoNetwork) {
+		return fmt.Errorf("undefining libvirt network '%s': %w", name, host.Classify(err))
+	}
+	b.log.Info("deleted libvirt network", "network", name)
+	return nil
+}
+
+// domainsOnNetwork names every domain, running or defined, with a NIC on
+// the network (live or next-boot definition).
+func (b *Backend) domainsOnNetwork(name string) ([]string, error) {
+	all, _, err := b.conn.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("listing domains: %w", host.Classify(err))
+	}
+	var users []string
+	for _, dom := range all {
+		for _, flags := range []golibvirt.DomainXMLFlags{0, golibvirt.DomainXMLInactive} {
+			def, err := b.domainDefinition(dom, flags)
+			if cpierr.IsNotFound(err) {
+				break // gone while we looked
+			}
+			if err != nil {
+				return nil, err
+			}
+			if usesNetwork(def, name) {
+				users = append(users, dom.Name)
+				break
+			}
+		}
+	}
+	return users, nil
+}
+
+func usesNetwork(def *libvirtxml.Domain, name string) bool {
+	if def.Devices == nil {
+		return false
+	}
+	for _, iface := range def.Devices.Interfaces {
+		if iface.Source != nil && iface.Source.Network != nil && iface.Source.Network.Network == name {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseOverlaps names the libvirt network or host route a new subnet

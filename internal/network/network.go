@@ -33,14 +33,18 @@ func ParseProps(src cloudprops.Source, boshName string) (Props, error) {
 	if err := cloudprops.Decode(src, &props, fmt.Sprintf("cloud_properties of network '%s'", boshName)); err != nil {
 		return Props{}, err
 	}
+	return props, props.check(boshName)
+}
+
+func (props Props) check(boshName string) error {
 	if props.Mode != "" && props.Mode != ModeUser && !createdModes[props.Mode] {
-		return Props{}, fmt.Errorf("cloud_properties of network '%s': mode '%s' is not one of nat, isolated, open, bridge, user (or left out for an existing libvirt network)", boshName, props.Mode)
+		return fmt.Errorf("cloud_properties of network '%s': mode '%s' is not one of nat, isolated, open, bridge, user (or left out for an existing libvirt network)", boshName, props.Mode)
 	}
 	if props.Bridge != "" && props.Mode != ModeBridge {
-		return Props{}, fmt.Errorf("cloud_properties of network '%s': bridge '%s' is only used with mode bridge", boshName, props.Bridge)
+		return fmt.Errorf("cloud_properties of network '%s': bridge '%s' is only used with mode bridge", boshName, props.Bridge)
 	}
 	if props.DHCPRange != "" && !createdModes[props.Mode] {
-		return Props{}, fmt.Errorf("cloud_properties of network '%s': dhcp_range is only used for a network the CPI creates (mode nat, isolated or open)", boshName)
+		return fmt.Errorf("cloud_properties of network '%s': dhcp_range is only used for a network the CPI creates (mode nat, isolated or open)", boshName)
 	}
-	return props, nil
+	return nil
 }
