@@ -53,24 +53,10 @@ func runInsideDocker(t *testing.T, p prepared) {
 	if host == "" {
 		t.Fatalf("docker-in-namespace.sh gave no %s", dockerHostEnv)
 	}
-	d := &deployment{t: t, p: p, home: filepath.Join(p.Scratch, "home"), storeDir: filepath.Join(p.Scratch, "store"), dockerHost: host}
-	d.markerID = randomHex(8)
-	var err error
-	if d.cliLog, err = os.Create(filepath.Join(p.Scratch, "cli.log")); err != nil {
-		t.Fatal(err)
-	}
-	deployed := false
-	t.Cleanup(func() {
-		if t.Failed() {
-			d.dumpDockerForPostMortem()
-			if deployed {
-				_ = d.bosh(10*time.Minute, "delete-env", d.manifestArgs(1024, 1024)...)
-			}
-		}
-	})
+	d, deployed := newDeployment(t, p, host, (*deployment).dumpDockerForPostMortem)
 	suiteStart := time.Now()
 
-	deployed = true
+	*deployed = true
 	d.timed("create-env (docker)", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1024, 1024)...) })
 	st := d.state()
 	firstVM, firstDisk := st.vm(t), st.disk(t)
@@ -113,7 +99,7 @@ func runInsideDocker(t *testing.T, p prepared) {
 	}
 
 	d.timed("delete-env (docker)", func() { d.mustBosh(10*time.Minute, "delete-env", d.manifestArgs(1280, 1024)...) })
-	deployed = false
+	*deployed = false
 	d.checkNothingLeftOnDocker()
 	t.Logf("FIGURE suite inside (docker, %s): %s", p.Mode, time.Since(suiteStart).Round(time.Second))
 }

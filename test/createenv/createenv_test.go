@@ -199,25 +199,11 @@ func runInside(t *testing.T, p prepared) {
 	if uri == "" {
 		t.Fatalf("in-namespace.sh gave no %s", devenv.URIEnv)
 	}
-	d := &deployment{t: t, p: p, home: filepath.Join(p.Scratch, "home"), storeDir: filepath.Join(p.Scratch, "store")}
-	d.markerID = randomHex(8)
-	var err error
-	if d.cliLog, err = os.Create(filepath.Join(p.Scratch, "cli.log")); err != nil {
-		t.Fatal(err)
-	}
-	deployed := false
-	t.Cleanup(func() {
-		if t.Failed() {
-			d.dumpForPostMortem()
-			if deployed {
-				_ = d.bosh(10*time.Minute, "delete-env", d.manifestArgs(1024, 1024)...)
-			}
-		}
-	})
+	d, deployed := newDeployment(t, p, "", (*deployment).dumpForPostMortem)
 	suiteStart := time.Now()
 
 	// 1. create-env: VM, agent, compile on the VM, disk, job under monit.
-	deployed = true
+	*deployed = true
 	d.timed("create-env", func() { d.mustBosh(40*time.Minute, "create-env", d.manifestArgs(1024, 1024)...) })
 	st := d.state()
 	firstVM, firstDisk := st.vm(t), st.disk(t)
@@ -280,9 +266,31 @@ func runInside(t *testing.T, p prepared) {
 
 	// 7. delete-env leaves nothing behind.
 	d.timed("delete-env", func() { d.mustBosh(15*time.Minute, "delete-env", d.manifestArgs(1280, 2048)...) })
-	deployed = false
+	*deployed = false
 	d.checkNothingLeft(uri)
 	t.Logf("FIGURE suite inside (%s): %s", p.Mode, time.Since(suiteStart).Round(time.Second))
+}
+
+// newDeployment is the deployment a suite drives (dockerHost empty for
+// QEMU); on failure its cleanup dumps what postMortem shows and, once
+// *deployed is set, runs delete-env.
+func newDeployment(t *testing.T, p prepared, dockerHost string, postMortem func(*deployment)) (*deployment, *bool) {
+	d := &deployment{t: t, p: p, home: filepath.Join(p.Scratch, "home"), storeDir: filepath.Join(p.Scratch, "store"), dockerHost: dockerHost}
+	d.markerID = randomHex(8)
+	var err error
+	if d.cliLog, err = os.Create(filepath.Join(p.Scratch, "cli.log")); err != nil {
+		t.Fatal(err)
+	}
+	deployed := new(bool)
+	t.Cleanup(func() {
+		if t.Failed() {
+			postMortem(d)
+			if *deployed {
+				_ = d.bosh(10*time.Minute, "delete-env", d.manifestArgs(1024, 1024)...)
+			}
+		}
+	})
+	return d, deployed
 }
 
 func (d *deployment) manifestArgs(memory, diskSize int) []string {
