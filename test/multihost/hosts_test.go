@@ -32,8 +32,10 @@ type host struct {
 	exited    chan error
 }
 
-// startHost starts a host and waits until its libvirtd answers.
-func startHost(moduleRoot, name, bridgeIP string) (*host, error) {
+// startHost starts a host and waits until its libvirtd answers. A tlsDir
+// (cacert.pem, servercert.pem, serverkey.pem) makes its libvirtd listen on
+// TLS too, inside its network namespace; "" leaves it on its socket only.
+func startHost(moduleRoot, name, bridgeIP, tlsDir string) (*host, error) {
 	scratch, err := os.MkdirTemp("", "bosh-libvirt-cpi-multihost-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -44,6 +46,9 @@ func startHost(moduleRoot, name, bridgeIP string) (*host, error) {
 		filepath.Join(moduleRoot, "test/createenv/in-namespace.sh"), scratch, bridgeIP,
 		"sh", "-c", "echo ready; exec cat >/dev/null")
 	h.cmd.Stderr = os.Stderr
+	if tlsDir != "" {
+		h.cmd.Env = append(os.Environ(), "LIBVIRTD_TLS_DIR="+tlsDir)
+	}
 	stdout, err := h.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -86,6 +91,12 @@ func (h *host) stop() {
 		<-h.exited
 	}
 	os.RemoveAll(h.scratch)
+}
+
+// inNetNamespace is a command prefix that runs a command in the host's
+// network namespace, where its libvirtd's TLS port is (as 127.0.0.1).
+func (h *host) inNetNamespace() []string {
+	return []string{"nsenter", "--target", strconv.Itoa(h.cmd.Process.Pid), "--net"}
 }
 
 func (h *host) pidFile() string { return filepath.Join(h.scratch, "ns/run/libvirt/libvirtd.pid") }

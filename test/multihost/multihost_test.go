@@ -44,9 +44,9 @@ func TestMain(m *testing.M) {
 
 // startAZ brings up a host and an environment on it; cleanup runs on the
 // test's end, the environment's leak check failing the test.
-func startAZ(t *testing.T, name, bridgeIP string) *az {
+func startAZ(t *testing.T, name, bridgeIP, tlsDir string) *az {
 	t.Helper()
-	h, err := startHost(moduleRoot, name, bridgeIP)
+	h, err := startHost(moduleRoot, name, bridgeIP, tlsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +94,8 @@ func requireTools(t *testing.T) {
 // back its VM and disk are there as they were.
 func TestTwoHostsOneDirector(t *testing.T) {
 	requireTools(t)
-	a := startAZ(t, "mha", "10.252.1.1")
-	b := startAZ(t, "mhb", "10.252.2.1")
+	a := startAZ(t, "mha", "10.252.1.1", "")
+	b := startAZ(t, "mhb", "10.252.2.1", "")
 	directorClients(a, b)
 	zones := []*az{a, b}
 
