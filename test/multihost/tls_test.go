@@ -167,8 +167,8 @@ func TestQemuTLS(t *testing.T) {
 		client        cpiclient.Client
 		wantInMessage string
 	}{
-		{"a CA that did not sign the server's certificate", tlsClient(z, otherCA.certPEM, clientCert, clientKey), "certificate"},
-		{"a client certificate the server does not trust", tlsClient(z, ca.certPEM, untrustedCert, untrustedKey), ""},
+		{"a CA that did not sign the server's certificate", tlsClient(z, otherCA.certPEM, clientCert, clientKey), "libvirtd's TLS certificate is not accepted"},
+		{"a client certificate the server does not trust", tlsClient(z, ca.certPEM, untrustedCert, untrustedKey), "libvirtd refused the CPI's TLS client certificate"},
 	}
 	for _, r := range refusals {
 		t.Run(r.name+" is refused", func(t *testing.T) {
@@ -185,6 +185,11 @@ func TestQemuTLS(t *testing.T) {
 			}
 			if !strings.Contains(cpiErr.Message, r.wantInMessage) {
 				t.Errorf("the refusal does not say %q: %s", r.wantInMessage, cpiErr.Message)
+			}
+			// The same certificates fail the same way again: BOSH must
+			// not retry.
+			if cpiErr.Type != "Bosh::Clouds::CloudError" || cpiErr.OkToRetry {
+				t.Errorf("the refusal is %s ok_to_retry=%v; want a CloudError without ok_to_retry", cpiErr.Type, cpiErr.OkToRetry)
 			}
 			if took > 60*time.Second {
 				t.Errorf("the refusal took %s: retried instead of failing", took)
