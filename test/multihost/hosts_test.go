@@ -30,6 +30,8 @@ type host struct {
 	// command, and the script then removes its domains and stops its daemons.
 	keepAlive io.WriteCloser
 	exited    chan error
+	// listensTLS: its libvirtd was started with --listen (a TLS port).
+	listensTLS bool
 }
 
 // startHost starts a host and waits until its libvirtd answers. A tlsDir
@@ -46,7 +48,7 @@ func startHost(moduleRoot, name, bridgeIP, tlsDir string) (*host, error) {
 		filepath.Join(moduleRoot, "test/createenv/in-namespace.sh"), scratch, bridgeIP,
 		"sh", "-c", "echo ready; exec cat >/dev/null")
 	h.cmd.Stderr = os.Stderr
-	if tlsDir != "" {
+	if h.listensTLS = tlsDir != ""; h.listensTLS {
 		h.cmd.Env = append(os.Environ(), "LIBVIRTD_TLS_DIR="+tlsDir)
 	}
 	stdout, err := h.cmd.StdoutPipe()
@@ -128,8 +130,11 @@ func (h *host) killLibvirtd() error {
 // in-namespace.sh first did, and waits until it answers.
 func (h *host) startLibvirtd() error {
 	target := strconv.Itoa(h.cmd.Process.Pid)
-	out, err := exec.Command("nsenter", "--target", target, "--mount", "--net",
-		"libvirtd", "-d", "-p", "/run/libvirt/libvirtd.pid").CombinedOutput()
+	args := []string{"--target", target, "--mount", "--net", "libvirtd", "-d", "-p", "/run/libvirt/libvirtd.pid"}
+	if h.listensTLS {
+		args = append(args, "--listen")
+	}
+	out, err := exec.Command("nsenter", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("host %s: starting libvirtd again: %v: %s", h.name, err, out)
 	}
