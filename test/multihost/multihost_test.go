@@ -1,7 +1,8 @@
 // Package multihost runs one CPI binary against two libvirt hosts, as a
 // director with one CPI per host (one availability zone each) does: the
 // CPI config's properties reach every call in its context and select the
-// host. Each host is a private libvirtd in namespaces of its own.
+// host. Each host is a private libvirtd in namespaces of its own; one
+// listens on TLS and is reached over qemu+tls:// (tls_test.go).
 package multihost
 
 import (

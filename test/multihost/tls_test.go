@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,6 +129,11 @@ func TestQemuTLS(t *testing.T) {
 	clientCert, clientKey := ca.issue(t, "mht cpi", x509.ExtKeyUsageClientAuth)
 	z := startAZ(t, "mht", "10.252.3.1", writeServerPKI(t, ca, serverCert, serverKey))
 
+	// Its only network listener is TLS: plain TCP (16509) is not served.
+	tcp := append(z.host.inNetNamespace(), "virsh", "-c", "qemu+tcp://"+tlsHostAddr+"/system", "version")
+	if out, err := exec.Command(tcp[0], tcp[1:]...).CombinedOutput(); err == nil || !strings.Contains(string(out), "Connection refused") {
+		t.Fatalf("plain qemu+tcp:// to the TLS host = %v; want its port refused:\n%s", err, out)
+	}
 	z.client = tlsClient(z, ca.certPEM, clientCert, clientKey)
 	// A disk CID of this host, gone by the refusals: has_disk must dial to answer.
 	var disk string
