@@ -8,6 +8,9 @@
 # CLI's traffic to the guest never leaves it. On exit every domain the private
 # libvirtd runs is destroyed and both daemons are stopped by their pids.
 # CMD finds the private daemon's URI in BOSH_LIBVIRT_CPI_URI.
+# With LIBVIRTD_TLS_DIR set (a directory holding cacert.pem, servercert.pem
+# and serverkey.pem) libvirtd also listens on TLS (port 16514, this network
+# namespace only), client certificates checked against that CA; never on TCP.
 set -euo pipefail
 scratch=$1 host_ip=$2
 shift 2
@@ -47,8 +50,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+listen=()
+if [ -n "${LIBVIRTD_TLS_DIR:-}" ]; then
+  cat >>/etc/libvirt/libvirtd.conf <<CONF
+listen_tls = 1
+listen_tcp = 0
+ca_file = "$LIBVIRTD_TLS_DIR/cacert.pem"
+cert_file = "$LIBVIRTD_TLS_DIR/servercert.pem"
+key_file = "$LIBVIRTD_TLS_DIR/serverkey.pem"
+tls_no_verify_certificate = 0
+auth_tls = "none"
+CONF
+  listen=(--listen)
+fi
 virtlogd -d -p /run/libvirt/virtlogd.pid
-libvirtd -d -p /run/libvirt/libvirtd.pid
+libvirtd -d "${listen[@]}" -p /run/libvirt/libvirtd.pid
 for _ in $(seq 1 60); do
   virsh -c "$uri" version >/dev/null 2>&1 && break
   sleep 0.5

@@ -30,10 +30,14 @@ type host struct {
 	// command, and the script then removes its domains and stops its daemons.
 	keepAlive io.WriteCloser
 	exited    chan error
+	// listensTLS: its libvirtd was started with --listen (a TLS port).
+	listensTLS bool
 }
 
-// startHost starts a host and waits until its libvirtd answers.
-func startHost(moduleRoot, name, bridgeIP string) (*host, error) {
+// startHost starts a host and waits until its libvirtd answers. A tlsDir
+// (cacert.pem, servercert.pem, serverkey.pem) makes its libvirtd listen on
+// TLS too, inside its network namespace; "" leaves it on its socket only.
+func startHost(moduleRoot, name, bridgeIP, tlsDir string) (*host, error) {
 	scratch, err := os.MkdirTemp("", "bosh-libvirt-cpi-multihost-"+name+"-")
 	if err != nil {
 		return nil, err
@@ -44,6 +48,9 @@ func startHost(moduleRoot, name, bridgeIP string) (*host, error) {
 		filepath.Join(moduleRoot, "test/createenv/in-namespace.sh"), scratch, bridgeIP,
 		"sh", "-c", "echo ready; exec cat >/dev/null")
 	h.cmd.Stderr = os.Stderr
+	if h.listensTLS = tlsDir != ""; h.listensTLS {
+		h.cmd.Env = append(os.Environ(), "LIBVIRTD_TLS_DIR="+tlsDir)
+	}
 	stdout, err := h.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -88,6 +95,12 @@ func (h *host) stop() {
 	os.RemoveAll(h.scratch)
 }
 
+// inNetNamespace is a command prefix that runs a command in the host's
+// network namespace, where its libvirtd's TLS port is (as 127.0.0.1).
+func (h *host) inNetNamespace() []string {
+	return []string{"nsenter", "--target", strconv.Itoa(h.cmd.Process.Pid), "--net"}
+}
+
 func (h *host) pidFile() string { return filepath.Join(h.scratch, "ns/run/libvirt/libvirtd.pid") }
 
 // killLibvirtd takes the host's libvirtd down with SIGKILL, as a crash or a
@@ -117,8 +130,11 @@ func (h *host) killLibvirtd() error {
 // in-namespace.sh first did, and waits until it answers.
 func (h *host) startLibvirtd() error {
 	target := strconv.Itoa(h.cmd.Process.Pid)
-	out, err := exec.Command("nsenter", "--target", target, "--mount", "--net",
-		"libvirtd", "-d", "-p", "/run/libvirt/libvirtd.pid").CombinedOutput()
+	args := []string{"--target", target, "--mount", "--net", "libvirtd", "-d", "-p", "/run/libvirt/libvirtd.pid"}
+	if h.listensTLS {
+		args = append(args, "--listen")
+	}
+	out, err := exec.Command("nsenter", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("host %s: starting libvirtd again: %v: %s", h.name, err, out)
 	}

@@ -1,7 +1,8 @@
 // Package multihost runs one CPI binary against two libvirt hosts, as a
 // director with one CPI per host (one availability zone each) does: the
 // CPI config's properties reach every call in its context and select the
-// host. Each host is a private libvirtd in namespaces of its own.
+// host. Each host is a private libvirtd in namespaces of its own; one
+// listens on TLS and is reached over qemu+tls:// (tls_test.go).
 package multihost
 
 import (
@@ -44,9 +45,9 @@ func TestMain(m *testing.M) {
 
 // startAZ brings up a host and an environment on it; cleanup runs on the
 // test's end, the environment's leak check failing the test.
-func startAZ(t *testing.T, name, bridgeIP string) *az {
+func startAZ(t *testing.T, name, bridgeIP, tlsDir string) *az {
 	t.Helper()
-	h, err := startHost(moduleRoot, name, bridgeIP)
+	h, err := startHost(moduleRoot, name, bridgeIP, tlsDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +95,8 @@ func requireTools(t *testing.T) {
 // back its VM and disk are there as they were.
 func TestTwoHostsOneDirector(t *testing.T) {
 	requireTools(t)
-	a := startAZ(t, "mha", "10.252.1.1")
-	b := startAZ(t, "mhb", "10.252.2.1")
+	a := startAZ(t, "mha", "10.252.1.1", "")
+	b := startAZ(t, "mhb", "10.252.2.1", "")
 	directorClients(a, b)
 	zones := []*az{a, b}
 

@@ -51,6 +51,11 @@ func Connect(ctx context.Context, cfg config.Config) (*golibvirt.Libvirt, string
 			// installed): no retry helps.
 			return nil, "", fmt.Errorf("connecting to libvirt at '%s': libvirtd has no driver for it: %w: %w", uri, r.err, cpierr.ErrNotSupported)
 		}
+		if problem := tlsRefusal(cfg, r.err); problem != "" {
+			// The certificates are wrong: the same ones fail the same way
+			// on every retry, so this is not ErrUnreachable.
+			return nil, "", fmt.Errorf("connecting to libvirt at '%s': %s: %w", uri, problem, r.err)
+		}
 		if r.err != nil {
 			return nil, "", fmt.Errorf("connecting to libvirt at '%s'%s: %w: %w", uri, accessHint(r.err), r.err, cpierr.ErrUnreachable)
 		}

@@ -2,8 +2,12 @@ package host
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -45,6 +49,31 @@ func remoteDialer(u *url.URL, cfg config.Config) (socket.Dialer, string, error) 
 		return dialers.NewTLS(u.Hostname(), opts...), "tls " + u.Host, nil
 	}
 	return nil, "", nil
+}
+
+// tlsRefusal names the certificate problem when a qemu+tls:// dial failed
+// on one, "" otherwise. Either this CPI refused libvirtd's certificate, or
+// libvirtd refused the CPI's: with TLS 1.3 the client's handshake ends
+// before the server checks the client certificate, so that refusal shows
+// as libvirtd's alert, go-libvirt's status-byte check or the connection
+// closed right after the handshake.
+func tlsRefusal(cfg config.Config, err error) string {
+	if err == nil || cfg.Transport() != "tls" {
+		return ""
+	}
+	var verification *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &verification), errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid):
+		return "libvirtd's TLS certificate is not accepted (is it signed by tls.ca_cert, valid now, and does it name the host the uri dials?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		strings.Contains(err.Error(), "remote error: tls:"),
+		strings.Contains(err.Error(), "server verification (of our certificate"):
+		return "libvirtd refused the CPI's TLS client certificate (is tls.client_cert signed by a CA in libvirtd's ca_file, valid now, and its DN allowed by tls_allowed_dn_list?)"
+	}
+	return ""
 }
 
 // sshDialer authenticates with the key in dir only (never an ssh-agent or
