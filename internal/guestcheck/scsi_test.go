@@ -77,3 +77,14 @@ func TestSCSIVolumeIDRuleResolve(t *testing.T) {
 		}
 	}
 }
+
+// The volume_id the CPI answers for a SCSI disk reaches the rule.
+func TestParseHintKeepsVolumeID(t *testing.T) {
+	h, err := ParseHint([]byte(`{"id":"disk-x","volume_id":"3","path":"/dev/sdc"}`))
+	if err != nil || h.VolumeID != "3" || h.Path != "/dev/sdc" {
+		t.Fatalf("ParseHint = %+v, %v", h, err)
+	}
+	if h, _ := ParseHint([]byte(`"/dev/vdc"`)); h.VolumeID != "" {
+		t.Fatalf("a path hint got a volume_id: %+v", h)
+	}
+}
