@@ -392,6 +392,10 @@ func writeFileSynced(path string, data []byte) error {
 // disk, which has none) by the by-id rule, waiting while no link matches
 // yet; then the hint's path. It reports the device found, or an error.
 func (w *diskWatcher) resolveSettingsDisk(event, diskCID string, h guestcheck.Hint, wait time.Duration) {
+	if h.VolumeID != "" {
+		w.resolveSCSIDisk(event, diskCID, h, wait)
+		return
+	}
 	r := guestcheck.Report{Event: event, DiskCID: diskCID, Hint: &h}
 	deadline := time.Now().Add(wait)
 	for {
@@ -428,4 +432,27 @@ func (w *diskWatcher) resolveSettingsDisk(event, diskCID string, h guestcheck.Hi
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// resolveSCSIDisk resolves a disk whose hint names a SCSI target the way
+// the vSphere stemcell's agent does ("scsi" resolution, volume-id
+// resolver): rescan the SCSI hosts and take the block device at
+// *:0:<volume_id>:0, with no fallback to the CID or the path, as that
+// agent has none. Only a disk on a SCSI bus carries a volume_id.
+func (w *diskWatcher) resolveSCSIDisk(event, diskCID string, h guestcheck.Hint, wait time.Duration) {
+	rule := guestcheck.SCSIVolumeIDRule{SysRoot: "/sys"}
+	deadline := time.Now().Add(wait)
+	for {
+		dev, err := rule.Resolve(h.VolumeID)
+		if err == nil {
+			w.rep.report(guestcheck.Report{Event: event, DiskCID: diskCID, Hint: &h, Via: "scsi", Device: dev})
+			return
+		}
+		if !errors.Is(err, guestcheck.ErrNoSCSIDevice) || time.Now().After(deadline) {
+			w.rep.report(guestcheck.Report{Event: guestcheck.EventError, DiskCID: diskCID, Hint: &h,
+				Message: fmt.Sprintf("%s disk not found by its SCSI target: %v", event, err)})
+			return
+		}
+		time.Sleep(pollInterval)
+	}
 }

@@ -18,6 +18,7 @@ import (
 // The stemcell build asks this list (list-modules) which files to copy.
 var requiredModules = []string{
 	"virtio_pci", "virtio_blk", "virtio_net",
+	"virtio_scsi", "sd_mod", // disks on a SCSI bus (vSphere-format stemcells)
 	"ahci", "sr_mod", "isofs",
 	"vfat", "nls_cp437", "nls_ascii",
 	"crc32c_generic", "ext4",

@@ -37,6 +37,9 @@ var (
 type Hint struct {
 	ID   string `json:"id,omitempty"`
 	Path string `json:"path,omitempty"`
+	// VolumeID is the SCSI target a disk on a SCSI bus sits at, which the
+	// vSphere agent's "scsi" resolution reads (SCSIVolumeIDRule).
+	VolumeID string `json:"volume_id,omitempty"`
 }
 
 // ParseHint accepts both forms the agent accepts: a bare device path
