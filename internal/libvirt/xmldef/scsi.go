@@ -26,16 +26,12 @@ func SCSIControllerDevice() libvirtxml.DomainController {
 // volume_id is the target. dev is only libvirt's name for it.
 func SCSIDiskDevice(volPath, format, serial, dev string, target int) libvirtxml.DomainDisk {
 	controller, bus, unit, tgt := uint(SCSIController), uint(0), uint(0), uint(target)
-	return libvirtxml.DomainDisk{
-		Device: "disk",
-		Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: format, Discard: "unmap"},
-		Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: volPath}},
-		Target: &libvirtxml.DomainDiskTarget{Dev: dev, Bus: "scsi"},
-		Serial: serial,
-		Address: &libvirtxml.DomainAddress{Drive: &libvirtxml.DomainAddressDrive{
-			Controller: &controller, Bus: &bus, Target: &tgt, Unit: &unit,
-		}},
-	}
+	d := FileDiskDevice(volPath, format, serial, dev)
+	d.Target.Bus = "scsi"
+	d.Address = &libvirtxml.DomainAddress{Drive: &libvirtxml.DomainAddressDrive{
+		Controller: &controller, Bus: &bus, Target: &tgt, Unit: &unit,
+	}}
+	return d
 }
 
 // SCSITargetOf is the SCSI target of a disk on our controller, and
