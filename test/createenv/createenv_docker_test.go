@@ -1,7 +1,6 @@
 package createenv
 
 import (
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -31,12 +30,7 @@ const dockerNetwork = "createenv"
 // answers and the disk is at its hint again, then delete-env leaving no container,
 // volume, image or disk file.
 func TestCreateEnvDocker(t *testing.T) {
-	if os.Getenv(insideEnv) != "" {
-		var p prepared
-		if err := json.Unmarshal([]byte(os.Getenv(insideEnv)), &p); err != nil {
-			t.Fatalf("decoding %s: %v", insideEnv, err)
-		}
-		runInsideDocker(t, p)
+	if ranInside(t, runInsideDocker) {
 		return
 	}
 	if _, run, err := devenv.SuiteURI("createenv docker"); err != nil {

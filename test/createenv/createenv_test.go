@@ -59,12 +59,7 @@ type prepared struct {
 }
 
 func TestCreateEnv(t *testing.T) {
-	if os.Getenv(insideEnv) != "" {
-		var p prepared
-		if err := json.Unmarshal([]byte(os.Getenv(insideEnv)), &p); err != nil {
-			t.Fatalf("decoding %s: %v", insideEnv, err)
-		}
-		runInside(t, p)
+	if ranInside(t, runInside) {
 		return
 	}
 	// The suite brings its own libvirtd; SuiteURI only decides, like every
@@ -269,6 +264,20 @@ func runInside(t *testing.T, p prepared) {
 	*deployed = false
 	d.checkNothingLeft(uri)
 	t.Logf("FIGURE suite inside (%s): %s", p.Mode, time.Since(suiteStart).Round(time.Second))
+}
+
+// ranInside runs inside with what the outer run prepared when this is
+// the re-run inside the namespaces, and tells whether it was.
+func ranInside(t *testing.T, inside func(*testing.T, prepared)) bool {
+	if os.Getenv(insideEnv) == "" {
+		return false
+	}
+	var p prepared
+	if err := json.Unmarshal([]byte(os.Getenv(insideEnv)), &p); err != nil {
+		t.Fatalf("decoding %s: %v", insideEnv, err)
+	}
+	inside(t, p)
+	return true
 }
 
 // newDeployment is the deployment a suite drives (dockerHost empty for
