@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
+
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
@@ -318,7 +320,7 @@ func (c *CPI) saveKeysIfNeeded(vmCID, key string) error {
 	if !c.needsSettingsRewrite() || key == "" {
 		return nil
 	}
-	return os.WriteFile(c.keysPath(vmCID), []byte(key), 0o600)
+	return atomicfile.Write(c.keysPath(vmCID), []byte(key), 0o600)
 }
 
 // savedKeys are the meta-data keys of a VM whose config drive is rewritten.
@@ -338,8 +340,10 @@ func (c *CPI) saveSettingsIfNeeded(vmCID string, settings agentsettings.Settings
 	if err := os.MkdirAll(c.cfg.VMDir(), 0o700); err != nil {
 		return fmt.Errorf("creating '%s': %w", c.cfg.VMDir(), err)
 	}
-	// The settings hold the mbus password: readable by us alone.
-	return os.WriteFile(c.settingsPath(vmCID), raw, 0o600)
+	// The settings hold the mbus password: readable by us alone. Written
+	// whole, since a kill mid-write must not leave settings no later
+	// attach_disk can read.
+	return atomicfile.Write(c.settingsPath(vmCID), raw, 0o600)
 }
 
 // rewriteSettings applies change to a stemcell-API-v1 VM's settings and

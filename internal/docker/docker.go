@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
+
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 
@@ -214,23 +216,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, data, mode)
 }
 
 // undo runs cleanups newest first; each failure is logged, never hidden

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
+
 	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
@@ -128,19 +130,8 @@ func writeFileWhole(path, content string) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == content {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing remote libvirt key file '%s': %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing remote libvirt key file '%s': %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing remote libvirt key file '%s': %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// The key files are ours alone, as CreateTemp made them before.
+	if err := atomicfile.Write(path, []byte(content), 0o600); err != nil {
 		return fmt.Errorf("writing remote libvirt key file '%s': %w", path, err)
 	}
 	return nil
