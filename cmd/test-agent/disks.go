@@ -228,6 +228,7 @@ func (w *diskWatcher) handleNewDisk(name string) {
 		r.Marker = marker
 	}
 	r.ByID = w.namesOf(name)
+	r.SCSIVolumeID = guestcheck.SCSIVolumeIDRule{SysRoot: "/sys"}.VolumeIDOf(name)
 	w.rep.report(r)
 }
 

@@ -16,7 +16,9 @@ const (
 	WrongSettingsMAC = "wrong-settings-mac"
 	// OmitSettingsFile starts containers without the warden settings file.
 	OmitSettingsFile = "omit-settings-file"
-	// WrongDiskHint mounts a container's disk at a path other than its hint's.
+	// WrongDiskHint mounts a container's disk at a path other than its
+	// hint's, and plugs a SCSI disk at a target other than its hint's
+	// volume_id.
 	WrongDiskHint = "wrong-disk-hint"
 )
 

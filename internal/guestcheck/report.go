@@ -24,23 +24,27 @@ const (
 
 // Report is one line of the agent's output.
 type Report struct {
-	Event    string          `json:"event"`
-	AgentID  string          `json:"agent_id,omitempty"`
-	VMName   string          `json:"vm_name,omitempty"`
-	Network  string          `json:"network,omitempty"`
-	Type     string          `json:"type,omitempty"`
-	MAC      string          `json:"mac,omitempty"`
-	NIC      string          `json:"nic,omitempty"`
-	IP       string          `json:"ip,omitempty"`
-	DiskCID  string          `json:"disk_cid,omitempty"`
-	Hint     *Hint           `json:"hint,omitempty"`
-	Via      string          `json:"via,omitempty"`
-	ByID     []string        `json:"by_id,omitempty"`
-	Device   string          `json:"device,omitempty"`
-	Marker   json.RawMessage `json:"marker,omitempty"`
-	Created  bool            `json:"created,omitempty"`
-	Disks    []string        `json:"persistent_disks,omitempty"`
-	Networks []string        `json:"networks,omitempty"`
+	Event   string   `json:"event"`
+	AgentID string   `json:"agent_id,omitempty"`
+	VMName  string   `json:"vm_name,omitempty"`
+	Network string   `json:"network,omitempty"`
+	Type    string   `json:"type,omitempty"`
+	MAC     string   `json:"mac,omitempty"`
+	NIC     string   `json:"nic,omitempty"`
+	IP      string   `json:"ip,omitempty"`
+	DiskCID string   `json:"disk_cid,omitempty"`
+	Hint    *Hint    `json:"hint,omitempty"`
+	Via     string   `json:"via,omitempty"`
+	ByID    []string `json:"by_id,omitempty"`
+	Device  string   `json:"device,omitempty"`
+	// SCSIVolumeID, on a disk report, is the volume_id by which the
+	// vSphere agent's rule (SCSIVolumeIDRule) finds the disk, run in the
+	// guest; empty when that rule cannot find it.
+	SCSIVolumeID string          `json:"scsi_volume_id,omitempty"`
+	Marker       json.RawMessage `json:"marker,omitempty"`
+	Created      bool            `json:"created,omitempty"`
+	Disks        []string        `json:"persistent_disks,omitempty"`
+	Networks     []string        `json:"networks,omitempty"`
 	// Mbus is the settings' mbus URL with its password masked, so the
 	// report says which mbus the agent would use without leaking it.
 	Mbus string `json:"mbus,omitempty"`

@@ -6,62 +6,85 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Errors of the SCSI volume-id rule.
 var (
-	ErrNoVolumeID      = errors.New("disk hint has no volume_id (the SCSI target id)")
-	ErrBadVolumeID     = errors.New("disk hint's volume_id is not a SCSI target number")
-	ErrNoSCSIDevice    = errors.New("no SCSI device at the hint's target")
-	ErrAmbiguousTarget = errors.New("more than one block device at the hint's SCSI target")
+	ErrNoVolumeID   = errors.New("disk hint has no volume_id (the SCSI target id)")
+	ErrBadVolumeID  = errors.New("disk hint's volume_id is not a SCSI target number")
+	ErrNoSCSIHost   = errors.New("no sd disk at SCSI target 0 (the root disk) names the SCSI host to search")
+	ErrNoRescan     = errors.New("the SCSI host refused the rescan")
+	ErrNoSCSIDevice = errors.New("no SCSI device at the hint's target on the root disk's host")
 )
 
-// SCSIVolumeIDRule resolves a disk the way the agent of vSphere and
-// VirtualBox stemcells does (DevicePathResolutionType "scsi", a hint with
-// neither a device id the agent reads nor a lun): it asks every SCSI host
-// to rescan ("- - -" into /sys/class/scsi_host/host*/scan), then takes the
-// block device of /sys/bus/scsi/devices/*:0:<volume_id>:0/block/*, on any
-// host, channel 0, LUN 0. SysRoot is "/sys" in a guest and a directory
-// tree in tests.
+// SCSIVolumeIDRule resolves a disk the way the agent of vSphere stemcells
+// does (DevicePathResolutionType "scsi", a hint with a volume_id and no
+// id; bosh-agent's SCSIVolumeIDDevicePathResolver): the SCSI host is the
+// one whose target 0 (channel 0, LUN 0) is an sd disk, the root disk
+// (the last such in glob order, as the agent's loop keeps the last); that
+// host is asked to rescan ("- - -" into its scan file); the disk is the
+// first block device of <host>:0:<volume_id>:0. A disk on another host,
+// channel or LUN is not found, as the agent would not find it. SysRoot is
+// "/sys" in a guest and a directory tree in tests.
 type SCSIVolumeIDRule struct{ SysRoot string }
 
-// Rescan writes the rescan request to every SCSI host; hosts that refuse
-// it are skipped, as the agent skips them.
-func (r SCSIVolumeIDRule) Rescan() {
-	scans, _ := filepath.Glob(filepath.Join(r.SysRoot, "class/scsi_host/host*/scan"))
-	for _, scan := range scans {
-		_ = os.WriteFile(scan, []byte("- - -"), 0o200)
+// Host is the SCSI host number of the root disk.
+func (r SCSIVolumeIDRule) Host() (string, error) {
+	roots, _ := filepath.Glob(filepath.Join(r.SysRoot, "bus/scsi/devices/*:0:0:0/block/*"))
+	host := ""
+	for _, root := range roots {
+		if strings.HasPrefix(filepath.Base(root), "sd") {
+			hctl := filepath.Base(filepath.Dir(filepath.Dir(root)))
+			host, _, _ = strings.Cut(hctl, ":")
+		}
 	}
+	if host == "" {
+		return "", ErrNoSCSIHost
+	}
+	return host, nil
 }
 
-// Glob is the sysfs pattern of the block device at volumeID's target.
-func (r SCSIVolumeIDRule) Glob(volumeID string) (string, error) {
+// Resolve rescans the root disk's host and answers the /dev path of the
+// block device at the target volumeID names.
+func (r SCSIVolumeIDRule) Resolve(volumeID string) (string, error) {
 	if volumeID == "" {
 		return "", ErrNoVolumeID
 	}
 	if n, err := strconv.Atoi(volumeID); err != nil || n < 0 {
 		return "", fmt.Errorf("%w: %q", ErrBadVolumeID, volumeID)
 	}
-	return filepath.Join(r.SysRoot, "bus/scsi/devices", "*:0:"+volumeID+":0", "block", "*"), nil
-}
-
-// Resolve rescans and answers the /dev path of the one block device at
-// the target volumeID names.
-func (r SCSIVolumeIDRule) Resolve(volumeID string) (string, error) {
-	glob, err := r.Glob(volumeID)
+	host, err := r.Host()
 	if err != nil {
 		return "", err
 	}
-	r.Rescan()
-	matches, err := filepath.Glob(glob)
-	if err != nil {
-		return "", fmt.Errorf("%w: %s", ErrBadVolumeID, glob)
+	scan := filepath.Join(r.SysRoot, "class/scsi_host", "host"+host, "scan")
+	if err := os.WriteFile(scan, []byte("- - -"), 0o200); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNoRescan, err)
 	}
-	switch len(matches) {
-	case 0:
+	glob := filepath.Join(r.SysRoot, "bus/scsi/devices", host+":0:"+volumeID+":0", "block", "*")
+	matches, _ := filepath.Glob(glob)
+	if len(matches) == 0 {
 		return "", fmt.Errorf("%w: nothing matches %s", ErrNoSCSIDevice, glob)
-	case 1:
-		return "/dev/" + filepath.Base(matches[0]), nil
 	}
-	return "", fmt.Errorf("%w: %s matches %v", ErrAmbiguousTarget, glob, matches)
+	return "/dev/" + filepath.Base(matches[0]), nil
+}
+
+// VolumeIDOf is the volume_id by which the rule finds the block device
+// name (sdc): its SCSI address's target, when the rule resolves that
+// target back to this device; "" when the rule cannot reach it (another
+// host than the root disk's, channel or LUN not 0, no SCSI address).
+func (r SCSIVolumeIDRule) VolumeIDOf(name string) string {
+	link, err := os.Readlink(filepath.Join(r.SysRoot, "block", name, "device"))
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(filepath.Base(link), ":")
+	if len(parts) != 4 {
+		return ""
+	}
+	if dev, err := r.Resolve(parts[2]); err != nil || dev != "/dev/"+name {
+		return ""
+	}
+	return parts[2]
 }

@@ -31,16 +31,15 @@ func fakeSysfs(t *testing.T, hosts []string, devices map[string]string) string {
 
 func TestSCSIVolumeIDRuleResolve(t *testing.T) {
 	devices := map[string]string{
-		"0:0:0:0": "sr0", // the SATA CD-ROM's host
-		"2:0:0:0": "sda", // virtio-scsi target 0: the stemcell's own disk would be elsewhere
+		"0:0:0:0": "sr0", // the SATA CD-ROM's host: not an sd disk
+		"2:0:0:0": "sda", // virtio-scsi target 0: the root disk names host 2
 		"2:0:1:0": "sdb",
 		"2:0:3:0": "sdc",
 		"2:0:4:1": "sdd", // LUN 1: not what the rule reads
 		"2:1:5:0": "sde", // channel 1: likewise
-		"3:0:7:0": "sdf",
-		"4:0:7:0": "sdg", // target 7 twice, on two hosts
+		"3:0:7:0": "sdf", // another host: the agent searches the root's only
 	}
-	root := fakeSysfs(t, []string{"host0", "host2"}, devices)
+	root := fakeSysfs(t, []string{"host0", "host2", "host3"}, devices)
 	rule := SCSIVolumeIDRule{SysRoot: root}
 	cases := []struct {
 		volumeID string
@@ -49,10 +48,11 @@ func TestSCSIVolumeIDRuleResolve(t *testing.T) {
 	}{
 		{"1", "/dev/sdb", nil},
 		{"3", "/dev/sdc", nil},
+		{"0", "/dev/sda", nil},
 		{"2", "", ErrNoSCSIDevice}, // a wrong volume_id finds nothing
 		{"4", "", ErrNoSCSIDevice},
 		{"5", "", ErrNoSCSIDevice},
-		{"7", "", ErrAmbiguousTarget},
+		{"7", "", ErrNoSCSIDevice},
 		{"", "", ErrNoVolumeID},
 		{"sdb", "", ErrBadVolumeID},
 		{"*", "", ErrBadVolumeID},
@@ -70,10 +70,43 @@ func TestSCSIVolumeIDRuleResolve(t *testing.T) {
 			t.Errorf("Resolve(%q) = %q, %v; want %q", c.volumeID, got, err, c.want)
 		}
 	}
-	for _, h := range []string{"host0", "host2"} {
+	for h, want := range map[string]string{"host0": "", "host2": "- - -", "host3": ""} {
 		data, err := os.ReadFile(filepath.Join(root, "class/scsi_host", h, "scan"))
-		if err != nil || string(data) != "- - -" {
-			t.Errorf("%s was not asked to rescan: %q, %v", h, data, err)
+		if err != nil || string(data) != want {
+			t.Errorf("%s scan file %q, %v; want %q (only the root disk's host rescans)", h, data, err, want)
+		}
+	}
+}
+
+// A root disk that is not an sd disk at SCSI target 0 (virtio-blk vda, as
+// an OpenStack layout has) leaves the agent no host to search: no disk
+// is found, whatever the volume_id.
+func TestSCSIVolumeIDRuleNeedsTheRootDiskOnSCSI(t *testing.T) {
+	root := fakeSysfs(t, []string{"host0", "host2"}, map[string]string{"0:0:0:0": "sr0", "2:0:1:0": "sdb"})
+	if got, err := (SCSIVolumeIDRule{SysRoot: root}).Resolve("1"); !errors.Is(err, ErrNoSCSIHost) {
+		t.Errorf("Resolve = %q, %v; want %v", got, err, ErrNoSCSIHost)
+	}
+}
+
+// A disk report names the volume_id the rule finds the disk by: the
+// target of a disk on the root disk's host, nothing for one the rule
+// cannot reach.
+func TestSCSIVolumeIDOf(t *testing.T) {
+	devices := map[string]string{"2:0:0:0": "sda", "2:0:3:0": "sdc", "2:0:4:1": "sdd", "3:0:5:0": "sde"}
+	root := fakeSysfs(t, []string{"host2", "host3"}, devices)
+	for hctl, name := range devices {
+		link := filepath.Join(root, "block", name, "device")
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../bus/scsi/devices/"+hctl, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule := SCSIVolumeIDRule{SysRoot: root}
+	for name, want := range map[string]string{"sda": "0", "sdc": "3", "sdd": "", "sde": "", "vdb": ""} {
+		if got := rule.VolumeIDOf(name); got != want {
+			t.Errorf("VolumeIDOf(%s) = %q, want %q", name, got, want)
 		}
 	}
 }

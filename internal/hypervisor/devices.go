@@ -61,7 +61,7 @@ func (p Profile) RefusalError(op Operation) error {
 // as a fallback for people reading the settings.
 func scsiHint(unit func(index int) int) func(target string) disk.Hint {
 	return func(target string) disk.Hint {
-		i, ok := targetIndex(target)
+		i, ok := TargetIndex(target)
 		if !ok {
 			return disk.Hint{Path: "/dev/" + target}
 		}
@@ -74,8 +74,8 @@ func scsiHint(unit func(index int) int) func(target string) disk.Hint {
 // the disk has no by-id serial, as on Xen's blkfront).
 func pathHint(target string) disk.Hint { return disk.Hint{Path: "/dev/" + target} }
 
-// targetIndex is the disk number of a target: sda 0, sdc 2, xvdaa 26.
-func targetIndex(target string) (int, bool) {
+// TargetIndex is the disk number of a target: sda 0, sdc 2, xvdaa 26.
+func TargetIndex(target string) (int, bool) {
 	for _, prefix := range []string{"xvd", "sd", "hd", "vd"} {
 		if len(target) > len(prefix) && target[:len(prefix)] == prefix {
 			return suffixIndex(target[len(prefix):])

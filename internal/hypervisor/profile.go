@@ -118,6 +118,43 @@ var QEMU = Profile{
 	LiveDiskAttach:         true,
 }
 
+// QEMUvSphere is QEMU running a vSphere-format stemcell: the disks the
+// vSphere agent looks for (device path resolution "scsi"). The root,
+// ephemeral and persistent disks sit on one virtio-scsi controller, disk
+// number n (sda 0, sdc 2) at SCSI target n, LUN 0, and each hint's
+// volume_id is that target: the agent takes the SCSI host of the root
+// disk (the sd device at <host>:0:0:0), rescans it and finds the disk at
+// <host>:0:<volume_id>:0. The env disc stays a SATA CD-ROM (sr0); its
+// target name only has to differ from the disks'. Serials are kept, so
+// /dev/disk/by-id names the disks too.
+var QEMUvSphere = func() Profile {
+	p := QEMU
+	p.RootTarget, p.EphemeralTarget, p.ConfigDriveTarget = "sda", "sdb", "hda"
+	p.PersistentTargetPrefix = "sd"
+	p.Delivery = DeliveryCDROMEnv
+	p.Devices = Devices{DiskBus: DiskBusSCSI}
+	p.TargetHint = scsiHint(func(index int) int { return index })
+	// QEMU's virtio-scsi addresses 256 targets on its bus.
+	p.TargetLimit = 256
+	return p
+}()
+
+// DiskBusSCSI is the Devices.DiskBus of profiles whose hard disks sit on
+// a SCSI controller.
+const DiskBusSCSI = "scsi"
+
+// ForDelivery is the profile a VM of this hypervisor runs with when its
+// stemcell reads its settings by delivery: on QEMU, a vSphere stemcell's
+// VM (the env CD-ROM) gets the SCSI disks its agent resolves; any other
+// profile is the same with that delivery.
+func (p Profile) ForDelivery(delivery Delivery) Profile {
+	if p.Driver == QEMU.Driver && delivery == DeliveryCDROMEnv {
+		return QEMUvSphere
+	}
+	p.Delivery = delivery
+	return p
+}
+
 // LXC is libvirt's lxc driver: a container whose root is a directory on
 // the libvirt host, the warden contract for settings and disks (the file
 // warden stemcells' agent reads; a persistent disk is an ext4 image that

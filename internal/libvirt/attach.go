@@ -127,19 +127,27 @@ func (b *Backend) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.H
 	if b.containers() {
 		return b.attachContainerDisk(ctx, vmCID, diskCID)
 	}
-	target, err := b.attachDisk(ctx, vmCID, diskCID)
+	target, profile, err := b.attachDisk(ctx, vmCID, diskCID)
 	if err != nil {
 		return disk.Hint{}, err
 	}
-	return b.profile.PersistentHint(diskCID, target), nil
+	return profile.PersistentHint(diskCID, target), nil
 }
 
-// attachDisk attaches and returns the device target.
-func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string, error) {
-	dom, err := b.lookupOwnedDomain(vmCID)
+// attachDisk attaches and returns the device target and the profile of
+// the VM's devices (which the hint follows).
+func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string, hypervisor.Profile, error) {
+	dom, marker, err := b.lookupOwnedDomainMarker(vmCID)
 	if err != nil {
-		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
+		return "", hypervisor.Profile{}, fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
+	profile := b.profileOf(marker)
+	target, err := b.attachDiskTo(ctx, dom, profile, vmCID, diskCID)
+	return target, profile, err
+}
+
+// attachDiskTo attaches the disk to the VM's domain with the VM's profile.
+func (b *Backend) attachDiskTo(ctx context.Context, dom golibvirt.Domain, profile hypervisor.Profile, vmCID, diskCID string) (string, error) {
 	d, err := b.ownedDisk(ctx, diskCID)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
@@ -155,7 +163,7 @@ func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
-	target, err := b.plugDisk(dd, d)
+	target, err := b.plugDisk(dd, profile, d)
 	if err != nil {
 		return "", fmt.Errorf("attaching disk '%s' to VM '%s': %w", diskCID, vmCID, err)
 	}
@@ -166,7 +174,7 @@ func (b *Backend) attachDisk(ctx context.Context, vmCID, diskCID string) (string
 // plugDisk adds d to whichever of the live and persistent definitions
 // lacks it (both, normally; one, when an earlier call half-succeeded) and
 // returns its target.
-func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
+func (b *Backend) plugDisk(dd domainDisks, profile hypervisor.Profile, d storage.Volume) (string, error) {
 	live, config := dd.find(d.CID, d.Path)
 	needLive := dd.Running && live == nil
 	needConfig := config == nil
@@ -177,7 +185,7 @@ func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
 	case live != nil && live.Target != nil:
 		target = live.Target.Dev
 	default:
-		free, err := xmldef.FreeTarget(b.profile, dd.usedTargets())
+		free, err := xmldef.FreeTarget(profile, dd.usedTargets())
 		if err != nil {
 			return "", err
 		}
@@ -186,7 +194,10 @@ func (b *Backend) plugDisk(dd domainDisks, d storage.Volume) (string, error) {
 	if !needLive && !needConfig {
 		return target, nil // already attached: attach_disk is idempotent
 	}
-	device := xmldef.PersistentDiskFor(b.profile, d.Path, d.Format, d.CID, target)
+	device, err := xmldef.PersistentDiskFor(profile, d.Path, d.Format, d.CID, target)
+	if err != nil {
+		return "", err
+	}
 	return target, b.attachDevice(dd.Dom, device, needLive, needConfig)
 }
 

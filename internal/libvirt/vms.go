@@ -49,11 +49,12 @@ func (b *Backend) CreateVM(ctx context.Context, spec vm.Spec, settings agentsett
 	if b.containers() {
 		return b.createContainerVM(ctx, spec, settings)
 	}
-	spec, settings, err := b.profile.CompleteVM(spec, settings)
+	// The stemcell decides the VM's devices, and so its disk hints.
+	boot, err := b.bootOf(ctx, spec)
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
-	boot, err := b.bootOf(ctx, spec)
+	spec, settings, err = b.profile.ForDelivery(hypervisor.Delivery(boot.Delivery)).CompleteVM(spec, settings)
 	if err != nil {
 		return agentsettings.Settings{}, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
@@ -571,6 +572,16 @@ func (b *Backend) settingsImage(cid string, delivery hypervisor.Delivery, settin
 		return configdrive.BuildEnvDisc(settings)
 	}
 	return nil, fmt.Errorf("settings delivery '%s' has no disc image in the libvirt runtime of hypervisor '%s': %w", delivery, b.profile.Driver, cpierr.ErrNotSupported)
+}
+
+// profileOf is the profile of an existing VM: its marker says whether
+// its disks sit on the SCSI controller (a vSphere stemcell's VM on QEMU);
+// a VM made before that was recorded keeps virtio-blk disks.
+func (b *Backend) profileOf(marker xmldef.Marker) hypervisor.Profile {
+	if marker.DiskBus == hypervisor.DiskBusSCSI {
+		return b.profile.ForDelivery(b.deliveryOf(marker))
+	}
+	return b.profile
 }
 
 // deliveryOf is the settings delivery a VM's marker records; VMs made

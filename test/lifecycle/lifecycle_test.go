@@ -64,8 +64,9 @@ type world struct {
 func newWorld(t *testing.T, name string, buildTags ...string) *world {
 	t.Helper()
 	w := newEmptyWorld(t, name, buildTags...)
-	w.stemcell = w.callString("create_stemcell", stemcellImage, stemcellProps)
-	t.Cleanup(func() { w.env.Client.Call("delete_stemcell", w.stemcell) })
+	stemcell := w.callString("create_stemcell", stemcellImage, stemcellProps)
+	w.stemcell = stemcell // a test may point w.stemcell at another one
+	t.Cleanup(func() { w.env.Client.Call("delete_stemcell", stemcell) })
 	return w
 }
 
@@ -294,19 +295,21 @@ func TestSuiteCatchesFaults(t *testing.T) {
 		t.Skip("boots guests")
 	}
 	w := newWorld(t, "fault", "faultinject")
+	openstack, vsphere := w.stemcell, importVSphereStemcell(w)
 	cases := []struct {
-		fault string
-		check func(vmCID string) error
+		fault    string
+		stemcell string
+		check    func(vmCID string) error
 	}{
-		{"omit-config-drive", func(vm string) error {
+		{"omit-config-drive", openstack, func(vm string) error {
 			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
 			return err
 		}},
-		{"wrong-settings-mac", func(vm string) error {
+		{"wrong-settings-mac", openstack, func(vm string) error {
 			_, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, 90*time.Second)
 			return err
 		}},
-		{"wrong-disk-cid", func(vm string) error {
+		{"wrong-disk-cid", openstack, func(vm string) error {
 			if _, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, bootTimeout); err != nil {
 				return fmt.Errorf("unexpected boot failure: %w", err)
 			}
@@ -317,10 +320,23 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			_, err := checkDiskResolves(w.env, vm, diskCID, 0, 60*time.Second)
 			return err
 		}},
+		// A vSphere stemcell's VM whose disk is plugged at a SCSI target
+		// other than its hint's volume_id.
+		{"wrong-disk-hint", vsphere, func(vm string) error {
+			if _, err := checkBoot(w.env, vm, "agent-f", w.manualIP(20), 0, bootTimeout); err != nil {
+				return fmt.Errorf("unexpected boot failure: %w", err)
+			}
+			diskCID := w.callString("create_disk", 16, map[string]any{}, vm)
+			defer w.env.Client.Call("delete_disk", diskCID)
+			defer w.env.Client.Call("detach_disk", vm, diskCID)
+			_, err := checkSCSIDiskResolves(w.env, vm, w.attach(vm, diskCID), len(w.env.GuestReports(vm)), 60*time.Second)
+			return err
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault, func(t *testing.T) {
 			t.Setenv("BOSH_LIBVIRT_CPI_FAULTS", tc.fault)
+			w.stemcell = tc.stemcell
 			vm := w.createVM("agent-f", 20, nil)
 			err := tc.check(vm)
 			w.env.Client.Call("delete_vm", vm)

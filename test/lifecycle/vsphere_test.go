@@ -23,25 +23,20 @@ const vSphereStemcell = "../../build/vsphere-test-stemcell.tgz"
 // through the CPI binary: create_stemcell converts its VMDK to qcow2 on
 // the libvirt host, create_vm boots it with UEFI and the settings as the
 // env file on the SATA CD-ROM, and the guest reports those settings from
-// there (via cdrom-env); a hot-plugged disk is found by its CID, detached;
-// everything deleted leaves nothing. FIGURE lines set create_stemcell
+// there (via cdrom-env); its disks sit on a virtio-scsi controller, and the
+// guest finds the ephemeral disk and a hot-plugged one by the vSphere
+// agent's SCSI rule (volume_id = target), the latter again with its data
+// after detach and attach, and, on a stemcell-API-1 VM, from the rewritten
+// env after reboot_vm; everything deleted leaves nothing. FIGURE lines set create_stemcell
 // beside the OpenStack twin's and create_vm to the first guest report with
 // UEFI beside BIOS (printed, never asserted).
 func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
-	if _, err := os.Stat(vSphereStemcell); err != nil {
-		t.Fatalf("no vSphere test stemcell: run `make vsphere-test-stemcell` (scripts/test.sh does): %v", err)
-	}
-	image, props, err := devenv.UnpackStemcell(vSphereStemcell, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := newEmptyWorld(t, "ovf")
 	env := w.env
 
 	started := time.Now()
-	vsphere := w.callString("create_stemcell", image, props.CloudProperties)
+	vsphere := importVSphereStemcell(w)
 	vsphereImport := time.Since(started)
-	t.Cleanup(func() { env.Client.Call("delete_stemcell", vsphere) })
 	started = time.Now()
 	openstack := w.callString("create_stemcell", stemcellImage, stemcellProps)
 	openstackImport := time.Since(started)
@@ -82,16 +77,29 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	if _, err := checkBoot(env, uefiVM, "agent-uefi", w.manualIP(20), 0, bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	diskCID := w.callString("create_disk", 64, map[string]any{}, uefiVM)
-	t.Cleanup(func() { env.Client.Call("delete_disk", diskCID) })
-	w.attach(uefiVM, diskCID)
-	if _, err := checkDiskResolves(env, uefiVM, diskCID, next, bootTimeout); err != nil {
+	if err := checkEphemeralSCSI(env, uefiVM, next); err != nil {
 		t.Fatal(err)
 	}
-	w.call("detach_disk", uefiVM, diskCID)
-	if got := string(w.call("get_disks", uefiVM)); strings.Contains(got, diskCID) {
-		t.Fatalf("get_disks after detach_disk still names %s: %s", diskCID, got)
+	diskCID := w.callString("create_disk", 64, map[string]any{}, uefiVM)
+	t.Cleanup(func() { env.Client.Call("delete_disk", diskCID) })
+	first, err := checkSCSIDiskResolves(env, uefiVM, w.attach(uefiVM, diskCID), len(env.GuestReports(uefiVM)), bootTimeout)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if !first.Created {
+		t.Fatalf("VM %s: the new disk was not empty when it first appeared: %s", uefiVM, raw(first))
+	}
+	detach(w, uefiVM, diskCID)
+	// Attached again, the disk is found by its (new) hint and holds what
+	// the guest wrote on it.
+	again, err := checkSCSIDiskResolves(env, uefiVM, w.attach(uefiVM, diskCID), len(env.GuestReports(uefiVM)), bootTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Created || !strings.Contains(markerOf(again), "agent-uefi") {
+		t.Fatalf("VM %s: the disk attached again lost what the guest wrote (marker %q): %s", uefiVM, markerOf(again), raw(again))
+	}
+	detach(w, uefiVM, diskCID)
 
 	// Stemcell API 1: attach_disk rewrites the settings, here the env disc
 	// (the guest reads it on its next boot; its content is checked here).
@@ -103,6 +111,21 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	}
 	if err := checkEnvDiscNames(t, env, v1VM, diskCID); err != nil {
 		t.Fatal(err)
+	}
+	// After a reboot the guest reads the rewritten env and finds the disk
+	// from its settings hint by the SCSI rule, with the data on it.
+	from := len(env.GuestReports(v1VM))
+	if _, run, err := v1.Call("reboot_vm", v1VM); err != nil {
+		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
+	}
+	resolved, _, err := env.WaitForReport(v1VM, from, bootTimeout, "persistent disk resolved from the env settings", func(r report) bool {
+		return (r.Event == guestcheck.EventPersistent || r.Event == guestcheck.EventError) && r.DiskCID == diskCID
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resolved.Event != guestcheck.EventPersistent || resolved.Via != "scsi" {
+		t.Fatalf("VM %s: after reboot_vm the guest did not find disk %s from its settings by the SCSI rule: %s", v1VM, diskCID, raw(resolved))
 	}
 	if _, run, err := v1.Call("detach_disk", v1VM, diskCID); err != nil {
 		t.Fatalf("%v\nCPI log:\n%s", err, run.Stderr)
@@ -124,6 +147,68 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	w.call("delete_stemcell", openstack)
 	if left := env.LeftOver(); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// importVSphereStemcell imports the vSphere test stemcell into w's
+// environment, deleted at the end of the test.
+func importVSphereStemcell(w *world) string {
+	w.t.Helper()
+	if _, err := os.Stat(vSphereStemcell); err != nil {
+		w.t.Fatalf("no vSphere test stemcell: run `make vsphere-test-stemcell` (scripts/test.sh does): %v", err)
+	}
+	image, props, err := devenv.UnpackStemcell(vSphereStemcell, w.t.TempDir())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	cid := w.callString("create_stemcell", image, props.CloudProperties)
+	w.t.Cleanup(func() { w.env.Client.Call("delete_stemcell", cid) })
+	return cid
+}
+
+// checkSCSIDiskResolves waits for the disk attach_disk just plugged (the
+// first disk report from index from) and requires the vSphere agent's
+// rule, run in the guest, to find it by the hint's volume_id: the hint
+// must name a SCSI target and no id (with an id the agent would take its
+// scsi-id resolver instead), and the guest's SCSI address of the disk
+// must be that target on the root disk's host.
+func checkSCSIDiskResolves(env *devenv.Env, vmCID string, hint guestcheck.Hint, from int, timeout time.Duration) (report, error) {
+	if hint.VolumeID == "" || hint.ID != "" {
+		return report{}, fmt.Errorf("VM %s: attach_disk's hint %+v; a vSphere stemcell's agent needs a volume_id (the SCSI target) and no id", vmCID, hint)
+	}
+	seen, _, err := env.WaitForReport(vmCID, from, timeout, "report of the hot-plugged disk", func(r report) bool {
+		return r.Event == guestcheck.EventDisk
+	})
+	if err != nil {
+		return report{}, err
+	}
+	if seen.SCSIVolumeID != hint.VolumeID {
+		return seen, fmt.Errorf("VM %s: the vSphere agent's SCSI rule finds the hot-plugged disk %s by volume_id %q, but attach_disk's hint says %q: %s", vmCID, seen.Device, seen.SCSIVolumeID, hint.VolumeID, raw(seen))
+	}
+	return seen, nil
+}
+
+// checkEphemeralSCSI requires the guest to have found its ephemeral disk
+// from the settings hint by the vSphere agent's SCSI rule.
+func checkEphemeralSCSI(env *devenv.Env, vmCID string, from int) error {
+	eph, _, err := env.WaitForReport(vmCID, from, bootTimeout, "ephemeral disk resolved", func(r report) bool {
+		return r.Event == guestcheck.EventEphemeral || (r.Event == guestcheck.EventError && strings.HasPrefix(r.Message, guestcheck.EventEphemeral))
+	})
+	if err != nil {
+		return err
+	}
+	if eph.Event != guestcheck.EventEphemeral || eph.Via != "scsi" {
+		return fmt.Errorf("VM %s: the guest did not find its ephemeral disk by the SCSI rule: %s", vmCID, raw(eph))
+	}
+	return nil
+}
+
+// detach detaches the disk and checks get_disks no longer names it.
+func detach(w *world, vmCID, diskCID string) {
+	w.t.Helper()
+	w.call("detach_disk", vmCID, diskCID)
+	if got := string(w.call("get_disks", vmCID)); strings.Contains(got, diskCID) {
+		w.t.Fatalf("get_disks after detach_disk still names %s: %s", diskCID, got)
 	}
 }
 

@@ -65,11 +65,17 @@ func NewPlan(spec vm.Spec, profile hypervisor.Profile, domainType, machine strin
 
 // WithBoot records how the VM boots and reads its settings (from its
 // stemcell and cloud_properties) in the plan and in the domain's marker.
+// The profile becomes the one for that delivery (on QEMU, a vSphere
+// stemcell's VM has SCSI disks), and the marker says which, for every
+// later call on the VM.
 func (p *Plan) WithBoot(firmware string, delivery hypervisor.Delivery) {
 	p.Firmware = firmware
-	p.Profile.Delivery = delivery
+	p.Profile = p.Profile.ForDelivery(delivery)
 	p.Marker.Firmware = firmware
 	p.Marker.Delivery = string(delivery)
+	if onSCSIController(p.Profile) {
+		p.Marker.DiskBus = hypervisor.DiskBusSCSI
+	}
 }
 
 // Role suffixes of the volumes a VM owns. DeleteVM removes exactly these.
@@ -130,6 +136,11 @@ func Build(p Plan) (libvirtxml.Domain, error) {
 			Serials:    []libvirtxml.DomainSerial{ConsoleSerial(p.ConsoleLog)},
 			Consoles:   []libvirtxml.DomainConsole{consoleOnSerial(p.ConsoleLog)},
 		},
+	}
+	if onSCSIController(p.Profile) {
+		if err := hardDisksOnSCSI(dom.Devices.Disks); err != nil {
+			return libvirtxml.Domain{}, fmt.Errorf("domain '%s': %w", p.Name, err)
+		}
 	}
 	decorate(&dom, p)
 	return dom, nil

@@ -4,6 +4,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/faults"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/hypervisor"
 )
 
@@ -97,8 +98,18 @@ func Restyle(p hypervisor.Profile, d libvirtxml.DomainDisk) libvirtxml.DomainDis
 
 // PersistentDiskFor is the <disk> attach_disk plugs into a domain of the
 // profile's driver (PersistentDiskDevice, restyled).
-func PersistentDiskFor(p hypervisor.Profile, volPath string, format disk.Format, diskCID, target string) libvirtxml.DomainDisk {
-	return Restyle(p, PersistentDiskDevice(volPath, format, diskCID, target))
+// On QEMU's SCSI profile it is the virtio-blk disk moved onto the
+// virtio-scsi controller (OnSCSI).
+func PersistentDiskFor(p hypervisor.Profile, volPath string, format disk.Format, diskCID, target string) (libvirtxml.DomainDisk, error) {
+	d := PersistentDiskDevice(volPath, format, diskCID, target)
+	if onSCSIController(p) {
+		d, err := OnSCSI(d)
+		if err == nil && faults.Active(faults.WrongDiskHint) {
+			*d.Address.Drive.Target++
+		}
+		return d, err
+	}
+	return Restyle(p, d), nil
 }
 
 // nicModel: "-" is the driver's own NIC (Xen's PV netfront), no <model>.

@@ -116,7 +116,10 @@ func TestHVMDomainChangesPassTheSchema(t *testing.T) {
 	for _, c := range hvmCases {
 		t.Run(c.profile.Driver, func(t *testing.T) {
 			dom, _ := rebuilt(t, hvmPlan(c))
-			device := PersistentDiskFor(c.profile, "/pool/disk-hotplug", disk.FormatRaw, "disk-hotplug", c.hotplug)
+			device, err := PersistentDiskFor(c.profile, "/pool/disk-hotplug", disk.FormatRaw, "disk-hotplug", c.hotplug)
+			if err != nil {
+				t.Fatal(err)
+			}
 			devDoc, err := device.Marshal()
 			if err != nil {
 				t.Fatal(err)

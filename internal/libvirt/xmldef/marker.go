@@ -28,9 +28,13 @@ type Marker struct {
 	// Firmware ("efi" or "bios") and Delivery (a hypervisor.Delivery) are
 	// how the VM boots and reads its settings, decided at create_vm from
 	// its stemcell; empty on VMs made before they were recorded.
-	Firmware string      `xml:"firmware,omitempty"`
-	Delivery string      `xml:"delivery,omitempty"`
-	Tags     []MarkerTag `xml:"tag,omitempty"`
+	Firmware string `xml:"firmware,omitempty"`
+	Delivery string `xml:"delivery,omitempty"`
+	// DiskBus is "scsi" on a QEMU VM whose disks sit on the virtio-scsi
+	// controller (hypervisor.QEMUvSphere); empty for virtio-blk, also on
+	// vSphere-stemcell VMs made before their disks moved to SCSI.
+	DiskBus string      `xml:"disk_bus,omitempty"`
+	Tags    []MarkerTag `xml:"tag,omitempty"`
 }
 
 // MarkerTag is one key of set_vm_metadata.

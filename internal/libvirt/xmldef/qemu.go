@@ -25,7 +25,15 @@ func decorateQEMU(dom *libvirtxml.Domain, p Plan) {
 		Model:   "virtio",
 		Backend: &libvirtxml.DomainRNGBackend{Random: &libvirtxml.DomainRNGBackendRandom{Device: "/dev/urandom"}},
 	}}
-	devices.Controllers = ControllersFor(p.Machine, p.HotplugSlots+pciDevicesAtDefine(devices.Disks, devices.Interfaces))
+	pciDevices := pciDevicesAtDefine(devices.Disks, devices.Interfaces)
+	var scsi []libvirtxml.DomainController
+	if onSCSIController(p.Profile) {
+		// The controller takes a root port; the disks on it take none,
+		// so hot-plugging them needs no spare port.
+		scsi = []libvirtxml.DomainController{SCSIControllerDevice()}
+		pciDevices++
+	}
+	devices.Controllers = append(ControllersFor(p.Machine, p.HotplugSlots+pciDevices), scsi...)
 }
 
 // FirmwareEFI is the firmware value of a UEFI domain.
