@@ -4,11 +4,12 @@
 # compat 0.10) whose disk boots with SeaBIOS: MBR -> syslinux on a FAT
 # partition -> Debian's kernel + an initramfs that is the whole root
 # filesystem, with the project's test agent (cmd/test-agent) as /init.
+# With UEFI, syslinux.efi on the same partition boots the same.
 #
 #   scripts/build-test-stemcell.sh [OUT]     default OUT: build/test-stemcell.tgz
 #
-# Needs: linux-image-amd64 busybox-static syslinux syslinux-common mtools
-# dosfstools fdisk e2fsprogs cpio qemu-utils zstd, and Go.
+# Needs: linux-image-amd64 busybox-static syslinux syslinux-common
+# syslinux-efi mtools dosfstools fdisk e2fsprogs cpio qemu-utils zstd, and Go.
 # Env: KERNEL_VERSION (default: the newest /boot/vmlinuz-*),
 #      STEMCELL_VERSION (default 1.0).
 set -euo pipefail
@@ -29,7 +30,7 @@ kver=${KERNEL_VERSION:-$(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-
 [ -n "$kver" ] && [ -f "/boot/vmlinuz-$kver" ] || die "no kernel in /boot: apt-get install -y linux-image-amd64"
 moddir=/lib/modules/$kver
 [ -f "$moddir/modules.dep" ] || die "no $moddir/modules.dep for kernel $kver"
-for tool in busybox syslinux mcopy mkfs.vfat sfdisk mke2fs cpio qemu-img zstd; do
+for tool in busybox syslinux mcopy mmd mkfs.vfat sfdisk mke2fs cpio qemu-img zstd; do
   command -v "$tool" >/dev/null || die "missing $tool (see the package list at the top of this script)"
 done
 file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked' ||
@@ -37,6 +38,10 @@ file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked' ||
   die "busybox is not static: apt-get install -y busybox-static"
 mbr_bin=/usr/lib/syslinux/mbr/mbr.bin
 [ -f "$mbr_bin" ] || die "no $mbr_bin: apt-get install -y syslinux-common"
+efi_dir=/usr/lib/SYSLINUX.EFI/efi64
+efi_modules=/usr/lib/syslinux/modules/efi64
+[ -f "$efi_dir/syslinux.efi" ] || die "no $efi_dir/syslinux.efi: apt-get install -y syslinux-efi"
+[ -f "$efi_modules/ldlinux.e64" ] || die "no $efi_modules/ldlinux.e64: apt-get install -y syslinux-common"
 
 rm -rf "$work"
 root=$work/initramfs
@@ -78,6 +83,14 @@ syslinux --install "$work/boot.img"
 mcopy -i "$work/boot.img" "/boot/vmlinuz-$kver" ::vmlinuz
 mcopy -i "$work/boot.img" "$work/initrd.img" ::initrd.img
 mcopy -i "$work/boot.img" "$work/syslinux.cfg" ::syslinux.cfg
+# The same partition boots with UEFI too (VM cloud_properties firmware:
+# efi): syslinux.efi at the removable-media path reads the same
+# configuration; the firmware finds it on the FAT partition whatever its
+# MBR type, which stays the one SeaBIOS's syslinux boots.
+mmd -i "$work/boot.img" ::EFI ::EFI/BOOT
+mcopy -i "$work/boot.img" "$efi_dir/syslinux.efi" ::EFI/BOOT/BOOTX64.EFI
+mcopy -i "$work/boot.img" "$efi_modules/ldlinux.e64" ::EFI/BOOT/ldlinux.e64
+mcopy -i "$work/boot.img" "$work/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
 
 raw=$work/root.raw
 truncate -s "${disk_mib}M" "$raw"

@@ -329,7 +329,7 @@ func TestSuiteCatchesFaults(t *testing.T) {
 			diskCID := w.callString("create_disk", 16, map[string]any{}, vm)
 			defer w.env.Client.Call("delete_disk", diskCID)
 			defer w.env.Client.Call("detach_disk", vm, diskCID)
-			_, err := checkSCSIDiskResolves(w.env, vm, w.attach(vm, diskCID), len(w.env.GuestReports(vm)), 60*time.Second)
+			_, err := attachAndResolveSCSI(w, vm, diskCID, 60*time.Second)
 			return err
 		}},
 	}

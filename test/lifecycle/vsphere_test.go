@@ -81,8 +81,12 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	diskCID := w.callString("create_disk", 64, map[string]any{}, uefiVM)
-	t.Cleanup(func() { env.Client.Call("delete_disk", diskCID) })
-	first, err := checkSCSIDiskResolves(env, uefiVM, w.attach(uefiVM, diskCID), len(env.GuestReports(uefiVM)), bootTimeout)
+	t.Cleanup(func() {
+		// Before the VM's own cleanup: a failed test may leave it attached.
+		env.Client.Call("detach_disk", uefiVM, diskCID)
+		env.Client.Call("delete_disk", diskCID)
+	})
+	first, err := attachAndResolveSCSI(w, uefiVM, diskCID, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +96,7 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	detach(w, uefiVM, diskCID)
 	// Attached again, the disk is found by its (new) hint and holds what
 	// the guest wrote on it.
-	again, err := checkSCSIDiskResolves(env, uefiVM, w.attach(uefiVM, diskCID), len(env.GuestReports(uefiVM)), bootTimeout)
+	again, err := attachAndResolveSCSI(w, uefiVM, diskCID, bootTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +141,34 @@ func TestVSphereStemcellBootsUEFIThroughTheCPI(t *testing.T) {
 	if err := checkDomainBoots(env, biosVM, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("FIGURE create_vm to the first guest report: UEFI (vSphere stemcell, OVMF): %.1f s; BIOS (OpenStack twin, SeaBIOS): %.1f s",
-		uefiBoot.Seconds(), biosBoot.Seconds())
+	// firmware: efi boots the OpenStack twin (its FAT partition carries
+	// syslinux.efi as well) with UEFI; its settings stay the config drive.
+	started = time.Now()
+	efiCID, run, err := env.Client.CreateVM("agent-os-efi", openstack, map[string]any{"memory": 384, "ephemeral_disk": 512, "firmware": "efi"},
+		env.Networks(24), map[string]any{}, nil)
+	if err != nil {
+		t.Fatalf("create_vm of the OpenStack twin with firmware efi: %v\n%s", err, run.Stderr)
+	}
+	t.Cleanup(func() { env.Client.Call("delete_vm", efiCID) })
+	if err := checkDomainBoots(env, efiCID, "efi"); err != nil {
+		t.Fatal(err)
+	}
+	efiSettings, _, err := env.WaitForReport(efiCID, 0, bootTimeout, "settings report", func(r report) bool {
+		return r.Event == guestcheck.EventSettings || r.Event == guestcheck.EventError
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	openstackEFIBoot := time.Since(started)
+	if efiSettings.Event != guestcheck.EventSettings || efiSettings.Via == "cdrom-env" {
+		t.Fatalf("VM %s (OpenStack stemcell, firmware efi) did not read its config drive: %s", efiCID, raw(efiSettings))
+	}
+	if _, err := checkBoot(env, efiCID, "agent-os-efi", w.manualIP(24), 0, bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("FIGURE create_vm to the first guest report: UEFI (vSphere stemcell, OVMF): %.1f s; BIOS (OpenStack twin, SeaBIOS): %.1f s; create_vm to the settings report, OpenStack twin with firmware efi: %.1f s",
+		uefiBoot.Seconds(), biosBoot.Seconds(), openstackEFIBoot.Seconds())
+	w.call("delete_vm", efiCID)
 
 	w.call("delete_vm", uefiVM)
 	w.call("delete_vm", biosVM)
@@ -164,6 +194,15 @@ func importVSphereStemcell(w *world) string {
 	cid := w.callString("create_stemcell", image, props.CloudProperties)
 	w.t.Cleanup(func() { w.env.Client.Call("delete_stemcell", cid) })
 	return cid
+}
+
+// attachAndResolveSCSI attaches the disk and checks the guest finds it by
+// the hint's SCSI target (checkSCSIDiskResolves), from the reports that
+// come after the attach.
+func attachAndResolveSCSI(w *world, vmCID, diskCID string, timeout time.Duration) (report, error) {
+	w.t.Helper()
+	from := len(w.env.GuestReports(vmCID))
+	return checkSCSIDiskResolves(w.env, vmCID, w.attach(vmCID, diskCID), from, timeout)
 }
 
 // checkSCSIDiskResolves waits for the disk attach_disk just plugged (the
