@@ -102,19 +102,34 @@ func (b *Backend) defineNetwork(p *network.Plan, forWhat string) error {
 	return nil
 }
 
-// startNetwork starts an inactive network and marks it autostart.
+// startNetwork starts an inactive network of ours and marks it autostart.
 func (b *Backend) startNetwork(netw golibvirt.Network) error {
-	if active, err := b.conn.NetworkIsActive(netw); err == nil && active == 1 {
-		return nil
-	}
-	if err := b.conn.NetworkCreate(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("starting inactive libvirt network '%s': %w", netw.Name, host.Classify(err))
+	started, err := b.activateNetwork(netw)
+	if err != nil || !started {
+		return err
 	}
 	if err := b.conn.NetworkSetAutostart(netw, 1); err != nil {
 		b.log.Warn("could not mark libvirt network autostart", "network", netw.Name, "error", err)
 	}
-	b.log.Info("started libvirt network", "network", netw.Name)
 	return nil
+}
+
+// activateNetwork starts netw unless it runs, and says whether this call
+// started it. Parallel calls may all try; the losers see "already active",
+// which is success.
+func (b *Backend) activateNetwork(netw golibvirt.Network) (bool, error) {
+	active, err := b.conn.NetworkIsActive(netw)
+	if err != nil {
+		return false, fmt.Errorf("checking libvirt network '%s': %w", netw.Name, host.Classify(err))
+	}
+	if active == 1 {
+		return false, nil
+	}
+	if err := b.conn.NetworkCreate(netw); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
+		return false, fmt.Errorf("starting inactive libvirt network '%s': %w", netw.Name, host.Classify(err))
+	}
+	b.log.Info("started libvirt network", "network", netw.Name)
+	return true, nil
 }
 
 // DeleteNetwork removes a libvirt network the CPI made (delete_network).

@@ -149,19 +149,8 @@ func (b *Backend) ensureNetwork(ctx context.Context, nic vm.NIC) error {
 		}
 		return fmt.Errorf("looking up libvirt network '%s': %w", name, err)
 	}
-	active, err := b.conn.NetworkIsActive(net)
-	if err != nil {
-		return fmt.Errorf("checking libvirt network '%s': %w", name, err)
-	}
-	if active == 1 {
-		return nil
-	}
-	// Parallel create_vm calls may all try; the losers see "already active".
-	if err := b.conn.NetworkCreate(net); err != nil && !host.IsCode(err, golibvirt.ErrOperationInvalid) {
-		return fmt.Errorf("starting inactive libvirt network '%s': %w", name, err)
-	}
-	b.log.Info("started libvirt network", "network", name)
-	return nil
+	_, err = b.activateNetwork(net)
+	return err
 }
 
 // prepareVolumes makes the root overlay, the ephemeral disk and the config
