@@ -51,25 +51,12 @@ func runInsideDocker(t *testing.T, p prepared) {
 	suiteStart := time.Now()
 
 	*deployed = true
-	d.timed("create-env (docker)", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1024, 1024)...) })
-	st := d.state()
-	firstVM, firstDisk := st.vm(t), st.disk(t)
-	d.checkContainerRunning(firstVM)
-	d.pingAgent(time.Minute)
-	d.waitMarker(firstVM, 1, 2*time.Minute)
+	firstVM, firstDisk := d.firstCreateEnv("create-env (docker)", 30*time.Minute, d.checkContainerRunning)
 
 	if p.Mode == "full" {
 		// A recreate (memory changed): a new container, the same disk,
 		// moved from one container to the other, with its data.
-		d.timed("recreate (docker)", func() { d.mustBosh(20*time.Minute, "create-env", d.manifestArgs(1280, 1024)...) })
-		st = d.state()
-		secondVM := st.vm(t)
-		if secondVM == firstVM {
-			t.Fatalf("recreate kept container %s: want a new one", firstVM)
-		}
-		if st.disk(t) != firstDisk {
-			t.Fatalf("recreate changed the disk %s -> %s", firstDisk, st.disk(t))
-		}
+		secondVM := d.recreateKeepingDisk("recreate (docker)", 20*time.Minute, firstVM, firstDisk)
 		if out := d.docker("ps", "-aq", "--filter", "name=^/"+firstVM+"$"); strings.TrimSpace(out) != "" {
 			t.Fatalf("the first container %s is still there after the recreate", firstVM)
 		}

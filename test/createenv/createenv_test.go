@@ -199,31 +199,18 @@ func runInside(t *testing.T, p prepared) {
 
 	// 1. create-env: VM, agent, compile on the VM, disk, job under monit.
 	*deployed = true
-	d.timed("create-env", func() { d.mustBosh(40*time.Minute, "create-env", d.manifestArgs(1024, 1024)...) })
-	st := d.state()
-	firstVM, firstDisk := st.vm(t), st.disk(t)
-	d.checkRunning(uri, firstVM)
-	d.pingAgent(time.Minute)
-	d.waitMarker(firstVM, 1, 2*time.Minute)
+	firstVM, firstDisk := d.firstCreateEnv("create-env", 40*time.Minute, func(vm string) { d.checkRunning(uri, vm) })
 	disks := []string{firstDisk}
 
 	if p.Mode == "full" {
 		// 2. recreate (memory changed): a new VM, the same disk and its data.
-		d.timed("recreate", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1280, 1024)...) })
-		st = d.state()
-		secondVM := st.vm(t)
-		if secondVM == firstVM {
-			t.Fatalf("recreate kept VM %s: want a new VM", firstVM)
-		}
-		if st.disk(t) != firstDisk {
-			t.Fatalf("recreate changed the disk %s -> %s", firstDisk, st.disk(t))
-		}
+		secondVM := d.recreateKeepingDisk("recreate", 30*time.Minute, firstVM, firstDisk)
 		d.waitMarker(secondVM, 2, 2*time.Minute)
 
 		// 3. disk size changed: the CLI recreates the VM (create-env does on
 		// any change), makes a new disk and migrates the data to it.
 		d.timed("disk migration", func() { d.mustBosh(30*time.Minute, "create-env", d.manifestArgs(1280, 2048)...) })
-		st = d.state()
+		st := d.state()
 		migrated, thirdVM := st.disk(t), st.vm(t)
 		if migrated == firstDisk {
 			t.Fatalf("disk size change kept disk %s: want a migration to a new disk", firstDisk)
@@ -349,6 +336,34 @@ func (d *deployment) bosh(timeout time.Duration, command string, args ...string)
 		return fmt.Errorf("bosh %s: %v", args[0], err)
 	}
 	return nil
+}
+
+// firstCreateEnv deploys (1024 MiB memory, 1024 MiB disk): the VM runs
+// (checkRunning), its agent answers and the job writes its first marker.
+// It returns the VM and the disk the CLI's state records.
+func (d *deployment) firstCreateEnv(label string, timeout time.Duration, checkRunning func(vm string)) (vm, disk string) {
+	d.timed(label, func() { d.mustBosh(timeout, "create-env", d.manifestArgs(1024, 1024)...) })
+	st := d.state()
+	vm, disk = st.vm(d.t), st.disk(d.t)
+	checkRunning(vm)
+	d.pingAgent(time.Minute)
+	d.waitMarker(vm, 1, 2*time.Minute)
+	return vm, disk
+}
+
+// recreateKeepingDisk changes the memory (1280 MiB), so the CLI recreates
+// the VM, and requires a new VM with the same disk; it returns the VM.
+func (d *deployment) recreateKeepingDisk(label string, timeout time.Duration, oldVM, oldDisk string) string {
+	d.timed(label, func() { d.mustBosh(timeout, "create-env", d.manifestArgs(1280, 1024)...) })
+	st := d.state()
+	vm := st.vm(d.t)
+	if vm == oldVM {
+		d.t.Fatalf("recreate kept VM %s: want a new one", oldVM)
+	}
+	if st.disk(d.t) != oldDisk {
+		d.t.Fatalf("recreate changed the disk %s -> %s", oldDisk, st.disk(d.t))
+	}
+	return vm
 }
 
 func (d *deployment) mustBosh(timeout time.Duration, command string, args ...string) {
