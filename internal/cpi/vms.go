@@ -11,11 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
-
 	"github.com/cloudfoundry/bosh-cpi-go/apiv1"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"

@@ -21,12 +21,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
-
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 )
 

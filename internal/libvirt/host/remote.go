@@ -13,11 +13,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
-
 	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 )
 
