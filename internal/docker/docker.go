@@ -88,8 +88,9 @@ const (
 	LabelKind  = "io.bosh-libvirt-cpi.kind"
 	// LabelStemcell on a container names the stemcell CID it runs.
 	LabelStemcell = "io.bosh-libvirt-cpi.stemcell"
-	// LabelInit on a stemcell image says what its /sbin/init is: InitSystemd
-	// or InitPlain (see stemcells.go).
+	// LabelInit on a stemcell image says what its /sbin/init is:
+	// vm.InitSystemd or vm.InitPlain, the values VM cloud_properties'
+	// container.init overrides it with (see stemcells.go).
 	LabelInit = "io.bosh-libvirt-cpi.init"
 )
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/stemcell"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/vm"
 )
 
 // imageRepo holds every stemcell image; the tag is the (prefixed) CID.
@@ -86,11 +87,11 @@ func (r *Runtime) labelInit(ctx context.Context, cid, staging, ref string) (stri
 			r.log.Warn("removing the probe container failed", "cid", cid, "container", probe.ID, "err", err)
 		}
 	}()
-	init := InitPlain
+	init := vm.InitPlain
 	st, err := r.api.ContainerStatPath(ctx, probe.ID, "/sbin/init")
 	switch {
 	case err == nil && initIsSystemd(st.LinkTarget):
-		init = InitSystemd
+		init = vm.InitSystemd
 	case err != nil && !cerrdefs.IsNotFound(err):
 		return "", r.fail(err, "importing stemcell '%s': reading its /sbin/init", cid)
 	}
@@ -161,12 +162,6 @@ func (r *Runtime) importSweepAge() time.Duration {
 	}
 	return killedImportAge
 }
-
-// Values of LabelInit.
-const (
-	InitSystemd = "systemd"
-	InitPlain   = "plain"
-)
 
 // initIsSystemd tells from where /sbin/init resolves to (the daemon
 // follows the links inside the image: /sbin/init -> /lib/systemd/systemd,

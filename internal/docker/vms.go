@@ -82,7 +82,7 @@ func resolveInit(override string, labels map[string]string) bool {
 	case vm.InitPlain:
 		return false
 	}
-	return labels[LabelInit] == InitSystemd
+	return labels[LabelInit] == vm.InitSystemd
 }
 
 // NIC is one BOSH network's interface.

@@ -67,7 +67,7 @@ func TestSystemdStemcell(t *testing.T) {
 	if err := e.r.importRootfs(e.ctx, systemdSC, bytes.NewReader(buildRootfsTgz(t, []byte(initScript), true))); err != nil {
 		t.Fatal(err)
 	}
-	for sc, want := range map[string]string{systemdSC: InitSystemd, plainSC: InitPlain} {
+	for sc, want := range map[string]string{systemdSC: vm.InitSystemd, plainSC: vm.InitPlain} {
 		img, err := e.r.stemcellImage(e.ctx, sc)
 		if err != nil {
 			t.Fatal(err)
