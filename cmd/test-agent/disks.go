@@ -37,8 +37,12 @@ var diskNamePattern = regexp.MustCompile(`^(vd|sd|xvd)[a-z]+$`)
 
 // blockDisk is one whole disk as sysfs shows it.
 type blockDisk struct {
-	Name       string
-	Serial     string
+	Name   string
+	Serial string
+	// Seq is the kernel's diskseq, new for every disk it sets up: a disk
+	// unplugged and plugged again between two polls keeps its name but not
+	// its Seq (a virtio-scsi detach and attach can take under a second).
+	Seq        string
 	Partitions map[int]string // partition number -> device name
 }
 
@@ -70,6 +74,9 @@ func scanDisks() map[string]blockDisk {
 		if raw, err := os.ReadFile(filepath.Join("/sys/block", name, "serial")); err == nil {
 			d.Serial = string(raw)
 		}
+		if raw, err := os.ReadFile(filepath.Join("/sys/block", name, "diskseq")); err == nil {
+			d.Seq = strings.TrimSpace(string(raw))
+		}
 		parts, _ := filepath.Glob(filepath.Join("/sys/block", name, name+"*", "partition"))
 		for _, p := range parts {
 			raw, err := os.ReadFile(p)
@@ -92,12 +99,12 @@ type diskWatcher struct {
 	mu    sync.Mutex
 	disks map[string]blockDisk
 	links map[string]string // by-id name -> device name
-	known map[string]bool   // data disks reported as present
+	known map[string]string // data disks reported as present -> their Seq
 }
 
 func newDiskWatcher(rep *reporter, agentID string, excluded ...string) *diskWatcher {
 	w := &diskWatcher{rep: rep, agentID: agentID, excluded: map[string]bool{},
-		disks: map[string]blockDisk{}, links: map[string]string{}, known: map[string]bool{}}
+		disks: map[string]blockDisk{}, links: map[string]string{}, known: map[string]string{}}
 	for _, name := range excluded {
 		w.excluded[name] = true
 	}
@@ -107,6 +114,15 @@ func newDiskWatcher(rep *reporter, agentID string, excluded ...string) *diskWatc
 // refresh rescans the disks and rewrites the by-id links. It returns the
 // data disks that appeared and disappeared since the last call.
 func (w *diskWatcher) refresh() (appeared, gone []string) {
+	disks := w.rescan()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return diffDisks(w.known, disks, w.excluded)
+}
+
+// rescan reads the disks and rewrites the by-id links, leaving what was
+// reported alone: only poll reports appearances and removals.
+func (w *diskWatcher) rescan() map[string]blockDisk {
 	disks := scanDisks()
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -119,16 +135,23 @@ func (w *diskWatcher) refresh() (appeared, gone []string) {
 	}
 	syncLinks(w.links, want)
 	w.links = want
-	for name := range disks {
-		if !w.excluded[name] && !w.known[name] {
-			w.known[name] = true
-			appeared = append(appeared, name)
+	return disks
+}
+
+// diffDisks updates known (data disk name -> Seq) to disks and returns the
+// names that appeared and those gone. A name whose Seq changed is both:
+// another disk now has it.
+func diffDisks(known map[string]string, disks map[string]blockDisk, excluded map[string]bool) (appeared, gone []string) {
+	for name, seq := range known {
+		if d, ok := disks[name]; !ok || d.Seq != seq {
+			delete(known, name)
+			gone = append(gone, name)
 		}
 	}
-	for name := range w.known {
-		if _, ok := disks[name]; !ok {
-			delete(w.known, name)
-			gone = append(gone, name)
+	for name, d := range disks {
+		if _, ok := known[name]; !ok && !excluded[name] {
+			known[name] = d.Seq
+			appeared = append(appeared, name)
 		}
 	}
 	sort.Strings(appeared)
@@ -258,7 +281,7 @@ func (w *diskWatcher) initialise(name string) error {
 	if err := run("/sbin/mke2fs", "-t", "ext4", "-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1", "/dev/"+part); err != nil {
 		return err
 	}
-	w.refresh() // the partition's by-id link belongs in the marker
+	w.rescan() // the partition's by-id link belongs in the marker
 	marker, err := json.Marshal(map[string]any{"by_id": w.namesOf(name), "written_by": w.agentID, "device": dev})
 	if err != nil {
 		return err

@@ -62,3 +62,37 @@ func TestMarkerJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestDiffDisks(t *testing.T) {
+	disk := func(name, seq string) blockDisk { return blockDisk{Name: name, Seq: seq} }
+	cases := []struct {
+		name           string
+		known          map[string]string
+		disks          []blockDisk
+		appeared, gone []string
+		knownAfter     map[string]string
+	}{
+		{"a new disk appears", map[string]string{},
+			[]blockDisk{disk("sdc", "7")}, []string{"sdc"}, nil, map[string]string{"sdc": "7"}},
+		{"excluded disks are never reported", map[string]string{},
+			[]blockDisk{disk("sda", "1"), disk("sr0", "2")}, nil, nil, map[string]string{}},
+		{"a disk that stays is not reported again", map[string]string{"sdc": "7"},
+			[]blockDisk{disk("sdc", "7")}, nil, nil, map[string]string{"sdc": "7"}},
+		{"a disk that went is gone", map[string]string{"sdc": "7"},
+			nil, nil, []string{"sdc"}, map[string]string{}},
+		{"unplugged and plugged again between two polls: the name is both", map[string]string{"sdc": "7"},
+			[]blockDisk{disk("sdc", "9")}, []string{"sdc"}, []string{"sdc"}, map[string]string{"sdc": "9"}},
+		{"a kernel without diskseq: by name alone", map[string]string{"vdc": ""},
+			[]blockDisk{disk("vdc", ""), disk("vdd", "")}, []string{"vdd"}, nil, map[string]string{"vdc": "", "vdd": ""}},
+	}
+	for _, tc := range cases {
+		disks := map[string]blockDisk{}
+		for _, d := range tc.disks {
+			disks[d.Name] = d
+		}
+		appeared, gone := diffDisks(tc.known, disks, map[string]bool{"sda": true, "sr0": true})
+		if !reflect.DeepEqual(appeared, tc.appeared) || !reflect.DeepEqual(gone, tc.gone) || !reflect.DeepEqual(tc.known, tc.knownAfter) {
+			t.Errorf("%s: appeared %v, gone %v, known %v; want %v, %v, %v", tc.name, appeared, gone, tc.known, tc.appeared, tc.gone, tc.knownAfter)
+		}
+	}
+}

@@ -33,17 +33,40 @@ func (e *Env) GuestReports(vmCID string) []guestcheck.Report {
 func (e *Env) WaitForReport(vmCID string, from int, timeout time.Duration, what string, match func(guestcheck.Report) bool) (guestcheck.Report, int, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		reports := e.GuestReports(vmCID)
+		console := e.ConsoleLog(vmCID)
+		reports := guestcheck.ParseReports(console)
 		for i := from; i < len(reports); i++ {
 			if match(reports[i]) {
 				return reports[i], i, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return guestcheck.Report{}, len(reports), fmt.Errorf("VM %s: no %s within %s; the guest reported:\n%s", vmCID, what, timeout, DescribeReports(reports))
+			return guestcheck.Report{}, len(reports), fmt.Errorf("VM %s: no %s within %s; the guest reported:\n%sits console's last other lines:\n%s",
+				vmCID, what, timeout, DescribeReports(reports), otherConsoleLines(console, consoleTailLines))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// consoleTailLines is how many of the console's own lines (kernel,
+// firmware) a failed wait shows beside the reports.
+const consoleTailLines = 15
+
+// otherConsoleLines are the last n console lines that are not reports,
+// indented, for error messages: what the kernel said when a report is
+// missing.
+func otherConsoleLines(console string, n int) string {
+	var lines []string
+	for _, line := range strings.Split(console, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.Contains(line, guestcheck.ReportPrefix) {
+			lines = append(lines, "  "+line)
+		}
+	}
+	if len(lines) == 0 {
+		return "  (nothing)\n"
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "\n") + "\n"
 }
 
 // DescribeReports lists reports one JSON line each, for error messages.

@@ -14,12 +14,16 @@ type opsFileOp struct {
 	Type  string `yaml:"type"`
 	Path  string `yaml:"path"`
 	Value any    `yaml:"value"`
+	file  string // the ops file it was read from, for messages
 }
 
 func readOpsFile(t *testing.T, name string) []opsFileOp {
 	t.Helper()
 	var ops []opsFileOp
 	readYAML(t, filepath.Join(repoRoot(t), "manifests", name), &ops)
+	for i := range ops {
+		ops[i].file = "manifests/" + name
+	}
 	return ops
 }
 
@@ -30,7 +34,11 @@ func opAt(t *testing.T, ops []opsFileOp, path string) opsFileOp {
 			return op
 		}
 	}
-	t.Fatalf("manifests/cpi.yml has no operation on %s", path)
+	file := "the ops file"
+	if len(ops) > 0 {
+		file = ops[0].file
+	}
+	t.Fatalf("%s has no operation on %s", file, path)
 	return opsFileOp{}
 }
 
