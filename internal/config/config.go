@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 )
 
 // Defaults for keys an operator may leave out.
@@ -68,6 +70,9 @@ type Config struct {
 	// DynamicIPWait is how many seconds create_vm waits for a dynamic
 	// network's address to be known (0: one look, no wait).
 	DynamicIPWait int `json:"dynamic_ip_wait"`
+	// ManagedNetworkPool is the IPv4 CIDR create_network carves a managed
+	// subnet from when the director gives netmask_bits and no range.
+	ManagedNetworkPool string `json:"managed_network_pool"`
 	// Machine is the QEMU machine type (q35 or pc).
 	Machine string `json:"machine"`
 	// HotplugSlots is how many spare PCIe root ports a q35 domain gets so
@@ -223,6 +228,9 @@ func (c *Config) applyDefaults() {
 	if c.HotplugSlots == 0 {
 		c.HotplugSlots = DefaultHotplugSlots
 	}
+	if c.ManagedNetworkPool == "" {
+		c.ManagedNetworkPool = network.DefaultManagedPool
+	}
 	if c.URI == "" {
 		c.URI = "qemu:///system"
 	}
@@ -285,6 +293,9 @@ func (c Config) Validate() error {
 	if c.DynamicIPWait < 0 || c.DynamicIPWait > 600 {
 		add("key 'dynamic_ip_wait': must be between 0 and 600 seconds; got %d", c.DynamicIPWait)
 	}
+	if _, err := network.ParsePool(c.ManagedNetworkPool); err != nil {
+		add("key 'managed_network_pool': %v", err)
+	}
 	if c.RebootTimeout < 0 {
 		add("key 'reboot_timeout': must be a positive number of seconds; got %d", c.RebootTimeout)
 	}
@@ -345,7 +356,7 @@ func (c Config) PoolDir() string {
 // agent stay with the installed job.
 var overridableKeys = map[string]bool{
 	"runtime": true, "hypervisor": true, "uri": true, "storage_pool": true, "pool_path": true, "network": true,
-	"reboot_timeout": true, "dynamic_ip_wait": true, "machine": true, "hotplug_slots": true,
+	"reboot_timeout": true, "dynamic_ip_wait": true, "managed_network_pool": true, "machine": true, "hotplug_slots": true,
 	// Each host of a multi-host director has its own uri and so its own keys.
 	"ssh": true, "tls": true,
 	// A host running Docker instead names its daemon.

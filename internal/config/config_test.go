@@ -18,7 +18,8 @@ func TestParseDefaults(t *testing.T) {
 		RebootTimeout: DefaultRebootTimeout, Machine: "q35", HotplugSlots: DefaultHotplugSlots}
 	want.Agent = cfg.Agent
 	if cfg.Hypervisor != want.Hypervisor || cfg.URI != want.URI || cfg.StoreDir != want.StoreDir || cfg.StoragePool != want.StoragePool ||
-		cfg.Network != want.Network || cfg.RebootTimeout != want.RebootTimeout || cfg.Machine != want.Machine || cfg.HotplugSlots != want.HotplugSlots {
+		cfg.Network != want.Network || cfg.RebootTimeout != want.RebootTimeout || cfg.Machine != want.Machine || cfg.HotplugSlots != want.HotplugSlots ||
+		cfg.ManagedNetworkPool != "10.254.0.0/16" {
 		t.Fatalf("defaults: got %+v", cfg)
 	}
 }
@@ -35,6 +36,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{`{"reboot_timeout":"soon","agent":{"mbus":"https://h"}}`, "reboot_timeout"},
 		{`{"machine":"isapc","agent":{"mbus":"https://h"}}`, "machine"},
 		{`{"uri":"","hotplug_slots":-1,"agent":{"mbus":"https://h"}}`, "hotplug_slots"},
+		{`{"managed_network_pool":"10.254.0.0/30","agent":{"mbus":"https://h"}}`, "key 'managed_network_pool': '10.254.0.0/30' is not a /8 to /28"},
 		{`not json`, "JSON"},
 		{`{"runtime":"lxd","agent":{"mbus":"https://h"}}`, "key 'runtime': must be one of libvirt, docker; got 'lxd'"},
 		{`{"runtime":"docker","docker":{"host":"http://h:1"},"agent":{"mbus":"https://h"}}`, "key 'docker.host': must be unix:///PATH or tcp://HOST:PORT"},

@@ -3,6 +3,7 @@ package cpi
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"regexp"
 	"sort"
 	"strings"
@@ -21,21 +22,55 @@ import (
 // [network CID, {range, gateway, reserved}, cloud_properties]. The CID is
 // the libvirt network's name and the cloud_properties name it, so the
 // create_vm calls on that subnet find the network as an existing one.
+//
+// A subnet with netmask_bits and no range gets the first free block of
+// that size in managed_network_pool.
 func (c *CPI) CreateNetwork(def network.Definition) (string, network.Addresses, map[string]any, error) {
-	managed, err := network.PlanManaged(def)
-	if err != nil {
-		return "", network.Addresses{}, nil, cpierr.New(cpierr.TypeCpiError, err, "create_network")
+	if def.Range == "" && def.NetmaskBits == 0 {
+		return "", network.Addresses{}, nil, cpierr.New(cpierr.TypeCpiError, nil, "create_network: the subnet has neither a range nor netmask_bits")
 	}
-	name := managed.Plan.Name
 	nets, err := c.networks()
 	if err != nil {
 		return "", network.Addresses{}, nil, err
 	}
-	if err := nets.CreateNetwork(c.ctx, managed.Plan); err != nil {
-		return "", network.Addresses{}, nil, cpierr.Wrap(err, "creating managed network '%s'", name)
+	var managed *network.Managed
+	create := func() error {
+		var err error
+		if managed, err = network.PlanManaged(def); err != nil {
+			return cpierr.New(cpierr.TypeCpiError, err, "create_network")
+		}
+		if err := nets.CreateNetwork(c.ctx, managed.Plan); err != nil {
+			return cpierr.Wrap(err, "creating managed network '%s'", managed.Plan.Name)
+		}
+		return nil
 	}
-	c.log.Info("managed network ready", "network", name, "range", managed.Addresses.Range, "gateway", managed.Addresses.Gateway)
-	return name, managed.Addresses, managed.CloudProperties, nil
+	if def.Range != "" {
+		err = create()
+	} else {
+		err = c.createInFreeSubnet(nets, &def, create)
+	}
+	if err != nil {
+		return "", network.Addresses{}, nil, err
+	}
+	c.log.Info("managed network ready", "network", managed.Plan.Name, "range", managed.Addresses.Range, "gateway", managed.Addresses.Gateway)
+	return managed.Plan.Name, managed.Addresses, managed.CloudProperties, nil
+}
+
+// createInFreeSubnet sets def's range to a free /netmask_bits block of the
+// managed network pool and runs create while that block stays reserved.
+func (c *CPI) createInFreeSubnet(nets Networks, def *network.Definition, create func() error) error {
+	if def.NetmaskBits < 1 || def.NetmaskBits > 30 {
+		return cpierr.New(cpierr.TypeCpiError, nil, "create_network: netmask_bits %d is not 1 to 30", def.NetmaskBits)
+	}
+	pool, err := network.ParsePool(c.cfg.ManagedNetworkPool)
+	if err != nil {
+		return cpierr.New(cpierr.TypeCpiError, err, "create_network: managed_network_pool")
+	}
+	err = nets.WithFreeSubnet(c.ctx, pool, def.NetmaskBits, func(subnet *net.IPNet) error {
+		def.Range = subnet.String()
+		return create()
+	})
+	return cpierr.Wrap(err, "create_network: choosing a /%d in managed_network_pool %s", def.NetmaskBits, pool)
 }
 
 // networkNames are the names libvirt takes for a network that a CID may

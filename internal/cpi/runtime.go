@@ -2,6 +2,7 @@ package cpi
 
 import (
 	"context"
+	"net"
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
@@ -93,6 +94,10 @@ type Networks interface {
 	// not there, ErrInUse while a VM has a NIC on it; a network the CPI
 	// did not make is refused and left alone.
 	DeleteNetwork(ctx context.Context, name string) error
+	// WithFreeSubnet runs create with the first /bits block of pool that
+	// overlaps no network or route of the host, under a lock held until
+	// create returns, so parallel calls get distinct blocks.
+	WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, create func(*net.IPNet) error) error
 }
 
 // Addresses is optional: a runtime without it reports no dynamic addresses.

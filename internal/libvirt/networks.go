@@ -214,37 +214,84 @@ func usesNetwork(def *libvirtxml.Domain, name string) bool {
 }
 
 // refuseOverlaps names the libvirt network or host route a new subnet
-// would collide with. Host routes are known only for a local libvirtd; a
-// remote one refuses to start a colliding network by itself.
+// would collide with.
 func (b *Backend) refuseOverlaps(p *network.Plan) error {
+	taken, err := b.takenSubnets()
+	if err != nil {
+		return err
+	}
+	for _, t := range taken {
+		if network.Overlaps(p.Subnet, t.subnet) {
+			return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps %s (%s)", p.Name, p.Subnet, t.holder, t.subnet)
+		}
+	}
+	return nil
+}
+
+// takenSubnet is a subnet in use on the host and what uses it.
+type takenSubnet struct {
+	holder string // "libvirt network 'x'" or "the host route on eth0"
+	subnet *net.IPNet
+}
+
+// takenSubnets are the subnets of every libvirt network and, for a local
+// libvirtd, of the host's routes; a remote libvirtd refuses to start a
+// network that collides with its routes by itself.
+func (b *Backend) takenSubnets() ([]takenSubnet, error) {
 	nets, _, err := b.conn.ConnectListAllNetworks(1, 0)
 	if err != nil {
-		return fmt.Errorf("listing libvirt networks: %w", err)
+		return nil, fmt.Errorf("listing libvirt networks: %w", host.Classify(err))
 	}
+	var taken []takenSubnet
 	for _, other := range nets {
 		doc, err := b.networkDoc(other)
 		if err != nil {
 			continue
 		}
 		for _, s := range xmldef.NetworkSubnets(doc) {
-			if network.Overlaps(p.Subnet, s) {
-				return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps libvirt network '%s' (%s)", p.Name, p.Subnet, other.Name, s)
-			}
+			taken = append(taken, takenSubnet{fmt.Sprintf("libvirt network '%s'", other.Name), s})
 		}
 	}
 	if !host.IsLocal(b.cfg.URI) {
-		return nil
+		return taken, nil
 	}
 	routes, err := os.ReadFile("/proc/net/route")
 	if err != nil {
-		return nil
+		return taken, nil
 	}
 	for _, r := range hostRoutes(string(routes)) {
-		if network.Overlaps(p.Subnet, r.subnet) {
-			return fmt.Errorf("cannot create libvirt network '%s' with %s: it overlaps the host route %s on %s", p.Name, p.Subnet, r.subnet, r.dev)
-		}
+		taken = append(taken, takenSubnet{"the host route on " + r.dev, r.subnet})
 	}
-	return nil
+	return taken, nil
+}
+
+// subnetAllocationLock serialises the choice of free subnets, so parallel
+// create_network calls with netmask_bits get distinct blocks.
+const subnetAllocationLock = "managed-network-allocation"
+
+// WithFreeSubnet runs create with the first /bits block of pool that no
+// libvirt network or host route overlaps, holding a lock until create
+// returns (create defines the network, which then counts as taken).
+func (b *Backend) WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, create func(*net.IPNet) error) error {
+	unlock, err := b.locks.Lock(ctx, subnetAllocationLock)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	taken, err := b.takenSubnets()
+	if err != nil {
+		return err
+	}
+	subnets := make([]*net.IPNet, len(taken))
+	for i, t := range taken {
+		subnets[i] = t.subnet
+	}
+	subnet, err := network.FreeSubnet(pool, bits, subnets)
+	if err != nil {
+		return err
+	}
+	b.log.Info("chose a free subnet for a managed network", "subnet", subnet.String(), "pool", pool.String(), "netmask_bits", bits)
+	return create(subnet)
 }
 
 type hostRoute struct {

@@ -63,7 +63,7 @@ func PlanManaged(def Definition) (*Managed, error) {
 		return nil, fmt.Errorf("create_network: mode user is QEMU's own NAT inside each VM, not a network the CPI can create")
 	}
 	if def.Range == "" {
-		return nil, fmt.Errorf("create_network: the subnet has no range (netmask_bits %d alone): give the managed subnet a range, the CPI does not pick one", def.NetmaskBits)
+		return nil, fmt.Errorf("create_network: the subnet has no range (the CPI picks one for netmask_bits before planning)")
 	}
 	_, subnet, err := net.ParseCIDR(strings.TrimSpace(def.Range))
 	if err != nil || subnet.IP.To4() == nil {

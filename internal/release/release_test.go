@@ -13,6 +13,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/devenv"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/network"
 )
 
 const testMbus = "https://mbus:secret@0.0.0.0:6868"
@@ -41,7 +42,7 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 				"libvirt_cpi": map[string]any{
 					"runtime": "libvirt", "hypervisor": "qemu", "uri": "qemu+tcp://10.0.0.5/system",
 					"store_dir": "/srv/bosh-cpi", "storage_pool": "bosh-ssd", "network": "bosh-net",
-					"reboot_timeout": 120, "machine": "pc", "hotplug_slots": 8,
+					"reboot_timeout": 120, "machine": "pc", "hotplug_slots": 8, "managed_network_pool": "10.200.0.0/20",
 				},
 				"agent":     map[string]any{"mbus": testMbus},
 				"ntp":       []string{"time1.google.com", "time2.google.com"},
@@ -50,6 +51,7 @@ func TestCPIJSONTemplateRendersWhatConfigParses(t *testing.T) {
 			want: config.Config{
 				Runtime: "libvirt", Hypervisor: "qemu", URI: "qemu+tcp://10.0.0.5/system", StoreDir: "/srv/bosh-cpi",
 				StoragePool: "bosh-ssd", Network: "bosh-net", RebootTimeout: 120, Machine: "pc", HotplugSlots: 8,
+				ManagedNetworkPool: "10.200.0.0/20",
 				Agent: config.Agent{
 					Mbus: testMbus,
 					NTP:  []string{"time1.google.com", "time2.google.com"},
@@ -230,7 +232,7 @@ func withAgent(agent config.Agent) config.Config {
 		Runtime: config.DefaultRuntime, Hypervisor: config.DefaultHypervisor, URI: "qemu:///system", StoreDir: directorStoreDir,
 		StoragePool: config.DefaultStoragePool, Network: config.DefaultNetwork,
 		RebootTimeout: config.DefaultRebootTimeout, Machine: config.DefaultMachine,
-		HotplugSlots: config.DefaultHotplugSlots, Agent: agent,
+		HotplugSlots: config.DefaultHotplugSlots, ManagedNetworkPool: network.DefaultManagedPool, Agent: agent,
 	}
 }
 

@@ -3,9 +3,13 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpiclient"
 )
 
 // managedResult is create_network's answer as the director reads it:
@@ -143,5 +147,70 @@ func TestManagedNetworkLeavesForeignNetworks(t *testing.T) {
 	if out := mustVirsh(t, "net-info", name); !strings.Contains(out, "Active:         no") {
 		t.Fatalf("the foreign network was changed:\n%s", out)
 	}
-	wantError(t, call(t, "create_network", map[string]any{"type": "manual", "netmask_bits": 24}), "CpiError")
+}
+
+// TestManagedNetworkFromNetmaskBits: a managed subnet that gives only
+// netmask_bits gets the first free block of that size in
+// managed_network_pool (default 10.254.0.0/16). Two create_network calls at
+// once get two blocks that overlap nothing, each answered with its range
+// and gateway as the director records them.
+func TestManagedNetworkFromNetmaskBits(t *testing.T) {
+	def := map[string]any{"type": "manual", "netmask_bits": 28, "cloud_properties": map[string]any{"mode": "isolated"}}
+	request := suite.Client.Request("create_network", def)
+	runs := make([]cpiclient.Run, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runs[i], errs[i] = suite.Client.RunRaw(request)
+		}()
+	}
+	wg.Wait()
+	_, pool, _ := net.ParseCIDR("10.254.0.0/16")
+	var subnets []*net.IPNet
+	for i, run := range runs {
+		run = checkRun(t, run, errs[i])
+		if e := run.Response.Error; e != nil {
+			t.Fatalf("create_network %d: %s: %s\n%s", i, e.Type, e.Message, run.Stderr)
+		}
+		var parts []json.RawMessage
+		if err := json.Unmarshal(run.Response.Result, &parts); err != nil || len(parts) != 3 {
+			t.Fatalf("create_network answered %s", run.Response.Result)
+		}
+		cid := resultString(t, parts[0])
+		t.Cleanup(func() { virsh("net-destroy", cid); virsh("net-undefine", cid) })
+		var addrs struct{ Range, Gateway string }
+		if err := json.Unmarshal(parts[1], &addrs); err != nil {
+			t.Fatal(err)
+		}
+		_, subnet, err := net.ParseCIDR(addrs.Range)
+		if err != nil || !pool.Contains(subnet.IP) || subnet.String() != addrs.Range || !strings.HasSuffix(addrs.Range, "/28") {
+			t.Fatalf("create_network %d answered range %q; want an aligned /28 of %s", i, addrs.Range, pool)
+		}
+		gateway := net.IP(subnet.IP).To4()
+		gateway = net.IPv4(gateway[0], gateway[1], gateway[2], gateway[3]+1)
+		if addrs.Gateway != gateway.String() {
+			t.Fatalf("create_network %d: gateway %q; want the range's first address %s", i, addrs.Gateway, gateway)
+		}
+		doc := networkDoc(t, cid)
+		if doc.Forward != nil || len(doc.IPs) != 1 || doc.IPs[0].Address != addrs.Gateway || doc.IPs[0].Prefix != 28 {
+			t.Fatalf("libvirt network %s: %+v; want isolated with %s/28", cid, doc, addrs.Gateway)
+		}
+		subnets = append(subnets, subnet)
+	}
+	if subnets[0].Contains(subnets[1].IP) || subnets[1].Contains(subnets[0].IP) {
+		t.Fatalf("two create_network calls at once got overlapping subnets %s and %s", subnets[0], subnets[1])
+	}
+	for i := range runs {
+		var parts []json.RawMessage
+		json.Unmarshal(runs[i].Response.Result, &parts)
+		mustCall(t, "delete_network", resultString(t, parts[0]))
+	}
+
+	wantError(t, call(t, "create_network", map[string]any{"type": "manual", "netmask_bits": 31}), "CpiError")
+	// A block larger than the pool cannot be carved from it.
+	wantError(t, call(t, "create_network", map[string]any{"type": "manual", "netmask_bits": 15}), "CloudError")
+	wantError(t, call(t, "create_network", map[string]any{"type": "manual"}), "CpiError")
 }
