@@ -66,7 +66,11 @@ func (c *CPI) createInFreeSubnet(nets Networks, def *network.Definition, create 
 	if err != nil {
 		return cpierr.New(cpierr.TypeCpiError, err, "create_network: managed_network_pool")
 	}
-	err = nets.WithFreeSubnet(c.ctx, pool, def.NetmaskBits, func(subnet *net.IPNet) error {
+	name, err := network.RequestedName(*def)
+	if err != nil {
+		return cpierr.New(cpierr.TypeCpiError, err, "create_network")
+	}
+	err = nets.WithFreeSubnet(c.ctx, pool, def.NetmaskBits, name, func(subnet *net.IPNet) error {
 		def.Range = subnet.String()
 		return create()
 	})

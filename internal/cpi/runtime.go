@@ -96,8 +96,10 @@ type Networks interface {
 	DeleteNetwork(ctx context.Context, name string) error
 	// WithFreeSubnet runs create with the first /bits block of pool that
 	// overlaps no network or route of the host, under a lock held until
-	// create returns, so parallel calls get distinct blocks.
-	WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, create func(*net.IPNet) error) error
+	// create returns, so parallel calls get distinct blocks. A network of
+	// the CPI's named name with a /bits subnet of pool (what a killed
+	// earlier call made) gives its own subnet instead.
+	WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, name string, create func(*net.IPNet) error) error
 }
 
 // Addresses is optional: a runtime without it reports no dynamic addresses.

@@ -265,19 +265,47 @@ func (b *Backend) takenSubnets() ([]takenSubnet, error) {
 	return taken, nil
 }
 
+// ownSubnet is the one subnet of the CPI's network named name, nil when
+// there is no such network of ours or it has not exactly one subnet.
+func (b *Backend) ownSubnet(name string) *net.IPNet {
+	if name == "" {
+		return nil
+	}
+	netw, err := b.conn.NetworkLookupByName(name)
+	if err != nil {
+		return nil
+	}
+	doc, err := b.networkDoc(netw)
+	if err != nil || !xmldef.OwnsNetwork(doc) {
+		return nil
+	}
+	if subnets := xmldef.NetworkSubnets(doc); len(subnets) == 1 {
+		return subnets[0]
+	}
+	return nil
+}
+
 // subnetAllocationLock serialises the choice of free subnets, so parallel
 // create_network calls with netmask_bits get distinct blocks.
 const subnetAllocationLock = "managed-network-allocation"
 
 // WithFreeSubnet runs create with the first /bits block of pool that no
 // libvirt network or host route overlaps, holding a lock until create
-// returns (create defines the network, which then counts as taken).
-func (b *Backend) WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, create func(*net.IPNet) error) error {
+// returns (create defines the network, which then counts as taken). A
+// network of ours named name with one /bits subnet inside pool is what an
+// earlier call for the same subnet made: create gets that subnet again.
+func (b *Backend) WithFreeSubnet(ctx context.Context, pool *net.IPNet, bits int, name string, create func(*net.IPNet) error) error {
 	unlock, err := b.locks.Lock(ctx, subnetAllocationLock)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if earlier := b.ownSubnet(name); earlier != nil && pool.Contains(earlier.IP) {
+		if ones, _ := earlier.Mask.Size(); ones == bits {
+			b.log.Info("managed network exists: its subnet is kept", "network", name, "subnet", earlier.String())
+			return create(earlier)
+		}
+	}
 	taken, err := b.takenSubnets()
 	if err != nil {
 		return err

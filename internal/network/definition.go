@@ -97,6 +97,17 @@ func PlanManaged(def Definition) (*Managed, error) {
 	return m, nil
 }
 
+// RequestedName is the libvirt network name a managed subnet's
+// cloud_properties give, "" when they give none (it is then named after
+// its subnet).
+func RequestedName(def Definition) (string, error) {
+	var props Props
+	if err := cloudprops.DecodeJSON(def.CloudProperties, &props, "create_network: cloud_properties"); err != nil {
+		return "", err
+	}
+	return props.Name, nil
+}
+
 // nameFor names a managed network after its subnet: bosh-10-0-5-0-24.
 func nameFor(subnet *net.IPNet) string {
 	ones, _ := subnet.Mask.Size()

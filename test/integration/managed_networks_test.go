@@ -209,6 +209,23 @@ func TestManagedNetworkFromNetmaskBits(t *testing.T) {
 		mustCall(t, "delete_network", resultString(t, parts[0]))
 	}
 
+	// Named in cloud_properties, the same subnet asked for again (a retry
+	// after a kill) gets the network and block the first call made.
+	name := fmt.Sprintf("cpi-mnet-bits-%d", os.Getpid())
+	t.Cleanup(func() { virsh("net-destroy", name); virsh("net-undefine", name) })
+	named := map[string]any{"type": "manual", "netmask_bits": 29, "cloud_properties": map[string]any{"name": name, "mode": "isolated"}}
+	first, again := createManaged(t, named), createManaged(t, named)
+	if first.cid != name || again.cid != name || first.addrs.Range != again.addrs.Range || !strings.HasSuffix(first.addrs.Range, "/29") {
+		t.Fatalf("named netmask_bits subnet asked twice: %+v then %+v; want %s with one /29 both times", first, again, name)
+	}
+	// The same name for another size is another subnet: refused, kept.
+	named["netmask_bits"] = 28
+	wantError(t, call(t, "create_network", named), "CloudError")
+	if doc := networkDoc(t, name); len(doc.IPs) != 1 || doc.IPs[0].Prefix != 29 {
+		t.Fatalf("network %s changed by a refused create_network: %+v", name, doc)
+	}
+	mustCall(t, "delete_network", name)
+
 	wantError(t, call(t, "create_network", map[string]any{"type": "manual", "netmask_bits": 31}), "CpiError")
 	// A block larger than the pool cannot be carved from it.
 	wantError(t, call(t, "create_network", map[string]any{"type": "manual", "netmask_bits": 15}), "CloudError")
