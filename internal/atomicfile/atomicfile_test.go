@@ -70,3 +70,33 @@ func TestWriteFailureLeavesOldFileAndNoTemporary(t *testing.T) {
 		t.Errorf("entries after the failure: %d, want 2 (no temporary left)", len(entries))
 	}
 }
+
+// A Write killed before its rename leaves ".<name>.<digits>"; Remove takes
+// it with the file and leaves every other name alone.
+func TestRemoveTakesKilledWritesTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]bool{ // name -> removed by Remove(dir/vm-1.json)
+		"vm-1.json": true, ".vm-1.json.2206136231": true, ".vm-1.json.7": true,
+		"vm-12.json": false, ".vm-12.json.55": false, ".vm-1.json.bak": false, ".vm-1.json.": false, "vm-1.ssh_public_key": false,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Remove(filepath.Join(dir, "vm-1.json")); err != nil {
+		t.Fatal(err)
+	}
+	for name, removed := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if gone := os.IsNotExist(err); gone != removed {
+			t.Errorf("%s: removed %t; want %t", name, gone, removed)
+		}
+	}
+	if err := Remove(filepath.Join(dir, "vm-1.json")); err != nil {
+		t.Errorf("removing again: %v; want nothing to do", err)
+	}
+	if err := Remove(filepath.Join(dir, "no-such-dir", "x.json")); err != nil {
+		t.Errorf("in a directory that is not there: %v", err)
+	}
+}

@@ -8,9 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -190,14 +188,6 @@ func asMap(kvs json.Marshaler) (map[string]any, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// removeFile deletes a CPI-owned file; missing is fine.
-func removeFile(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("removing '%s': %w", path, err)
-	}
-	return nil
 }
 
 // objectKind describes a kind of CID for onObject.

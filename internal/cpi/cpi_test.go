@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -423,6 +424,26 @@ func TestStemcellAPIv1RewritesSettingsOnAttach(t *testing.T) {
 	}
 	if got := backend.updated[0].Disks.Persistent[validDisk]; got != attachedHint {
 		t.Fatalf("updated settings name disk %s with %+v; want the runtime's hint %+v", validDisk, got, attachedHint)
+	}
+}
+
+// delete_vm removes a stemcell-API-1 VM's saved settings with what a
+// rewrite killed before its rename left beside them.
+func TestDeleteVMRemovesSavedSettingsAndKilledRewrites(t *testing.T) {
+	c := newTestCPI(t, &recordingBackend{}, 1)
+	cid, err := c.CreateVM(apiv1.NewAgentID("a"), apiv1.NewStemcellCID(validStemcell), props(t, `{"ssh_public_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAl3FdIuVNEUjxao2A8YOXBw7BbWAKYjbSthSL7meEuJ vm@lab"}`), networks(t, twoNetworks), nil, apiv1.NewVMEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := filepath.Join(c.cfg.VMDir(), "."+cid.AsString()+".json.2206136231")
+	if err := os.WriteFile(killed, []byte(`{"agent_id":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The recording runtime answers every delete as gone already: the
+	// CPI's files go all the same.
+	assertType(t, c.DeleteVM(cid), cpierr.TypeVMNotFound)
+	if left, _ := os.ReadDir(c.cfg.VMDir()); len(left) > 0 {
+		t.Fatalf("after delete_vm %s holds %v; want nothing", c.cfg.VMDir(), left)
 	}
 }
 

@@ -81,8 +81,8 @@ func (c *CPI) keepForRewritesOrUndo(b Runtime, spec vm.Spec, settings agentsetti
 	if delErr := b.DeleteVM(c.ctx, spec.CID); delErr != nil {
 		c.log.Error("could not remove the VM whose settings could not be saved", "vm_cid", spec.CID, "error", delErr)
 	}
-	_ = removeFile(c.settingsPath(spec.CID))
-	_ = removeFile(c.keysPath(spec.CID))
+	_ = atomicfile.Remove(c.settingsPath(spec.CID))
+	_ = atomicfile.Remove(c.keysPath(spec.CID))
 	return err
 }
 
@@ -241,7 +241,8 @@ func (c *CPI) DeleteVM(cid apiv1.VMCID) error {
 	return c.onObject(vmKind, cid.AsString(), "deleting", func(b Runtime, id string) error {
 		err := b.DeleteVM(c.ctx, id)
 		if err == nil || errors.Is(err, cpierr.ErrNotFound) {
-			if rmErr := errors.Join(removeFile(c.settingsPath(id)), removeFile(c.keysPath(id))); rmErr != nil && err == nil {
+			// atomicfile.Remove: also what a rewrite killed mid-way left.
+			if rmErr := errors.Join(atomicfile.Remove(c.settingsPath(id)), atomicfile.Remove(c.keysPath(id))); rmErr != nil && err == nil {
 				return rmErr
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/disk"
 )
@@ -122,7 +123,7 @@ func (r *Runtime) DeleteDisk(ctx context.Context, cid string) error {
 	if err := os.Remove(r.diskImage(cid)); err != nil {
 		return fmt.Errorf("deleting disk '%s': %w", cid, err)
 	}
-	if err := os.Remove(r.diskMetaFile(cid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := atomicfile.Remove(r.diskMetaFile(cid)); err != nil {
 		return fmt.Errorf("deleting metadata of disk '%s': %w", cid, err)
 	}
 	r.log.Info("disk deleted", "cid", cid)
@@ -405,6 +406,6 @@ func (r *Runtime) DeleteSnapshot(ctx context.Context, snapCID string) error {
 	} else if err != nil {
 		return fmt.Errorf("deleting snapshot '%s': %w", snapCID, err)
 	}
-	os.Remove(filepath.Join(filepath.Dir(img), snapCID+".json"))
+	atomicfile.Remove(filepath.Join(filepath.Dir(img), snapCID+".json"))
 	return nil
 }
