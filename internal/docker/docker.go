@@ -27,6 +27,7 @@ import (
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/agentsettings"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/tlsrefusal"
 )
 
 // DefaultHost is the local daemon's socket.
@@ -131,6 +132,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Runtime, error
 	defer cancel()
 	if _, err := api.Ping(pctx); err != nil {
 		api.Close()
+		if problem := tlsProblem(cfg, err); problem != "" {
+			return nil, fmt.Errorf("docker daemon at '%s': %s: %v", cfg.Host, problem, err)
+		}
 		return nil, unreachable(cfg.Host, err)
 	}
 	api.NegotiateAPIVersion(pctx)
@@ -166,6 +170,22 @@ func tlsConfig(t TLS) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{pair}
 	}
 	return tc, nil
+}
+
+// tlsProblem names a certificate refusal of a TLS connection to the
+// daemon, "" for any other failure. A refusal is no unreachable daemon:
+// retrying the same certificates cannot help.
+func tlsProblem(cfg Config, err error) string {
+	if cfg.TLS == (TLS{}) {
+		return ""
+	}
+	switch tlsrefusal.Of(err) {
+	case tlsrefusal.ServerRefused:
+		return "its TLS certificate is not accepted (is it signed by docker.tls.ca_cert, valid now, and does it name the host docker.host dials?)"
+	case tlsrefusal.ClientRefused:
+		return "it refused the CPI's TLS client certificate (is docker.tls.client_cert signed by a CA in dockerd's --tlscacert, and valid now?)"
+	}
+	return ""
 }
 
 // unreachableError says which daemon did not answer; it is

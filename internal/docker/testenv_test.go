@@ -69,6 +69,13 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	return newTestEnvWith(t, func(*Config) {})
+}
+
+// newTestEnvWith is newTestEnv with the config changed by adjust (another
+// host to reach the same daemon by, say).
+func newTestEnvWith(t *testing.T, adjust func(*Config)) *testEnv {
+	t.Helper()
 	host := dockerHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
@@ -78,9 +85,10 @@ func newTestEnv(t *testing.T) *testEnv {
 		NamePrefix:  fmt.Sprintf("cpi-dktest%s-%d-", randomHex(t, 4), os.Getpid()),
 		StopTimeout: 2 * time.Second,
 	}
+	adjust(&cfg)
 	r, err := Open(ctx, cfg, testLogger(t))
 	if err != nil {
-		t.Fatalf("dockerd at %s must answer for these tests: %v", host, err)
+		t.Fatalf("dockerd at %s must answer for these tests: %v", cfg.Host, err)
 	}
 	e := &testEnv{t: t, ctx: ctx, cfg: r.cfg, r: r}
 	t.Cleanup(func() { e.cleanup(); r.Close() })

@@ -1,15 +1,9 @@
 package multihost
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -26,78 +20,32 @@ import (
 // in its own network namespace, whose loopback only the CPI run there sees.
 const tlsHostAddr = "127.0.0.1"
 
-// authority is a test CA: its certificate as PEM, and its key to sign with.
-type authority struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM string
-}
-
-func newAuthority(t *testing.T, name string) *authority {
+func newAuthority(t *testing.T, name string) *devenv.Authority {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	ca, err := devenv.NewAuthority(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &authority{cert: cert, key: key, certPEM: pemOf("CERTIFICATE", der)}
+	return ca
 }
 
 // issue signs a leaf certificate for a server (with its IP) or a client;
 // it answers the certificate and key as PEM.
-func (a *authority) issue(t *testing.T, name string, usage x509.ExtKeyUsage, ips ...net.IP) (string, string) {
+func issue(t *testing.T, ca *devenv.Authority, name string, usage x509.ExtKeyUsage, ips ...net.IP) (string, string) {
 	t.Helper()
-	key := newKey(t)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	cert, key, err := ca.Issue(name, usage, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name, Organization: []string{"bosh-libvirt-cpi test"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-func pemOf(kind string, der []byte) string {
-	return string(pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}))
+	return cert, key
 }
 
 // writeServerPKI writes libvirtd's CA, certificate and key (0600) into a
 // temporary directory the test removes.
-func writeServerPKI(t *testing.T, ca *authority, cert, key string) string {
+func writeServerPKI(t *testing.T, ca *devenv.Authority, cert, key string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, content := range map[string]string{"cacert.pem": ca.certPEM, "servercert.pem": cert, "serverkey.pem": key} {
+	for name, content := range map[string]string{"cacert.pem": ca.CertPEM, "servercert.pem": cert, "serverkey.pem": key} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -125,8 +73,8 @@ func tlsClient(z *az, caPEM, certPEM, keyPEM string) cpiclient.Client {
 func TestQemuTLS(t *testing.T) {
 	requireTools(t)
 	ca := newAuthority(t, "bosh-libvirt-cpi test CA")
-	serverCert, serverKey := ca.issue(t, "mht libvirtd", x509.ExtKeyUsageServerAuth, net.ParseIP(tlsHostAddr))
-	clientCert, clientKey := ca.issue(t, "mht cpi", x509.ExtKeyUsageClientAuth)
+	serverCert, serverKey := issue(t, ca, "mht libvirtd", x509.ExtKeyUsageServerAuth, net.ParseIP(tlsHostAddr))
+	clientCert, clientKey := issue(t, ca, "mht cpi", x509.ExtKeyUsageClientAuth)
 	z := startAZ(t, "mht", "10.252.3.1", writeServerPKI(t, ca, serverCert, serverKey))
 
 	// Its only network listener is TLS: plain TCP (16509) is not served.
@@ -134,7 +82,7 @@ func TestQemuTLS(t *testing.T) {
 	if out, err := exec.Command(tcp[0], tcp[1:]...).CombinedOutput(); err == nil || !strings.Contains(string(out), "Connection refused") {
 		t.Fatalf("plain qemu+tcp:// to the TLS host = %v; want its port refused:\n%s", err, out)
 	}
-	z.client = tlsClient(z, ca.certPEM, clientCert, clientKey)
+	z.client = tlsClient(z, ca.CertPEM, clientCert, clientKey)
 	// A disk CID of this host, gone by the refusals: has_disk must dial to answer.
 	var disk string
 	t.Run("the CPI's calls succeed over TLS", func(t *testing.T) {
@@ -167,14 +115,14 @@ func TestQemuTLS(t *testing.T) {
 	})
 
 	otherCA := newAuthority(t, "bosh-libvirt-cpi other CA")
-	untrustedCert, untrustedKey := otherCA.issue(t, "mht stranger", x509.ExtKeyUsageClientAuth)
+	untrustedCert, untrustedKey := issue(t, otherCA, "mht stranger", x509.ExtKeyUsageClientAuth)
 	refusals := []struct {
 		name          string
 		client        cpiclient.Client
 		wantInMessage string
 	}{
-		{"a CA that did not sign the server's certificate", tlsClient(z, otherCA.certPEM, clientCert, clientKey), "libvirtd's TLS certificate is not accepted"},
-		{"a client certificate the server does not trust", tlsClient(z, ca.certPEM, untrustedCert, untrustedKey), "libvirtd refused the CPI's TLS client certificate"},
+		{"a CA that did not sign the server's certificate", tlsClient(z, otherCA.CertPEM, clientCert, clientKey), "libvirtd's TLS certificate is not accepted"},
+		{"a client certificate the server does not trust", tlsClient(z, ca.CertPEM, untrustedCert, untrustedKey), "libvirtd refused the CPI's TLS client certificate"},
 	}
 	for _, r := range refusals {
 		t.Run(r.name+" is refused", func(t *testing.T) {

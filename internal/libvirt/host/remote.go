@@ -2,12 +2,8 @@ package host
 
 import (
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,6 +14,7 @@ import (
 
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/tlsrefusal"
 )
 
 // remoteDialer dials a qemu+ssh:// or qemu+tls:// URI with the key material
@@ -59,19 +56,13 @@ func remoteDialer(u *url.URL, cfg config.Config) (socket.Dialer, string, error) 
 // as libvirtd's alert, go-libvirt's status-byte check or the connection
 // closed right after the handshake.
 func tlsRefusal(cfg config.Config, err error) string {
-	if err == nil || cfg.Transport() != "tls" {
+	if cfg.Transport() != "tls" {
 		return ""
 	}
-	var verification *tls.CertificateVerificationError
-	var unknownCA x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	switch {
-	case errors.As(err, &verification), errors.As(err, &unknownCA), errors.As(err, &hostname), errors.As(err, &invalid):
+	switch tlsrefusal.Of(err) {
+	case tlsrefusal.ServerRefused:
 		return "libvirtd's TLS certificate is not accepted (is it signed by tls.ca_cert, valid now, and does it name the host the uri dials?)"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		strings.Contains(err.Error(), "remote error: tls:"),
-		strings.Contains(err.Error(), "server verification (of our certificate"):
+	case tlsrefusal.ClientRefused:
 		return "libvirtd refused the CPI's TLS client certificate (is tls.client_cert signed by a CA in libvirtd's ca_file, valid now, and its DN allowed by tls_allowed_dn_list?)"
 	}
 	return ""
