@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/atomicfile"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/config"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/cpierr"
 	"github.com/bosh-libvirt-cpi/bosh-libvirt-cpi/internal/doctor"
@@ -179,9 +179,10 @@ func (b *Backend) sweepVM(ctx context.Context, cid string) error {
 			return err
 		}
 	}
-	// The settings the CPI saves beside a VM once its domain runs.
+	// The settings the CPI saves beside a VM once its domain runs, with
+	// what a write killed before its rename left.
 	for _, name := range []string{cid + ".json", cid + ".ssh_public_key"} {
-		if err := os.Remove(filepath.Join(b.cfg.VMDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := atomicfile.Remove(filepath.Join(b.cfg.VMDir(), name)); err != nil {
 			return fmt.Errorf("removing '%s': %w", name, err)
 		}
 	}
