@@ -150,6 +150,12 @@ func TestGuestLifecycle(t *testing.T) {
 	}
 
 	diskCID := w.callString("create_disk", 64, map[string]any{}, vm1)
+	t.Cleanup(func() {
+		// The later VMs' cleanups run first (LIFO); vm1's runs after this
+		// one, so a failed test may leave the disk attached to vm1 here.
+		env.Client.Call("detach_disk", vm1, diskCID)
+		env.Client.Call("delete_disk", diskCID)
+	})
 	w.attach(vm1, diskCID)
 	first, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
 	if err != nil {
