@@ -169,11 +169,13 @@ func TestGuestLifecycle(t *testing.T) {
 	// the guest wrote before.
 	before := len(env.GuestReports(vm1))
 	w.call("reboot_vm", vm1)
-	next, err = checkBoot(env, vm1, "agent-one", w.manualIP(10), rebootStart(env, vm1, before), bootTimeout)
-	if err != nil {
+	booted := rebootStart(env, vm1, before)
+	if _, err := checkBoot(env, vm1, "agent-one", w.manualIP(10), booted, bootTimeout); err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
-	again, err := checkDiskResolves(env, vm1, diskCID, next, bootTimeout)
+	// From the new boot's first report: the disk is there from the start,
+	// so its report may come before a NIC's (a renewed DHCP lease is quick).
+	again, err := checkDiskResolves(env, vm1, diskCID, booted, bootTimeout)
 	if err != nil {
 		t.Fatalf("after reboot_vm: %v", err)
 	}
