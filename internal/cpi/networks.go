@@ -34,7 +34,7 @@ func (c *CPI) CreateNetwork(def network.Definition) (string, network.Addresses, 
 		return "", network.Addresses{}, nil, err
 	}
 	var managed *network.Managed
-	create := func() error {
+	create := func(def network.Definition) error {
 		var err error
 		if managed, err = network.PlanManaged(def); err != nil {
 			return cpierr.New(cpierr.TypeCpiError, err, "create_network")
@@ -45,9 +45,9 @@ func (c *CPI) CreateNetwork(def network.Definition) (string, network.Addresses, 
 		return nil
 	}
 	if def.Range != "" {
-		err = create()
+		err = create(def)
 	} else {
-		err = c.createInFreeSubnet(nets, &def, create)
+		err = c.createInFreeSubnet(nets, def, create)
 	}
 	if err != nil {
 		return "", network.Addresses{}, nil, err
@@ -56,9 +56,10 @@ func (c *CPI) CreateNetwork(def network.Definition) (string, network.Addresses, 
 	return managed.Plan.Name, managed.Addresses, managed.CloudProperties, nil
 }
 
-// createInFreeSubnet sets def's range to a free /netmask_bits block of the
-// managed network pool and runs create while that block stays reserved.
-func (c *CPI) createInFreeSubnet(nets Networks, def *network.Definition, create func() error) error {
+// createInFreeSubnet runs create with def given a free /netmask_bits block
+// of the managed network pool as its range, while that block stays
+// reserved.
+func (c *CPI) createInFreeSubnet(nets Networks, def network.Definition, create func(network.Definition) error) error {
 	if def.NetmaskBits < 1 || def.NetmaskBits > 30 {
 		return cpierr.New(cpierr.TypeCpiError, nil, "create_network: netmask_bits %d is not 1 to 30", def.NetmaskBits)
 	}
@@ -66,13 +67,13 @@ func (c *CPI) createInFreeSubnet(nets Networks, def *network.Definition, create 
 	if err != nil {
 		return cpierr.New(cpierr.TypeCpiError, err, "create_network: managed_network_pool")
 	}
-	name, err := network.RequestedName(*def)
+	name, err := network.RequestedName(def)
 	if err != nil {
 		return cpierr.New(cpierr.TypeCpiError, err, "create_network")
 	}
 	err = nets.WithFreeSubnet(c.ctx, pool, def.NetmaskBits, name, func(subnet *net.IPNet) error {
 		def.Range = subnet.String()
-		return create()
+		return create(def)
 	})
 	return cpierr.Wrap(err, "create_network: choosing a /%d in managed_network_pool %s", def.NetmaskBits, pool)
 }

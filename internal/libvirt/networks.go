@@ -271,16 +271,10 @@ func (b *Backend) ownSubnet(name string) *net.IPNet {
 	if name == "" {
 		return nil
 	}
-	netw, err := b.conn.NetworkLookupByName(name)
-	if err != nil {
-		return nil
-	}
-	doc, err := b.networkDoc(netw)
-	if err != nil || !xmldef.OwnsNetwork(doc) {
-		return nil
-	}
-	if subnets := xmldef.NetworkSubnets(doc); len(subnets) == 1 {
-		return subnets[0]
+	if _, doc, ok := b.ownedNetwork(name); ok {
+		if subnets := xmldef.NetworkSubnets(doc); len(subnets) == 1 {
+			return subnets[0]
+		}
 	}
 	return nil
 }
