@@ -29,8 +29,7 @@ func NewTLSPair() (certPEM, keyPEM string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})), nil
+	return pemOf("CERTIFICATE", der), pemOf("EC PRIVATE KEY", keyDER), nil
 }
 
 // Authority is a test CA: its certificate as PEM, and its key to sign
