@@ -35,8 +35,9 @@ func (r *Runtime) diskMount(vmCID, diskCID string) string {
 	return filepath.Join(r.vmDir(vmCID), "disks", diskCID)
 }
 
-// requireLocal refuses disk work when the daemon is on another machine:
-// the disk images and their mounts live on the Docker host.
+// requireLocal refuses what needs a disk's bytes when the daemon is on
+// another machine: disk images and their mounts live on the Docker host,
+// a remote host's disk volumes are beyond the API's reach.
 func (r *Runtime) requireLocal(what string) error {
 	if r.local {
 		return nil
@@ -52,11 +53,11 @@ func (r *Runtime) CreateDisk(ctx context.Context, spec disk.Spec) error {
 
 // createDisk makes a sparse ext4 image of sizeMiB. On failure nothing is left.
 func (r *Runtime) createDisk(ctx context.Context, cid string, sizeMiB int) error {
-	if err := r.requireLocal("creating disk '" + cid + "'"); err != nil {
-		return err
-	}
 	if err := disk.CheckSizeMiB("disk size", sizeMiB); err != nil {
 		return err
+	}
+	if !r.local {
+		return r.createVolumeDisk(ctx, cid, sizeMiB)
 	}
 	img := r.diskImage(cid)
 	if err := os.MkdirAll(filepath.Dir(img), 0o700); err != nil {
@@ -99,9 +100,19 @@ func (r *Runtime) statDisk(cid string) (os.FileInfo, error) {
 	return st, err
 }
 
+// findDisk is ErrNotFound when the disk is not there: its image, or on a
+// remote host its volume.
+func (r *Runtime) findDisk(ctx context.Context, cid string) error {
+	if !r.local {
+		return r.findVolumeDisk(ctx, cid)
+	}
+	_, err := r.statDisk(cid)
+	return err
+}
+
 // HasDisk tells whether the disk exists.
 func (r *Runtime) HasDisk(ctx context.Context, cid string) (bool, error) {
-	_, err := r.statDisk(cid)
+	err := r.findDisk(ctx, cid)
 	if errors.Is(err, cpierr.ErrNotFound) {
 		return false, nil
 	}
@@ -110,6 +121,9 @@ func (r *Runtime) HasDisk(ctx context.Context, cid string) (bool, error) {
 
 // DeleteDisk removes the image and its metadata; ErrInUse while attached.
 func (r *Runtime) DeleteDisk(ctx context.Context, cid string) error {
+	if !r.local {
+		return r.deleteVolumeDisk(ctx, cid)
+	}
 	if _, err := r.statDisk(cid); err != nil {
 		return err
 	}
@@ -132,6 +146,9 @@ func (r *Runtime) DeleteDisk(ctx context.Context, cid string) error {
 
 // DiskHolders lists the VMs the disk is attached to (at most one).
 func (r *Runtime) DiskHolders(ctx context.Context, diskCID string) ([]string, error) {
+	if !r.local {
+		return r.volumeHolders(ctx, diskCID)
+	}
 	matches, err := filepath.Glob(filepath.Join(r.cfg.StoreDir, "vms", "*", "disks", diskCID))
 	if err != nil {
 		return nil, err
@@ -144,14 +161,15 @@ func (r *Runtime) DiskHolders(ctx context.Context, diskCID string) ([]string, er
 }
 
 // AttachDisk mounts the disk into the running container without touching
-// the container, and returns the hint: the path inside the container the
-// warden agent bind-mounts. Attaching it again to the same VM returns the
-// same hint; ErrInUse when another VM has it.
+// the container (on a remote host: recreates it, volumedisks.go), and
+// returns the hint: the path inside the container the warden agent
+// bind-mounts. Attaching it again to the same VM returns the same hint;
+// ErrInUse when another VM has it.
 func (r *Runtime) AttachDisk(ctx context.Context, vmCID, diskCID string) (disk.Hint, error) {
-	hint := disk.Hint{ID: diskCID, Path: DiskHintDir + "/" + diskCID}
-	if err := r.requireLocal("attaching disk '" + diskCID + "'"); err != nil {
-		return disk.Hint{}, err
+	if !r.local {
+		return r.attachVolumeDisk(ctx, vmCID, diskCID)
 	}
+	hint := disk.Hint{ID: diskCID, Path: DiskHintDir + "/" + diskCID}
 	if _, err := r.inspectVM(ctx, vmCID); err != nil {
 		return disk.Hint{}, err
 	}
@@ -202,6 +220,9 @@ func (r *Runtime) mountDisk(vmCID, diskCID string) error {
 // (the agent has not unmounted /var/vcap/store): attaching it elsewhere
 // then would mount one filesystem twice.
 func (r *Runtime) DetachDisk(ctx context.Context, vmCID, diskCID string) error {
+	if !r.local {
+		return r.detachVolumeDisk(ctx, vmCID, diskCID)
+	}
 	c, err := r.inspectVM(ctx, vmCID)
 	if err != nil {
 		return err
@@ -260,8 +281,12 @@ func (r *Runtime) unmountDisk(vmCID, diskCID string) error {
 
 // AttachedDisks lists the persistent disks attached to the VM.
 func (r *Runtime) AttachedDisks(ctx context.Context, vmCID string) ([]string, error) {
-	if _, err := r.inspectVM(ctx, vmCID); err != nil {
+	c, err := r.inspectVM(ctx, vmCID)
+	if err != nil {
 		return nil, err
+	}
+	if !r.local {
+		return volumeDisksOf(c), nil
 	}
 	return r.attachedDisks(vmCID)
 }
@@ -307,6 +332,9 @@ func (r *Runtime) ensureDiskMounts(vmCID string) error {
 // ResizeDisk grows a detached disk: the image, then its filesystem.
 // Shrinking is refused; ErrInUse while attached.
 func (r *Runtime) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error {
+	if err := r.requireLocal("resizing disk '" + cid + "'"); err != nil {
+		return err
+	}
 	st, err := r.statDisk(cid)
 	if err != nil {
 		return err
@@ -345,7 +373,7 @@ func (r *Runtime) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 
 // SetDiskMetadata stores the metadata beside the image.
 func (r *Runtime) SetDiskMetadata(ctx context.Context, cid string, meta disk.Metadata) error {
-	if _, err := r.statDisk(cid); err != nil {
+	if err := r.findDisk(ctx, cid); err != nil {
 		return err
 	}
 	return writeJSON(r.diskMetaFile(cid), meta)
@@ -353,7 +381,7 @@ func (r *Runtime) SetDiskMetadata(ctx context.Context, cid string, meta disk.Met
 
 // GetDiskMetadata reads it (empty when none was set).
 func (r *Runtime) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadata, error) {
-	if _, err := r.statDisk(cid); err != nil {
+	if err := r.findDisk(ctx, cid); err != nil {
 		return nil, err
 	}
 	meta := disk.Metadata{}
@@ -367,6 +395,9 @@ func (r *Runtime) GetDiskMetadata(ctx context.Context, cid string) (disk.Metadat
 // attached disk's filesystem is frozen during the copy so the copy is
 // consistent.
 func (r *Runtime) SnapshotDisk(ctx context.Context, diskCID, snapCID string, meta disk.Metadata) error {
+	if err := r.requireLocal("snapshotting disk '" + diskCID + "'"); err != nil {
+		return err
+	}
 	if _, err := r.statDisk(diskCID); err != nil {
 		return err
 	}

@@ -201,13 +201,14 @@ func TestDetachRefusedWhileGuestHoldsDisk(t *testing.T) {
 	}
 }
 
-// On a remote daemon the disk methods say plainly that they cannot work.
+// On a remote daemon what needs a disk's bytes says plainly that it
+// cannot work, before any call to the daemon.
 func TestDisksRemoteNotSupported(t *testing.T) {
 	r := &Runtime{cfg: Config{Host: "tcp://docker.example:2376"}.withDefaults()}
 	d := disk.NewCID()
 	for name, err := range map[string]error{
-		"create_disk": r.createDisk(t.Context(), d, 8),
-		"attach_disk": errOnly(r.AttachDisk(t.Context(), "vm-x", d)),
+		"resize_disk":   r.ResizeDisk(t.Context(), d, 64),
+		"snapshot_disk": r.SnapshotDisk(t.Context(), d, disk.NewSnapshotCID(), nil),
 	} {
 		if !errors.Is(err, cpierr.ErrNotSupported) || !strings.Contains(err.Error(), "Docker runtime") {
 			t.Errorf("%s on a remote daemon: want ErrNotSupported naming the Docker runtime, got %v", name, err)

@@ -1,11 +1,12 @@
 // Package docker runs BOSH VMs as Docker containers: stemcells are images
 // imported from a warden rootfs tgz, VMs are containers, persistent disks
 // are ext4 filesystem images loop-mounted into a per-container shared
-// directory. It is the only package that imports the Docker client.
+// directory (on a remote tcp:// host: volumes, mounted by recreating the
+// container). It is the only package that imports the Docker client.
 //
 // What it needs from the host: a Docker daemon (API 1.41 or later) and,
-// for persistent disks, the CPI running as root on the Docker host itself
-// (it mounts disk images there; see disks.go).
+// for disks mounted without recreating the container, the CPI running as
+// root on the Docker host itself (see disks.go).
 package docker
 
 import (

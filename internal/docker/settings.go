@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -52,6 +53,11 @@ func (r *Runtime) writeSettings(ctx context.Context, cid string, settings agents
 	if err != nil {
 		return fmt.Errorf("encoding agent settings of VM '%s': %w", cid, err)
 	}
+	return r.putSettings(ctx, cid, body)
+}
+
+// putSettings writes the encoded settings as writeSettings says.
+func (r *Runtime) putSettings(ctx context.Context, cid string, body []byte) error {
 	if r.local {
 		if _, err := os.Stat(r.settingsFile(cid)); err == nil {
 			if err := writeInPlace(r.settingsFile(cid), body); err != nil {
@@ -152,3 +158,26 @@ func readJSON(file string, v any) error {
 	}
 	return nil
 }
+
+// readSettings is the settings file of a container (by ID or name), as
+// written: what a recreated container gets (recreate.go).
+func (r *Runtime) readSettings(ctx context.Context, vmCID, containerID string) ([]byte, error) {
+	rc, _, err := r.api.CopyFromContainer(ctx, containerID, SettingsPath)
+	if err != nil {
+		return nil, r.fail(err, "reading the agent settings of VM '%s'", vmCID)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("reading the agent settings of VM '%s': no file in the daemon's archive: %w", vmCID, err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			return io.ReadAll(io.LimitReader(tr, maxSettingsBytes))
+		}
+	}
+}
+
+// maxSettingsBytes bounds what readSettings takes in (settings are a few KiB).
+const maxSettingsBytes = 16 << 20

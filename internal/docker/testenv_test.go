@@ -301,7 +301,7 @@ func (e *testEnv) testNetwork() (string, *Subnet) {
 func (e *testEnv) leftovers() []string {
 	e.t.Helper()
 	var out []string
-	prefixArgs := filters.NewArgs(filters.Arg("name", e.cfg.NamePrefix))
+	prefixArgs := prefixFilter(e.cfg.NamePrefix)
 	cs, err := e.r.api.ContainerList(e.ctx, container.ListOptions{All: true, Filters: prefixArgs})
 	if err != nil {
 		e.t.Fatal(err)
@@ -363,7 +363,7 @@ func (e *testEnv) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	api := e.r.api
-	prefixArgs := filters.NewArgs(filters.Arg("name", e.cfg.NamePrefix))
+	prefixArgs := prefixFilter(e.cfg.NamePrefix)
 	if cs, err := api.ContainerList(ctx, container.ListOptions{All: true, Filters: prefixArgs}); err == nil {
 		for _, c := range cs {
 			e.t.Logf("cleanup: removing container %s", containerName(c))
@@ -405,3 +405,6 @@ func networkInspectOpts() network.InspectOptions { return network.InspectOptions
 func networkListByName(name string) network.ListOptions {
 	return network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))}
 }
+
+// prefixFilter selects the objects whose name has the test's prefix.
+func prefixFilter(prefix string) filters.Args { return filters.NewArgs(filters.Arg("name", prefix)) }

@@ -135,6 +135,13 @@ func (r *Runtime) createVM(ctx context.Context, spec containerSpec, settings age
 	if err != nil {
 		return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
 	}
+	if !r.local {
+		diskMounts, err := r.volumeDiskMountsAtCreation(ctx, spec.CID, spec.Disks)
+		if err != nil {
+			return settings, fmt.Errorf("creating VM '%s': %w", spec.CID, err)
+		}
+		mounts = append(mounts, diskMounts...)
+	}
 	if err := r.createContainer(ctx, spec, img.ID, plan, mounts, u); err != nil {
 		return settings, err
 	}
@@ -208,7 +215,8 @@ func (r *Runtime) createContainer(ctx context.Context, spec containerSpec, image
 }
 
 // attachAtCreation mounts the spec's disks into the created container's
-// disk directory, as attach_disk would, before it starts.
+// disk directory, as attach_disk would, before it starts (on a remote host
+// the container was made with their volumes: only the hints remain).
 func (r *Runtime) attachAtCreation(ctx context.Context, spec containerSpec, settings agentsettings.Settings, u *undo) (agentsettings.Settings, error) {
 	if len(spec.Disks) > 0 && spec.DisksInSettings {
 		settings.Disks.Persistent = maps.Clone(settings.Disks.Persistent)
@@ -217,11 +225,14 @@ func (r *Runtime) attachAtCreation(ctx context.Context, spec containerSpec, sett
 		}
 	}
 	for _, d := range spec.Disks {
-		hint, err := r.AttachDisk(ctx, spec.CID, d)
-		if err != nil {
-			return settings, err
+		hint := disk.Hint{ID: d, Path: DiskHintDir + "/" + d}
+		if r.local {
+			var err error
+			if hint, err = r.AttachDisk(ctx, spec.CID, d); err != nil {
+				return settings, err
+			}
+			u.add("unmounting disk "+d, func(context.Context) error { return r.unmountDisk(spec.CID, d) })
 		}
-		u.add("unmounting disk "+d, func(context.Context) error { return r.unmountDisk(spec.CID, d) })
 		if spec.DisksInSettings {
 			settings.Disks.Persistent[d] = hint
 		}
@@ -275,8 +286,18 @@ func (r *Runtime) prepareMounts(ctx context.Context, cid string, withSettings bo
 	return append(mounts, settingsMount), nil
 }
 
-// inspectVM finds a container of ours; ErrNotFound otherwise.
+// inspectVM finds a container of ours; ErrNotFound otherwise. On a remote
+// host it first undoes a recreation a killed call left (recreate.go).
 func (r *Runtime) inspectVM(ctx context.Context, cid string) (container.InspectResponse, error) {
+	if !r.local {
+		if err := r.settle(ctx, cid); err != nil {
+			return container.InspectResponse{}, err
+		}
+	}
+	return r.inspectContainer(ctx, cid)
+}
+
+func (r *Runtime) inspectContainer(ctx context.Context, cid string) (container.InspectResponse, error) {
 	c, err := r.api.ContainerInspect(ctx, r.name(cid))
 	if err != nil {
 		return c, r.fail(err, "finding VM '%s'", cid)
