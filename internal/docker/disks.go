@@ -127,12 +127,8 @@ func (r *Runtime) DeleteDisk(ctx context.Context, cid string) error {
 	if _, err := r.statDisk(cid); err != nil {
 		return err
 	}
-	holders, err := r.DiskHolders(ctx, cid)
-	if err != nil {
+	if err := r.refuseAttached(ctx, cid); err != nil {
 		return err
-	}
-	if len(holders) > 0 {
-		return fmt.Errorf("disk '%s' is attached to VM '%s': %w", cid, holders[0], cpierr.ErrInUse)
 	}
 	if err := os.Remove(r.diskImage(cid)); err != nil {
 		return fmt.Errorf("deleting disk '%s': %w", cid, err)
@@ -141,6 +137,18 @@ func (r *Runtime) DeleteDisk(ctx context.Context, cid string) error {
 		return fmt.Errorf("deleting metadata of disk '%s': %w", cid, err)
 	}
 	r.log.Info("disk deleted", "cid", cid)
+	return nil
+}
+
+// refuseAttached is ErrInUse, naming the VM, while the disk is attached.
+func (r *Runtime) refuseAttached(ctx context.Context, cid string) error {
+	holders, err := r.DiskHolders(ctx, cid)
+	if err != nil {
+		return err
+	}
+	if len(holders) > 0 {
+		return fmt.Errorf("disk '%s' is attached to VM '%s': %w", cid, holders[0], cpierr.ErrInUse)
+	}
 	return nil
 }
 
@@ -342,12 +350,8 @@ func (r *Runtime) ResizeDisk(ctx context.Context, cid string, sizeMiB int) error
 	if err := disk.CheckSizeMiB("disk size", sizeMiB); err != nil {
 		return err
 	}
-	holders, err := r.DiskHolders(ctx, cid)
-	if err != nil {
-		return err
-	}
-	if len(holders) > 0 {
-		return fmt.Errorf("resizing disk '%s': attached to VM '%s': %w", cid, holders[0], cpierr.ErrInUse)
+	if err := r.refuseAttached(ctx, cid); err != nil {
+		return fmt.Errorf("resizing: %w", err)
 	}
 	newSize := int64(sizeMiB) << 20
 	switch {

@@ -125,12 +125,7 @@ func TestRemoteDaemonOverTLS(t *testing.T) {
 	if err := e.r.DeleteVM(e.ctx, spec.CID); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.r.DeleteStemcell(e.ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-	if left := e.leftovers(); len(left) > 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	e.deleteStemcellLeavingNothing(sc)
 
 	other := newCA(t, "another CA")
 	strangerCert, strangerKey := issueCert(t, other, "stranger", x509.ExtKeyUsageClientAuth)

@@ -124,12 +124,7 @@ func TestRemoteDisksRecreateTheContainer(t *testing.T) {
 	if err := e.r.DeleteNetwork(e.ctx, netName); err != nil {
 		t.Error(err)
 	}
-	if err := e.r.DeleteStemcell(e.ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-	if left := e.leftovers(); len(left) > 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	e.deleteStemcellLeavingNothing(sc)
 }
 
 // What a recreation killed midway leaves is undone by the next call that
@@ -170,12 +165,7 @@ func TestRemoteRecreationKilledMidwayIsUndone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.r.DeleteStemcell(e.ctx, sc); err != nil {
-		t.Fatal(err)
-	}
-	if left := e.leftovers(); len(left) > 0 {
-		t.Errorf("left behind: %v", left)
-	}
+	e.deleteStemcellLeavingNothing(sc)
 }
 
 // bootAgent creates the VM and waits for its agent's settings report.

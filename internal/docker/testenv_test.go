@@ -408,3 +408,15 @@ func networkListByName(name string) network.ListOptions {
 
 // prefixFilter selects the objects whose name has the test's prefix.
 func prefixFilter(prefix string) filters.Args { return filters.NewArgs(filters.Arg("name", prefix)) }
+
+// deleteStemcellLeavingNothing deletes the test's stemcell last and fails
+// the test for anything of its own still there.
+func (e *testEnv) deleteStemcellLeavingNothing(sc string) {
+	e.t.Helper()
+	if err := e.r.DeleteStemcell(e.ctx, sc); err != nil {
+		e.t.Fatal(err)
+	}
+	if left := e.leftovers(); len(left) > 0 {
+		e.t.Errorf("left behind: %v", left)
+	}
+}

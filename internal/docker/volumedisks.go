@@ -81,12 +81,8 @@ func (r *Runtime) deleteVolumeDisk(ctx context.Context, cid string) error {
 	if err := r.findVolumeDisk(ctx, cid); err != nil {
 		return err
 	}
-	holders, err := r.volumeHolders(ctx, cid)
-	if err != nil {
+	if err := r.refuseAttached(ctx, cid); err != nil {
 		return err
-	}
-	if len(holders) > 0 {
-		return fmt.Errorf("disk '%s' is attached to VM '%s': %w", cid, holders[0], cpierr.ErrInUse)
 	}
 	if err := r.api.VolumeRemove(ctx, r.name(cid), false); err != nil {
 		return r.fail(err, "deleting disk '%s' (volume '%s')", cid, r.name(cid))
