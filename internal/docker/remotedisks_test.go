@@ -18,7 +18,8 @@ import (
 // which keeps its name, static IP, MACs and settings (the agent in the new
 // container reads the same document, by its hash), the agent finds the
 // disk at its hint, and the data the first VM's agent wrote is read by a
-// second VM's agent after detach and attach. Refusals as on a local host;
+// second VM's agent after detach and attach, and by a third made with the
+// disk at create_vm. Refusals as on a local host;
 // resize and snapshot NotSupported; nothing left after the deletes.
 func TestRemoteDisksRecreateTheContainer(t *testing.T) {
 	e, remote, _, _ := newRemoteEnv(t)
@@ -114,6 +115,20 @@ func TestRemoteDisksRecreateTheContainer(t *testing.T) {
 	}
 	if holders, err := e.r.DiskHolders(e.ctx, d); err != nil || len(holders) != 0 {
 		t.Errorf("holders after delete_vm: %v %v", holders, err)
+	}
+	// create_vm naming the disk (a recreated VM's): made with its volume.
+	spec3 := e.agentSpec(sc, "", nil, "")
+	spec3.Disks = []string{d}
+	e.bootAgent(spec3, agentSettings(spec3, nil, "02:b0:5c:00:02:03"))
+	third, err := checkAgentDisk(e, spec3.CID, d, hint, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Created || writtenBy(third) != vm1.AgentID {
+		t.Errorf("a VM made with the disk should find the first agent's (%s) marker: %s", vm1.AgentID, rawReport(third))
+	}
+	if err := e.r.DeleteVM(e.ctx, spec3.CID); err != nil {
+		t.Fatal(err)
 	}
 	if err := e.r.DeleteDisk(e.ctx, d); err != nil {
 		t.Fatal(err)
