@@ -169,8 +169,5 @@ func (r *Runtime) prevContainer(ctx context.Context, vmCID string) (container.In
 		}
 		return c, false, err
 	}
-	if c.Config == nil || !ours(c.Config.Labels) || c.Config.Labels[LabelCID] != vmCID {
-		return c, false, nil
-	}
-	return c, true, nil
+	return c, isVMContainer(c, vmCID), nil
 }

@@ -302,10 +302,16 @@ func (r *Runtime) inspectContainer(ctx context.Context, cid string) (container.I
 	if err != nil {
 		return c, r.fail(err, "finding VM '%s'", cid)
 	}
-	if c.Config == nil || !ours(c.Config.Labels) || c.Config.Labels[LabelCID] != cid {
+	if !isVMContainer(c, cid) {
 		return c, fmt.Errorf("VM '%s': container '%s' is not one of ours: %w", cid, r.name(cid), cpierr.ErrNotFound)
 	}
 	return c, nil
+}
+
+// isVMContainer tells whether c is a container of ours made for VM cid
+// (under its name, or renamed by a recreation).
+func isVMContainer(c container.InspectResponse, cid string) bool {
+	return c.Config != nil && ours(c.Config.Labels) && c.Config.Labels[LabelCID] == cid
 }
 
 // HasVM tells whether the VM's container exists (running or not).
