@@ -36,7 +36,8 @@ func FuzzServe(f *testing.F) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, request string) {
-		out := serve([]byte(request), cfgPath, log)
+		out, closeConnections := serve([]byte(request), cfgPath, log)
+		closeConnections()
 		var resp rpc.Response
 		if err := json.Unmarshal(out, &resp); err != nil {
 			t.Fatalf("response is not JSON: %s", out)

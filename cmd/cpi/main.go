@@ -48,7 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		log.Error("reading the request from stdin", "error", err)
 		return 1
 	}
-	response := serve(request, *configPath, log)
+	response, closeConnections := serve(request, *configPath, log)
+	defer closeConnections()
 	if _, err := stdout.Write(response); err != nil {
 		log.Error("writing the response to stdout", "error", err)
 		return 1
@@ -65,7 +66,11 @@ type requestHead struct {
 }
 
 // serve answers one request; it never panics and always returns a response.
-func serve(request []byte, configPath string, log *slog.Logger) (response []byte) {
+// The runtime's connections stay open until closeConnections: the caller
+// writes the response first, so that a call killed after its work is done
+// has most likely answered (closing libvirt's connection is a round trip).
+func serve(request []byte, configPath string, log *slog.Logger) (response []byte, closeConnections func()) {
+	closeConnections = func() {}
 	var head requestHead
 	_ = json.Unmarshal(request, &head)
 	log = log.With("method", head.Method, "request_id", head.Context.RequestID)
@@ -79,15 +84,15 @@ func serve(request []byte, configPath string, log *slog.Logger) (response []byte
 	}()
 
 	if configPath == "" {
-		return errorResponse(cpierr.TypeCpiError, "no config: run as 'cpi -configPath /path/to/cpi.json'")
+		return errorResponse(cpierr.TypeCpiError, "no config: run as 'cpi -configPath /path/to/cpi.json'"), closeConnections
 	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		log.Error("invalid config", "error", err)
-		return errorResponse(cpierr.TypeCpiError, err.Error())
+		return errorResponse(cpierr.TypeCpiError, err.Error()), closeConnections
 	}
 	factory := cpi.NewFactory(cfg, log, runtimeSelector(log))
-	defer factory.Close()
+	closeConnections = func() { factory.Close() }
 
 	// bosh-cpi-go's dispatcher logs whole requests at debug level, and they
 	// hold secrets (env carries the agent's mbus certificate): keep it quiet.
@@ -95,7 +100,7 @@ func serve(request []byte, configPath string, log *slog.Logger) (response []byte
 	dispatcher := rpc.NewJSONDispatcher(actionFactory{inner: apiv1.NewActionFactory(factory), cpis: factory}, rpc.NewJSONCaller(), quiet)
 	response = dispatcher.Dispatch(request)
 	logOutcome(log, response, time.Since(start))
-	return response
+	return response, closeConnections
 }
 
 func logOutcome(log *slog.Logger, response []byte, took time.Duration) {

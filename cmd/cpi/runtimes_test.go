@@ -27,7 +27,8 @@ func infoForKeys(t *testing.T, keys string) rpc.Response {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out := serve([]byte(`{"method":"info","arguments":[],"context":{}}`), cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	out, closeConnections := serve([]byte(`{"method":"info","arguments":[],"context":{}}`), cfgPath, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	closeConnections()
 	var resp rpc.Response
 	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatalf("response is not JSON: %s", out)
